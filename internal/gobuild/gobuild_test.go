@@ -1,0 +1,139 @@
+package gobuild
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kilnbuild/kiln/internal/vcs"
+)
+
+type fakeRunner struct {
+	dir  string
+	env  []string
+	args []string
+	err  error
+}
+
+func (f *fakeRunner) Run(_ context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
+	f.dir, f.env, f.args = dir, env, append([]string{name}, args...)
+	return nil, f.err
+}
+
+func TestBuildCommandLine(t *testing.T) {
+	r := &fakeRunner{}
+	b := &Builder{Env: []string{"HOME=/h", "GOOS=windows"}, Runner: r}
+	err := b.Build(context.Background(), Target{
+		Package:  Package{ImportPath: "example.com/m/cmd/a", Dir: "/src/cmd/a"},
+		Platform: v1.Platform{OS: "linux", Architecture: "arm", Variant: "v7"},
+		Env:      []string{"FOO=bar"},
+		Flags:    []string{"-tags=netgo"},
+		Ldflags:  []string{"-s", "-w", "-X main.v=1"},
+	}, "/out/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantArgs := []string{"go", "build", "-o", "/out/a", "-trimpath", "-ldflags=-s -w -X main.v=1", "-tags=netgo", "--", "example.com/m/cmd/a"}
+	if !reflect.DeepEqual(r.args, wantArgs) {
+		t.Errorf("args = %q\nwant %q", r.args, wantArgs)
+	}
+	wantEnv := []string{"HOME=/h", "GOOS=windows", "CGO_ENABLED=0", "FOO=bar", "GOOS=linux", "GOARCH=arm", "GOARM=7"}
+	if !reflect.DeepEqual(r.env, wantEnv) {
+		t.Errorf("env = %q\nwant %q (the platform must come last)", r.env, wantEnv)
+	}
+	if r.dir != "/src/cmd/a" {
+		t.Errorf("dir = %q", r.dir)
+	}
+}
+
+func TestBuildCompileErrorShowsOutput(t *testing.T) {
+	r := &fakeRunner{err: &CommandError{Err: errors.New("exit status 1"), Output: "./main.go:3:1: syntax error"}}
+	b := &Builder{Runner: r}
+	err := b.Build(context.Background(), Target{Package: Package{ImportPath: "x"}, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}}, "/o")
+	if !errors.Is(err, ErrCompile) || !strings.Contains(err.Error(), "syntax error") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestCheckToolexec(t *testing.T) {
+	tests := []struct {
+		flags []string
+		env   []string
+		bad   bool
+	}{
+		{flags: []string{"-tags=x"}},
+		{flags: []string{"-toolexec=/bin/x"}, bad: true},
+		{flags: []string{"--toolexec", "/bin/x"}, bad: true},
+		{env: []string{"GOFLAGS=-mod=mod -toolexec=x"}, bad: true},
+		{env: []string{"GOFLAGS=-mod=mod"}},
+		{env: []string{"NOT_GOFLAGS=-toolexec=x"}},
+	}
+	for _, tt := range tests {
+		err := CheckToolexec(tt.flags, tt.env)
+		if got := errors.Is(err, ErrToolexec); got != tt.bad {
+			t.Errorf("CheckToolexec(%q, %q) = %v, want bad=%v", tt.flags, tt.env, err, tt.bad)
+		}
+	}
+}
+
+func TestExpand(t *testing.T) {
+	data := NewTemplateData([]string{"VERSION=1.2"}, vcs.Git{Commit: "abcdef0123456789", ShortCommit: "abcdef012345", Tag: "v1"}, time.Unix(10, 0))
+	got, err := Expand([]string{"-X main.v={{.Env.VERSION}}", "-X main.c={{.Git.Commit}}-{{.Git.ShortCommit}}-{{.Git.Tag}}", "-X main.d={{.Date}}", "-s"}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"-X main.v=1.2", "-X main.c=abcdef0123456789-abcdef012345-v1", "-X main.d=1970-01-01T00:00:10Z", "-s"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Expand = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"{{.Env.MISSING}}", "{{.Nope", "{{.Git.Nope}}"} {
+		if _, err := Expand([]string{bad}, data); !errors.Is(err, ErrBadFlag) {
+			t.Errorf("Expand(%q) err = %v, want ErrBadFlag", bad, err)
+		}
+	}
+}
+
+func TestResolve(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/m\n\ngo 1.22\n")
+	write("cmd/app/main.go", "package main\nfunc main() {}\n")
+	write("lib/lib.go", "package lib\n")
+	b := &Builder{Env: os.Environ()}
+	ctx := context.Background()
+
+	pkg, err := b.Resolve(ctx, dir, "./cmd/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pkg.ImportPath != "example.com/m/cmd/app" || pkg.ModulePath != "example.com/m" || pkg.ModuleDir != dir {
+		t.Errorf("pkg = %+v", pkg)
+	}
+	if pkg2, err := b.Resolve(ctx, dir, "ko://example.com/m/cmd/app"); err != nil || pkg2.Dir != pkg.Dir {
+		t.Errorf("ko:// form: %+v %v", pkg2, err)
+	}
+	if _, err := b.Resolve(ctx, dir, "./lib"); !errors.Is(err, ErrNotMain) {
+		t.Errorf("library: err = %v, want ErrNotMain", err)
+	}
+	if _, err := b.Resolve(ctx, dir, "./nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("missing: err = %v, want ErrNotFound", err)
+	}
+	if _, err := b.Resolve(ctx, dir, "./..."); !errors.Is(err, ErrNotFound) {
+		t.Errorf("pattern: err = %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,2 @@
+// Package vcs reads the git state of a source directory: commit, tag, dirtiness and origin.
+package vcs
