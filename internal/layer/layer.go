@@ -346,3 +346,20 @@ type readCloser struct {
 }
 
 func (r *readCloser) Close() error { return r.close() }
+
+// Validate checks the level against the algorithm's range.
+func (c Compression) Validate() error {
+	switch c.Algorithm {
+	case "", Gzip:
+		if c.Level < 0 || c.Level > 9 {
+			return fmt.Errorf("gzip compression level %d is out of range: use 1 to 9", c.Level)
+		}
+	case Zstd:
+		if c.Level < 0 || c.Level > 22 {
+			return fmt.Errorf("zstd compression level %d is out of range: use 1 to 22", c.Level)
+		}
+	default:
+		return fmt.Errorf("unknown compression %q: use gzip or zstd", c.Algorithm)
+	}
+	return nil
+}

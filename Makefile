@@ -1,0 +1,39 @@
+# kiln — run `make help` for the targets.
+SHELL := bash
+GO ?= go
+BIN := bin
+TOOLS_ENV = eval "$$(bash .ci/tools.sh $(1))"
+PODMAN_RUN := podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
+
+.PHONY: help build test unit run bench lint tools clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## compile kiln and the server into bin/
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+tools: ## install what the tests need (podman, runc, ko, crane) into the tools cache
+	bash .ci/tools.sh podman ko crane >/dev/null
+
+test: lint ## install test tools, then run every test with the race detector
+	$(call TOOLS_ENV,podman ko crane) && $(GO) test -race -count=1 -timeout 40m ./...
+
+unit: ## run the tests that need no outside program
+	$(GO) test -race -short ./...
+
+run: build ## build ./cmd/server with kiln into the local store and print how to run it
+	@ref=$$($(BIN)/kiln build ./cmd/server) && store=$$($(BIN)/kiln store-path 2>/dev/null || echo "$${XDG_DATA_HOME:-$$HOME/.local/share}/kiln/store") && \
+	echo "built $$ref" && \
+	echo "run it:  $(BIN)/kiln build --load ./cmd/server && $(PODMAN_RUN) -p 8080:8080 $${ref%@*}:latest" && \
+	echo "or from the store (an OCI layout): skopeo copy oci:$$store:$${ref%@*}:latest containers-storage:$${ref%@*}:latest"
+
+bench: build ## compare kiln with ko and bare go build (writes numbers to stdout)
+	$(call TOOLS_ENV,ko crane) && bash scripts/bench.sh
+
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+
+clean: ## remove build outputs
+	rm -rf $(BIN)

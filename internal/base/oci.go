@@ -1,0 +1,113 @@
+package base
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+)
+
+// refNameAnnotation tags a manifest in an OCI layout's index.json.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// splitLayoutRef splits "oci:DIR[:TAG]". DIR may contain ':' only before its
+// last '/', so a ':' after the last '/' starts the tag.
+func splitLayoutRef(ref string) (dir, tag string, hasTag bool) {
+	s := strings.TrimPrefix(ref, ociPrefix)
+	last := strings.LastIndex(s, "/") + 1
+	if i := strings.LastIndex(s[last:], ":"); i >= 0 {
+		return s[:last+i], s[last+i+1:], true
+	}
+	return s, "", false
+}
+
+func resolveLayout(ref string) (*Base, error) {
+	dir, tag, hasTag := splitLayoutRef(ref)
+	invalid := func(err error) error { return &Error{Ref: ref, Kind: Invalid, Err: err} }
+	if dir == "" {
+		return nil, invalid(errors.New("no layout directory named"))
+	}
+	if hasTag && tag == "" {
+		return nil, invalid(errors.New("empty tag after ':'"))
+	}
+	if st, err := os.Stat(dir); err != nil {
+		return nil, invalid(fmt.Errorf("no layout directory: %w", err))
+	} else if !st.IsDir() {
+		return nil, invalid(fmt.Errorf("%s is not a directory", dir))
+	}
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, invalid(fmt.Errorf("not an OCI image layout: %w", err))
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		return nil, invalid(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, invalid(fmt.Errorf("reading %s/index.json: %w", dir, err))
+	}
+
+	var desc *v1.Descriptor
+	if hasTag {
+		for i := range im.Manifests {
+			n := im.Manifests[i].Annotations[refNameAnnotation]
+			if n == tag {
+				desc = &im.Manifests[i]
+				break
+			}
+			if desc == nil && strings.HasSuffix(n, ":"+tag) {
+				desc = &im.Manifests[i]
+			}
+		}
+		if desc == nil {
+			return nil, &Error{Ref: ref, Kind: NotFound,
+				Err: fmt.Errorf("no manifest tagged %q in %s (it has %s)", tag, dir, refNames(im.Manifests))}
+		}
+	} else {
+		switch len(im.Manifests) {
+		case 0:
+			return nil, invalid(fmt.Errorf("%s/index.json lists no manifests", dir))
+		case 1:
+			desc = &im.Manifests[0]
+		default:
+			return nil, invalid(fmt.Errorf("%s holds %d manifests, so name one with :TAG (it has %s)",
+				dir, len(im.Manifests), refNames(im.Manifests)))
+		}
+	}
+
+	b := &Base{name: ref, digest: desc.Digest, hasDigest: true}
+	switch mt := desc.MediaType; {
+	case mt.IsIndex():
+		b.index, err = idx.ImageIndex(desc.Digest)
+	default:
+		b.image, err = idx.Image(desc.Digest)
+		if err == nil {
+			// Surface a missing or unreadable manifest blob now.
+			_, err = b.image.RawManifest()
+		}
+	}
+	if err != nil {
+		return nil, invalid(fmt.Errorf("reading manifest %s: %w", desc.Digest, err))
+	}
+	return b, nil
+}
+
+// refNames lists the manifests' ref names, or digests for untagged ones.
+func refNames(ds []v1.Descriptor) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		if n := d.Annotations[refNameAnnotation]; n != "" {
+			names[i] = n
+		} else {
+			names[i] = d.Digest.String()
+		}
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/internal/config"
+	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/pipeline"
+	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/publish"
+)
+
+type buildFlags struct {
+	platforms        []string
+	jobs             int
+	output           string
+	tags             []string
+	bare             bool
+	baseImportPaths  bool
+	preserveImports  bool
+	compression      string
+	compressionLevel int
+	load             bool
+	json             bool
+	base             string
+	store            string
+}
+
+func newBuildCommand(inv Invocation) *cobra.Command {
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build [flags] PACKAGE...",
+		Short: "Compile Go main packages and publish them as images",
+		Long: `Compile each Go main package (an import path or a ./dir path) for every
+platform, put the binary at /ko-app/<name> on the base image, and publish the
+result. Prints one REF@sha256:... line per package on stdout; progress goes to
+stderr.
+
+Outputs (--output): a registry repository (also from KO_DOCKER_REPO), oci:DIR,
+oci-archive:FILE, docker-archive:FILE; by default the local store.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("no packages given: name one or more main packages, e.g. kiln build ./cmd/server")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, inv, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: .ko.yaml defaultPlatforms, else the host's linux arch)")
+	fl.IntVarP(&f.jobs, "jobs", "j", runtime.GOMAXPROCS(0), "compiles to run at once")
+	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE (default: $KO_DOCKER_REPO, else the local store)")
+	fl.StringSliceVarP(&f.tags, "tag", "t", []string{"latest"}, "tags to publish")
+	fl.BoolVar(&f.bare, "bare", false, "name the image after the repository alone")
+	fl.BoolVarP(&f.baseImportPaths, "base-import-paths", "B", false, "name the image after the package's last path element")
+	fl.BoolVarP(&f.preserveImports, "preserve-import-paths", "P", false, "name the image after the full import path")
+	fl.StringVar(&f.compression, "compression", "", "layer compression: gzip or zstd (default: .ko.yaml, else gzip)")
+	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0: the default)")
+	fl.BoolVar(&f.load, "load", false, "also load the images into podman (or docker) through its CLI")
+	fl.BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
+	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
+	fl.StringVar(&f.store, "store", "", "local store directory (default: $KILN_STORE, else $XDG_DATA_HOME/kiln/store, else ~/.local/share/kiln/store)")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) error {
+	ctx := cmd.Context()
+	cfg, err := loadConfig(inv)
+	if err != nil {
+		return err
+	}
+	if f.base != "" {
+		cfg.DefaultBaseImage = f.base
+		cfg.BaseImageOverrides = nil
+	}
+	spec, err := platform.Parse(f.platforms)
+	if err != nil {
+		return err
+	}
+	created, err := sourceDateEpoch(inv.getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return err
+	}
+	if f.bare && (f.baseImportPaths || f.preserveImports) || f.baseImportPaths && f.preserveImports {
+		return errors.New("--bare, --base-import-paths and --preserve-import-paths exclude each other: pick one")
+	}
+	var compress *layer.Compression
+	if f.compression != "" || f.compressionLevel != 0 {
+		alg, err := layer.ParseAlgorithm(f.compression)
+		if err != nil {
+			return err
+		}
+		compress = &layer.Compression{Algorithm: alg, Level: f.compressionLevel}
+		if err := compress.Validate(); err != nil {
+			return err
+		}
+	}
+	pub, repo, err := publisherFor(inv, f)
+	if err != nil {
+		return err
+	}
+	results, err := pipeline.Run(ctx, pipeline.Options{
+		Dir:       inv.Dir,
+		Env:       inv.Env,
+		Config:    cfg,
+		Platforms: spec,
+		Jobs:      f.jobs,
+		Compress:  compress,
+		Created:   created,
+		Naming:    pipeline.Naming{Repo: repo, Bare: f.bare, BaseImportPaths: f.baseImportPaths, PreserveImportPaths: f.preserveImports},
+		Tags:      f.tags,
+		Publisher: pub,
+		Builder:   &gobuild.Builder{Env: inv.Env},
+		Progress:  inv.Stderr,
+	}, args)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		enc := json.NewEncoder(inv.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	for _, r := range results {
+		fmt.Fprintln(inv.Stdout, r.Ref)
+	}
+	return nil
+}
+
+// loadConfig finds .ko.yaml (KO_CONFIG_PATH, else the working directory)
+// and applies KO_DEFAULTBASEIMAGE.
+func loadConfig(inv Invocation) (*config.Config, error) {
+	path, err := config.Find(inv.getenv("KO_CONFIG_PATH"), inv.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &config.Config{}
+	if path != "" {
+		if cfg, err = config.Load(path); err != nil {
+			return nil, err
+		}
+	}
+	if b := inv.getenv("KO_DEFAULTBASEIMAGE"); b != "" {
+		cfg.DefaultBaseImage = b
+	}
+	return cfg, nil
+}
+
+func sourceDateEpoch(s string) (time.Time, error) {
+	if s == "" {
+		return time.Unix(0, 0).UTC(), nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds", s)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}
+
+// StoreDir is where the local store lives: $KILN_STORE, else
+// $XDG_DATA_HOME/kiln/store, else $HOME/.local/share/kiln/store.
+func StoreDir(getenv func(string) string) (string, error) {
+	if d := getenv("KILN_STORE"); d != "" {
+		return d, nil
+	}
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "kiln", "store"), nil
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "kiln", "store"), nil
+	}
+	return "", errors.New("cannot place the local store: set HOME, XDG_DATA_HOME or KILN_STORE, or pass --output")
+}
+
+func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, error) {
+	repo := inv.getenv("KO_DOCKER_REPO")
+	out := f.output
+	if out == "" && repo != "" {
+		out = repo
+	}
+	var pubs publish.Multi
+	switch {
+	case out == "":
+		dir := f.store
+		if dir == "" {
+			var err error
+			if dir, err = StoreDir(inv.getenv); err != nil {
+				return nil, "", err
+			}
+		}
+		pubs = append(pubs, &publish.Layout{Dir: dir})
+		repo = pipeline.LocalRepo
+	default:
+		dest, err := publish.ParseDestination(out)
+		if err != nil {
+			return nil, "", err
+		}
+		switch dest.Kind {
+		case "registry":
+			repo = dest.Repo
+			pubs = append(pubs, &publish.Registry{Repo: dest.Repo, Jobs: f.jobs})
+		case "oci":
+			pubs = append(pubs, &publish.Layout{Dir: abs(inv.Dir, dest.Path)})
+		case "oci-archive":
+			pubs = append(pubs, &publish.OCIArchive{File: abs(inv.Dir, dest.Path)})
+		case "docker-archive":
+			pubs = append(pubs, &publish.DockerArchive{File: abs(inv.Dir, dest.Path)})
+		}
+		if dest.Kind != "registry" && (repo == "" || out == repo) {
+			repo = pipeline.LocalRepo
+		}
+	}
+	if f.load {
+		pubs = append(pubs, &publish.Load{Env: inv.Env})
+	}
+	if len(pubs) == 1 {
+		return pubs[0], repo, nil
+	}
+	return pubs, repo, nil
+}
+
+func abs(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}

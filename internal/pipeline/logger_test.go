@@ -1,0 +1,8 @@
+package pipeline
+
+import (
+	"io"
+	"log"
+)
+
+func nilLogger() *log.Logger { return log.New(io.Discard, "", 0) }

@@ -1,0 +1,103 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry pushes to a container registry. Blobs the registry already has
+// are not sent again; layers go up concurrently.
+type Registry struct {
+	Repo      string // checked by Check; Publish takes the repo per call
+	Keychain  authn.Keychain
+	Transport http.RoundTripper
+	Jobs      int
+}
+
+var _ Publisher = (*Registry)(nil)
+
+func (r *Registry) options(ctx context.Context) []remote.Option {
+	kc := r.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if r.Transport != nil {
+		opts = append(opts, remote.WithTransport(r.Transport))
+	}
+	if r.Jobs > 0 {
+		opts = append(opts, remote.WithJobs(r.Jobs))
+	}
+	return opts
+}
+
+// Check implements Publisher: it asks the registry for push permission.
+func (r *Registry) Check(ctx context.Context) error {
+	repo, err := name.NewRepository(r.Repo)
+	if err != nil {
+		return err
+	}
+	kc := r.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	t := r.Transport
+	if t == nil {
+		t = remote.DefaultTransport
+	}
+	if err := remote.CheckPushPermission(repo.Tag("kiln-check"), kc, t); err != nil {
+		return fmt.Errorf("%w: cannot push to %s: %v", ErrNotWritable, r.Repo, firstLine(err.Error()))
+	}
+	return nil
+}
+
+// Publish implements Publisher.
+func (r *Registry) Publish(ctx context.Context, a Artifact, repo string, tags []string) (name.Digest, error) {
+	if len(tags) == 0 {
+		tags = []string{"latest"}
+	}
+	ref, err := name.NewTag(repo + ":" + tags[0])
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("invalid image name %s:%s: %w", repo, tags[0], err)
+	}
+	opts := r.options(ctx)
+	switch v := a.(type) {
+	case v1.ImageIndex:
+		err = remote.WriteIndex(ref, v, opts...)
+	case v1.Image:
+		err = remote.Write(ref, v, opts...)
+	default:
+		err = fmt.Errorf("unsupported artifact %T", a)
+	}
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("pushing %s: %v", ref, firstLine(err.Error()))
+	}
+	for _, t := range tags[1:] {
+		tag, err := name.NewTag(repo + ":" + t)
+		if err != nil {
+			return name.Digest{}, fmt.Errorf("invalid tag %q: %w", t, err)
+		}
+		if err := remote.Tag(tag, a.(remote.Taggable), opts...); err != nil {
+			return name.Digest{}, fmt.Errorf("tagging %s: %v", tag, firstLine(err.Error()))
+		}
+	}
+	return digestRef(repo, a)
+}
+
+// Close implements Publisher.
+func (r *Registry) Close(context.Context) error { return nil }
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

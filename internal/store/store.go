@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// RefNameAnnotation names a manifest in index.json.
+const RefNameAnnotation = "org.opencontainers.image.ref.name"
+
+// Layout is an OCI image layout directory:
+//
+//	DIR/
+//	├── oci-layout            {"imageLayoutVersion": "1.0.0"}
+//	├── index.json            one descriptor per tag, annotated with its ref name
+//	├── .lock                 serialises index.json updates between processes
+//	└── blobs/sha256/<hex>    manifests, configs and layers
+//
+// Every blob is staged in blobs/sha256/.tmp-*, checked against its digest,
+// synced and renamed into place; index.json is replaced the same way, under
+// the lock, so readers never see a partial file and writers lose no tags.
+type Layout struct {
+	dir string
+}
+
+// Open creates the layout at dir if needed.
+func Open(dir string) (*Layout, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return nil, fmt.Errorf("creating image layout %s: %w", dir, err)
+	}
+	l := &Layout{dir: dir}
+	marker := filepath.Join(dir, "oci-layout")
+	if _, err := os.Stat(marker); os.IsNotExist(err) {
+		if err := l.writeFileAtomic(marker, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Dir is the layout's directory.
+func (l *Layout) Dir() string { return l.dir }
+
+// Artifact is an image or an index.
+type Artifact interface {
+	Digest() (v1.Hash, error)
+	MediaType() (types.MediaType, error)
+	Size() (int64, error)
+	RawManifest() ([]byte, error)
+}
+
+// Put writes every blob of a (an image or an index and its children) and
+// then points each of refNames at it in index.json.
+func (l *Layout) Put(ctx context.Context, a Artifact, refNames []string) (v1.Descriptor, error) {
+	if err := l.writeArtifact(ctx, a); err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc, err := partial.Descriptor(a)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if img, ok := a.(v1.Image); ok {
+		if cf, err := img.ConfigFile(); err == nil && cf.Architecture != "" {
+			desc.Platform = cf.Platform()
+		}
+	}
+	return *desc, l.tag(*desc, refNames)
+}
+
+func (l *Layout) writeArtifact(ctx context.Context, a Artifact) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	switch v := a.(type) {
+	case v1.ImageIndex:
+		im, err := v.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			var child Artifact
+			if d.MediaType.IsIndex() {
+				child, err = v.ImageIndex(d.Digest)
+			} else {
+				child, err = v.Image(d.Digest)
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", d.Digest, err)
+			}
+			if err := l.writeArtifact(ctx, child); err != nil {
+				return err
+			}
+		}
+	case v1.Image:
+		layers, err := v.Layers()
+		if err != nil {
+			return err
+		}
+		for _, layer := range layers {
+			h, err := layer.Digest()
+			if err != nil {
+				return err
+			}
+			if err := l.writeBlob(h, layer.Compressed); err != nil {
+				return err
+			}
+		}
+		cfgName, err := v.ConfigName()
+		if err != nil {
+			return err
+		}
+		raw, err := v.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if err := l.writeBlobBytes(cfgName, raw); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unsupported artifact %T", a)
+	}
+	h, err := a.Digest()
+	if err != nil {
+		return err
+	}
+	raw, err := a.RawManifest()
+	if err != nil {
+		return err
+	}
+	return l.writeBlobBytes(h, raw)
+}
+
+func (l *Layout) blobPath(h v1.Hash) string {
+	return filepath.Join(l.dir, "blobs", h.Algorithm, h.Hex)
+}
+
+func (l *Layout) writeBlobBytes(h v1.Hash, b []byte) error {
+	return l.writeBlob(h, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil })
+}
+
+// ErrDigestMismatch means a blob's bytes do not hash to its name.
+var ErrDigestMismatch = errors.New("blob content does not match its digest")
+
+func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error {
+	if h.Algorithm != "sha256" {
+		return fmt.Errorf("blob %s: only sha256 digests are supported", h)
+	}
+	final := l.blobPath(h)
+	if _, err := os.Stat(final); err == nil {
+		return nil // content-addressed: present means complete
+	}
+	rc, err := open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+h.Hex[:12]+"-")
+	if err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	hasher := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(tmp, hasher), rc); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex {
+		tmp.Close()
+		return fmt.Errorf("blob %s: %w (got sha256:%s)", h, ErrDigestMismatch, got)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	return nil
+}
+
+// tag points refNames at desc, replacing earlier descriptors with those
+// names. With no names the descriptor is added unnamed (once).
+func (l *Layout) tag(desc v1.Descriptor, refNames []string) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	im, err := l.readIndex()
+	if err != nil {
+		return err
+	}
+	drop := map[string]bool{}
+	for _, n := range refNames {
+		drop[n] = true
+	}
+	kept := im.Manifests[:0]
+	for _, d := range im.Manifests {
+		name := d.Annotations[RefNameAnnotation]
+		if drop[name] || (len(refNames) == 0 && name == "" && d.Digest == desc.Digest) {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	im.Manifests = kept
+	if len(refNames) == 0 {
+		im.Manifests = append(im.Manifests, desc)
+	}
+	for _, n := range refNames {
+		d := desc
+		d.Annotations = map[string]string{RefNameAnnotation: n}
+		im.Manifests = append(im.Manifests, d)
+	}
+	raw, err := json.MarshalIndent(im, "", "  ")
+	if err != nil {
+		return err
+	}
+	return l.writeFileAtomic(filepath.Join(l.dir, "index.json"), raw)
+}
+
+// Index reads index.json (an empty index when there is none yet).
+func (l *Layout) Index() (*v1.IndexManifest, error) { return l.readIndex() }
+
+func (l *Layout) readIndex() (*v1.IndexManifest, error) {
+	f, err := os.Open(filepath.Join(l.dir, "index.json"))
+	if os.IsNotExist(err) {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	im, err := v1.ParseIndexManifest(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s/index.json: %w", l.dir, err)
+	}
+	return im, nil
+}
+
+func (l *Layout) lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(l.dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", l.dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", l.dir, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+func (l *Layout) writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
