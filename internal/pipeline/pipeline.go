@@ -442,12 +442,14 @@ func (r *run) buildSettings(b config.Build) (flags, ldflags, env []string, caps 
 	if ldflags, err = gobuild.Expand(ldflags, data); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	for _, name := range b.LinuxCapabilities {
-		n, err := config.CapabilityNumber(name)
-		if err != nil {
-			return nil, nil, nil, nil, err
+	set, err := config.ParseCapabilities(b.LinuxCapabilities)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for n := 0; n < 64; n++ {
+		if set.Permitted&(1<<n) != 0 {
+			caps = append(caps, n)
 		}
-		caps = append(caps, n)
 	}
 	return flags, ldflags, env, caps, nil
 }
