@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/layer"
 )
 
 // Reserved base names.
@@ -30,6 +32,8 @@ type Options struct {
 	Dir       string            // scratch directory for layer files (required for static)
 	Keychain  authn.Keychain    // nil → authn.DefaultKeychain
 	Transport http.RoundTripper // nil → remote.DefaultTransport
+	// LayerCache, when set, keeps the static base's layer between runs.
+	LayerCache *layer.Cache
 }
 
 // Base is a resolved base image: an index or a single image.

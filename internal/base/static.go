@@ -90,7 +90,8 @@ func Static(ctx context.Context, opts Options) (v1.ImageIndex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static base: %w", err)
 	}
-	l, err := layer.Build(ctx, entries, layer.Options{
+	// Every entry is in memory, so the cache key covers their bytes.
+	l, err := opts.LayerCache.Build(ctx, "kiln-static-base-v1", entries, layer.Options{
 		Compression: layer.Compression{Algorithm: layer.Gzip},
 		ModTime:     epoch,
 		Dir:         opts.Dir,

@@ -47,23 +47,17 @@ user 65532) for every linux architecture, generated with no network.`,
 			if !ok {
 				return fmt.Errorf("base %s is not an index", args[0])
 			}
-			dest, err := publish.ParseDestination(args[1])
 			var pub publish.Publisher
 			repo, tag := "", "latest"
-			switch {
-			case err != nil:
-				return err
-			case dest.Kind == "registry":
+			if dir, ok := strings.CutPrefix(args[1], "oci:"); ok {
+				repo, pub = "kiln.local/static", &publish.Layout{Dir: abs(inv.Dir, dir)}
+			} else {
 				ref, err := name.NewTag(args[1])
 				if err != nil {
-					return err
+					return fmt.Errorf("destination %q is neither REGISTRY/REPO[:TAG] nor oci:DIR: %v", args[1], err)
 				}
 				repo, tag = ref.Context().String(), ref.TagStr()
 				pub = &publish.Registry{Repo: repo}
-			case dest.Kind == "oci":
-				repo, pub = "kiln.local/"+args[0], &publish.Layout{Dir: abs(inv.Dir, dest.Path)}
-			default:
-				return fmt.Errorf("base push writes to a registry or oci:DIR, not %s", dest.Kind)
 			}
 			if err := pub.Check(ctx); err != nil {
 				return err

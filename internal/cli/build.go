@@ -110,6 +110,7 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 	if err != nil {
 		return err
 	}
+	cacheDir := CacheDir(inv.getenv)
 	results, err := pipeline.Run(ctx, pipeline.Options{
 		Dir:       inv.Dir,
 		Env:       inv.Env,
@@ -123,6 +124,7 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 		Publisher: pub,
 		Builder:   &gobuild.Builder{Env: inv.Env},
 		Progress:  inv.Stderr,
+		CacheDir:  cacheDir,
 	}, args)
 	if err != nil {
 		return err
@@ -181,6 +183,22 @@ func StoreDir(getenv func(string) string) (string, error) {
 		return filepath.Join(h, ".local", "share", "kiln", "store"), nil
 	}
 	return "", errors.New("cannot place the local store: set HOME, XDG_DATA_HOME or KILN_STORE, or pass --output")
+}
+
+// CacheDir is where binaries and layers are kept between builds:
+// $KILN_CACHE, else $XDG_CACHE_HOME/kiln, else $HOME/.cache/kiln; "" (no
+// cache) when none is set.
+func CacheDir(getenv func(string) string) string {
+	if d := getenv("KILN_CACHE"); d != "" {
+		return d
+	}
+	if d := getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "kiln")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".cache", "kiln")
+	}
+	return ""
 }
 
 func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, error) {

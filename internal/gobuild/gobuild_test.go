@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -135,5 +136,80 @@ func TestResolve(t *testing.T) {
 	}
 	if _, err := b.Resolve(ctx, dir, "./..."); !errors.Is(err, ErrNotFound) {
 		t.Errorf("pattern: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestBuildID(t *testing.T) {
+	dir := t.TempDir()
+	testWrite(t, dir, map[string]string{"go.mod": "module example.com/b\n\ngo 1.22\n", "main.go": "package main\nfunc main() {}\n"})
+	b := &Builder{Env: os.Environ()}
+	ctx := context.Background()
+	pkg, err := b.Resolve(ctx, dir, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "bin")
+	if err := b.Build(ctx, Target{Package: pkg, Platform: v1.Platform{OS: "linux", Architecture: "arm64"}, Ldflags: []string{"-s", "-w"}}, out); err != nil {
+		t.Fatal(err)
+	}
+	id, err := BuildID(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command("go", "tool", "buildid", out).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != strings.TrimSpace(string(want)) {
+		t.Errorf("BuildID = %q, go tool buildid = %q", id, want)
+	}
+	if _, err := BuildID(filepath.Join(dir, "go.mod")); err == nil {
+		t.Error("BuildID of a text file: no error")
+	}
+}
+
+func testWrite(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLocalPackageAgreesWithGoList(t *testing.T) {
+	dir := t.TempDir()
+	testWrite(t, dir, map[string]string{"go.mod": "module example.com/m\n\ngo 1.22\n"})
+	for _, sub := range []string{"cmd/app", "tools/x"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		testWrite(t, filepath.Join(dir, sub), map[string]string{"main.go": "package main\nfunc main() {}\n"})
+	}
+	b := &Builder{Env: os.Environ()}
+	for _, tt := range []struct{ dir, pattern string }{
+		{dir, "./cmd/app"}, {dir, "./tools/x"}, {filepath.Join(dir, "cmd"), "./app"}, {filepath.Join(dir, "cmd/app"), "."},
+		{dir, filepath.Join(dir, "cmd/app")}, {filepath.Join(dir, "tools/x"), "../../cmd/app"},
+	} {
+		got, ok := LocalPackage(tt.dir, tt.pattern)
+		if !ok {
+			t.Errorf("LocalPackage(%s, %s): not predicted", tt.dir, tt.pattern)
+			continue
+		}
+		want, err := b.Resolve(context.Background(), tt.dir, tt.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ImportPath != want.ImportPath || got.Dir != want.Dir || got.ModuleDir != want.ModuleDir || got.ModulePath != want.ModulePath {
+			t.Errorf("LocalPackage(%s) = %+v, go list = %+v", tt.pattern, got, want)
+		}
+	}
+	for _, p := range []string{"example.com/m/cmd/app", "./...", "fmt"} {
+		if _, ok := LocalPackage(dir, p); ok {
+			t.Errorf("LocalPackage(%q) predicted an import-path pattern", p)
+		}
+	}
+	if _, ok := LocalPackage(t.TempDir(), "."); ok {
+		t.Error("no go.mod: predicted anyway")
 	}
 }

@@ -2,12 +2,15 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -43,7 +46,10 @@ type Options struct {
 	Builder   *gobuild.Builder
 	Base      base.Options // Keychain and Transport; GOROOT and Dir are filled in
 	TempDir   string       // "" means the system temp dir
-	Progress  io.Writer    // human-readable progress; nil discards
+	// CacheDir keeps binaries and layers between runs, so an unchanged
+	// package is neither relinked nor recompressed; "" disables it.
+	CacheDir string
+	Progress io.Writer // human-readable progress; nil discards
 }
 
 // Result describes one published package.
@@ -99,15 +105,19 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	defer os.RemoveAll(tmp)
 
 	r := &run{opts: opts, tmp: tmp, sem: make(chan struct{}, opts.Jobs), bases: map[string]*baseOnce{}, p: &progress{w: opts.Progress}}
-	if r.git, err = vcs.Read(ctx, opts.Dir); err != nil {
-		return nil, err
+	if opts.CacheDir != "" {
+		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
 	}
-	if r.goroot, err = opts.Builder.GOROOT(ctx, opts.Dir); err != nil {
-		return nil, err
-	}
+	// What every package needs is read once, while the packages resolve.
+	g, gctx := errgroup.WithContext(ctx)
+	setup, sctx := errgroup.WithContext(gctx)
+	setup.Go(func() (err error) { r.git, err = vcs.Read(sctx, opts.Dir); return err })
+	setup.Go(func() (err error) { r.goroot, err = opts.Builder.GOROOT(sctx, opts.Dir); return err })
+	setup.Go(func() error { _, err := r.configBuild(sctx, ""); return err })
+	r.setupDone = make(chan struct{})
+	go func() { r.setupErr = setup.Wait(); close(r.setupDone) }()
 
 	results := make([]Result, len(patterns))
-	g, gctx := errgroup.WithContext(ctx)
 	for i, pat := range patterns {
 		g.Go(func() error {
 			res, err := r.buildPackage(gctx, i, pat)
@@ -136,6 +146,11 @@ type run struct {
 	goroot string
 	sem    chan struct{}
 	p      *progress
+	layers *layer.Cache // nil: no cache
+
+	// setupDone closes when git, GOROOT and the config's builds are read.
+	setupDone chan struct{}
+	setupErr  error
 
 	mu    sync.Mutex
 	bases map[string]*baseOnce
@@ -161,7 +176,7 @@ func (r *run) base(ctx context.Context, ref string) (*base.Base, error) {
 	r.mu.Unlock()
 	b.once.Do(func() {
 		o := r.opts.Base
-		o.GOROOT, o.Dir = r.goroot, r.tmp
+		o.GOROOT, o.Dir, o.LayerCache = r.goroot, r.tmp, r.layers
 		b.base, b.err = base.Resolve(ctx, ref, o)
 	})
 	return b.base, b.err
@@ -186,7 +201,11 @@ func (r *run) configBuild(ctx context.Context, importPath string) (config.Build,
 			} else if !filepath.IsAbs(main) && main[0] != '.' {
 				main = "./" + main
 			}
-			pkg, err := r.opts.Builder.Resolve(ctx, dir, main)
+			pkg, ok := gobuild.LocalPackage(dir, main)
+			var err error
+			if !ok {
+				pkg, err = r.opts.Builder.Resolve(ctx, dir, main)
+			}
 			if err != nil {
 				r.buildsErr = fmt.Errorf("config build %q: %w", b.ID, err)
 				return
@@ -224,9 +243,41 @@ func (r *run) platforms(cfgPlatforms []string, b *base.Base) ([]v1.Platform, err
 
 func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
 	o := r.opts
-	pkg, err := o.Builder.Resolve(ctx, o.Dir, pattern)
-	if err != nil {
-		return Result{}, err
+	// A ./dir pattern's import path is known from go.mod at once; go list
+	// then runs beside the compile and stays the authority on whether the
+	// package exists and is main. Other patterns wait for go list.
+	pkg, predicted := gobuild.LocalPackage(o.Dir, pattern)
+	type listed struct {
+		pkg gobuild.Package
+		err error
+	}
+	listc := make(chan listed, 1)
+	go func() {
+		p, err := o.Builder.Resolve(ctx, o.Dir, pattern)
+		listc <- listed{p, err}
+	}()
+	var list *listed
+	waitList := func() error {
+		if list == nil {
+			l := <-listc
+			list = &l
+		}
+		return list.err
+	}
+	if !predicted {
+		if err := waitList(); err != nil {
+			return Result{}, err
+		}
+		pkg = list.pkg
+	}
+	defer waitList() // never leave go list running
+	select {
+	case <-r.setupDone:
+		if r.setupErr != nil {
+			return Result{}, r.setupErr
+		}
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
 	}
 	cb, err := r.configBuild(ctx, pkg.ImportPath)
 	if err != nil {
@@ -332,10 +383,11 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 			defer func() { <-r.sem }()
 			label := pkg.ImportPath + " " + platform.String(p)
 
-			bin := filepath.Join(r.tmp, fmt.Sprintf("bin-%d-%d", idx, i), binName)
-			if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+			bin, unlock, err := r.binaryPath(idx, i, binName, pkg, p, env, flags, ldflags)
+			if err != nil {
 				return err
 			}
+			defer unlock()
 			start := time.Now()
 			if err := o.Builder.Build(gctx, gobuild.Target{Package: pkg, Platform: p, Env: env, Flags: flags, Ldflags: ldflags}, bin); err != nil {
 				return err
@@ -348,7 +400,11 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 			r.p.printf("%s: compiled %s in %s", label, bytesize(st.Size()), secs(compile))
 
 			start = time.Now()
-			bl, err := layer.Build(gctx, image.BinaryEntries(bin, binName, caps), lopts)
+			key := ""
+			if id, err := gobuild.BuildID(bin); err == nil {
+				key = "go-buildid:" + id
+			}
+			bl, err := r.layers.Build(gctx, key, image.BinaryEntries(bin, binName, caps), lopts)
 			if err != nil {
 				return err
 			}
@@ -382,8 +438,15 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return Result{}, err
+	buildErr := g.Wait()
+	if err := waitList(); err != nil {
+		return Result{}, err // not found or not main explains a failed build best
+	}
+	if buildErr != nil {
+		return Result{}, buildErr
+	}
+	if list.pkg.ImportPath != pkg.ImportPath || list.pkg.Dir != pkg.Dir {
+		return Result{}, fmt.Errorf("package %s: go list says %s in %s, go.mod implied %s in %s", pattern, list.pkg.ImportPath, list.pkg.Dir, pkg.ImportPath, pkg.Dir)
 	}
 	if len(images) == 1 {
 		res.Artifact = images[0].Image
@@ -488,4 +551,30 @@ func imageBytes(img v1.Image) (int64, error) {
 		total += n
 	}
 	return total, nil
+}
+
+// binaryPath is where a platform's binary is linked. With a cache it is a
+// stable path per package, platform and settings, so `go build` finds its
+// earlier output up to date and does not link again; a lock keeps two kiln
+// processes from writing it at once.
+func (r *run) binaryPath(idx, i int, binName string, pkg gobuild.Package, p v1.Platform, env, flags, ldflags []string) (string, func(), error) {
+	if r.opts.CacheDir == "" {
+		bin := filepath.Join(r.tmp, fmt.Sprintf("bin-%d-%d", idx, i), binName)
+		return bin, func() {}, os.MkdirAll(filepath.Dir(bin), 0o755)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%q\x00%q", pkg.Dir, pkg.ImportPath, platform.String(p), env, flags, ldflags)
+	dir := filepath.Join(r.opts.CacheDir, "bin", hex.EncodeToString(h.Sum(nil))[:32])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("build cache: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", nil, fmt.Errorf("build cache: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return "", nil, fmt.Errorf("build cache: %w", err)
+	}
+	return filepath.Join(dir, binName), func() { lock.Close() }, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -59,18 +60,25 @@ func Read(ctx context.Context, dir string) (Git, error) {
 		return Git{}, nil // not a checkout, or no commit yet
 	}
 	g := Git{Commit: commit, ShortCommit: commit[:min(12, len(commit))]}
-	g.Root, _ = run("rev-parse", "--show-toplevel")
-	g.Tag, _ = run("describe", "--tags", "--always")
-	g.Branch, _ = run("symbolic-ref", "-q", "--short", "HEAD")
-	if status, err := run("status", "--porcelain", "--untracked-files=no"); err == nil {
-		g.Dirty = status != ""
+	// The rest are independent; asking git in parallel keeps this off a
+	// build's critical path.
+	var wg sync.WaitGroup
+	ask := func(set func(string), args ...string) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := run(args...); err == nil {
+				set(out)
+			}
+		}()
 	}
-	if ts, err := run("show", "-s", "--format=%cI", "HEAD"); err == nil {
-		g.CommitDate, _ = time.Parse(time.RFC3339, ts)
-	}
-	if url, err := run("remote", "get-url", "origin"); err == nil {
-		g.RemoteURL = stripCredentials(url)
-	}
+	ask(func(s string) { g.Root = s }, "rev-parse", "--show-toplevel")
+	ask(func(s string) { g.Tag = s }, "describe", "--tags", "--always")
+	ask(func(s string) { g.Branch = s }, "symbolic-ref", "-q", "--short", "HEAD")
+	ask(func(s string) { g.Dirty = s != "" }, "status", "--porcelain", "--untracked-files=no")
+	ask(func(s string) { g.CommitDate, _ = time.Parse(time.RFC3339, s) }, "show", "-s", "--format=%cI", "HEAD")
+	ask(func(s string) { g.RemoteURL = stripCredentials(s) }, "remote", "get-url", "origin")
+	wg.Wait()
 	return g, nil
 }
 
