@@ -23,10 +23,13 @@ unit: ## run the tests that need no outside program
 	$(GO) test -race -short ./...
 
 run: build ## build ./cmd/server with kiln into the local store and print how to run it
-	@ref=$$($(BIN)/kiln build ./cmd/server) && store=$$($(BIN)/kiln store-path 2>/dev/null || echo "$${XDG_DATA_HOME:-$$HOME/.local/share}/kiln/store") && \
+	@ref=$$($(BIN)/kiln build ./cmd/server) && \
 	echo "built $$ref" && \
-	echo "run it:  $(BIN)/kiln build --load ./cmd/server && $(PODMAN_RUN) -p 8080:8080 $${ref%@*}:latest" && \
-	echo "or from the store (an OCI layout): skopeo copy oci:$$store:$${ref%@*}:latest containers-storage:$${ref%@*}:latest"
+	echo "stored in the OCI layout $${KILN_STORE:-$${XDG_DATA_HOME:-$$HOME/.local/share}/kiln/store}" && \
+	echo "run it with podman:" && \
+	echo "  $(BIN)/kiln build --load -B --tag dev ./cmd/server" && \
+	echo "  $(PODMAN_RUN) --network host kiln.local/server:dev --addr 127.0.0.1:8080" && \
+	echo "  curl http://127.0.0.1:8080/healthz"
 
 bench: build ## compare kiln with ko and bare go build (writes numbers to stdout)
 	$(call TOOLS_ENV,ko crane) && bash scripts/bench.sh

@@ -2,6 +2,7 @@ package image
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -23,11 +24,15 @@ func BinaryEntries(binary, name string, caps []int) []layer.Entry {
 }
 
 // capabilityXattr encodes security.capability (vfs_cap_data revision 2) with
-// caps permitted and effective.
+// caps permitted and effective. Revision 2 holds capabilities 0 to 63; other
+// numbers (which config parsing rejects) are left out rather than panicking.
 func capabilityXattr(caps []int) []byte {
 	const revision2, effective = 0x02000000, 0x1
 	var permitted [2]uint32
 	for _, c := range caps {
+		if c < 0 || c >= 64 {
+			continue
+		}
 		permitted[c/32] |= 1 << (c % 32)
 	}
 	b := make([]byte, 20)
@@ -65,7 +70,7 @@ func FileEntries(files []File) ([]layer.Entry, error) {
 }
 
 // ErrKoDataEscape is returned for a kodata symlink that leaves the module.
-var ErrKoDataEscape = fmt.Errorf("kodata symlink leaves the module")
+var ErrKoDataEscape = errors.New("kodata symlink leaves the module")
 
 // KoDataEntries lists the package's kodata directory for /var/run/ko. Symlinks
 // are followed and their targets copied in, but only when the target stays
@@ -84,6 +89,13 @@ func KoDataEntries(kodata, moduleDir string) ([]layer.Entry, error) {
 	root, err := filepath.EvalSymlinks(moduleDir)
 	if err != nil {
 		return nil, fmt.Errorf("resolving module directory: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(kodata)
+	if err != nil {
+		return nil, fmt.Errorf("reading kodata: %w", err)
+	}
+	if !within(root, real) {
+		return nil, fmt.Errorf("%w: %s is %s, outside %s", ErrKoDataEscape, kodata, real, root)
 	}
 	w := &kodataWalker{root: root, seen: map[string]bool{}}
 	if err := w.walk(kodata, KoDataPath); err != nil {

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -102,6 +103,10 @@ func Assemble(base v1.Image, layers []Layer, cfg Config) (v1.Image, error) {
 		c.Labels = labels
 	}
 
+	img, err = ociLayers(img)
+	if err != nil {
+		return nil, err
+	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		return nil, fmt.Errorf("setting config: %w", err)
@@ -113,6 +118,65 @@ func Assemble(base v1.Image, layers []Layer, cfg Config) (v1.Image, error) {
 	}
 	return img, nil
 }
+
+// ociLayerTypes maps Docker layer media types to their OCI equivalents (the
+// bytes are the same).
+var ociLayerTypes = map[types.MediaType]types.MediaType{
+	types.DockerLayer:             types.OCILayer,
+	types.DockerUncompressedLayer: types.OCIUncompressedLayer,
+}
+
+// ociLayers relists img's layers under OCI media types. The result gets an
+// OCI manifest, and an OCI manifest should not name Docker layer types (as
+// it would for a Docker base); the layers' bytes and digests do not change,
+// and layers that can be mounted from the base's repository still can be.
+func ociLayers(img v1.Image) (v1.Image, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading layers: %w", err)
+	}
+	if len(layers) != len(m.Layers) {
+		return nil, fmt.Errorf("base image lists %d layers in its manifest and %d in its config", len(m.Layers), len(layers))
+	}
+	adds := make([]mutate.Addendum, len(layers))
+	changed := false
+	for i, l := range layers {
+		d := m.Layers[i]
+		if oci, ok := ociLayerTypes[d.MediaType]; ok {
+			changed = true
+			d.MediaType = oci
+			if ml, ok := l.(*remote.MountableLayer); ok {
+				l = &remote.MountableLayer{Layer: &typedLayer{Layer: ml.Layer, mediaType: oci}, Reference: ml.Reference}
+			} else {
+				l = &typedLayer{Layer: l, mediaType: oci}
+			}
+		}
+		adds[i] = mutate.Addendum{Layer: l, MediaType: d.MediaType, URLs: d.URLs, Annotations: d.Annotations}
+	}
+	if !changed {
+		return img, nil
+	}
+	out, err := mutate.Append(empty.Image, adds...)
+	if err != nil {
+		return nil, fmt.Errorf("relisting layers: %w", err)
+	}
+	if len(m.Annotations) > 0 {
+		out = mutate.Annotations(out, m.Annotations).(v1.Image)
+	}
+	return out, nil
+}
+
+// typedLayer is a layer under another media type.
+type typedLayer struct {
+	v1.Layer
+	mediaType types.MediaType
+}
+
+func (l *typedLayer) MediaType() (types.MediaType, error) { return l.mediaType, nil }
 
 // Platformed is one platform's image for an index.
 type Platformed struct {

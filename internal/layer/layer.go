@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"sort"
@@ -121,19 +122,27 @@ func Build(ctx context.Context, entries []Entry, opts Options) (v1.Layer, error)
 	if err != nil {
 		return nil, err
 	}
+	compClosed := false
+	defer func() {
+		if !compClosed {
+			comp.Close() // stops the compressor's goroutines; the output is discarded
+		}
+	}()
+	mtime := modTime(opts.ModTime)
 	diffHash := sha256.New()
 	tw := tar.NewWriter(io.MultiWriter(comp, diffHash))
 	for _, e := range sorted {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := writeEntry(tw, e, opts.ModTime); err != nil {
+		if err := writeEntry(ctx, tw, e, mtime); err != nil {
 			return nil, err
 		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("finishing tar: %w", err)
 	}
+	compClosed = true
 	if err := comp.Close(); err != nil {
 		return nil, fmt.Errorf("finishing %s stream: %w", opts.Compression.Algorithm, err)
 	}
@@ -155,6 +164,16 @@ func Build(ctx context.Context, entries []Entry, opts Options) (v1.Layer, error)
 	return l, nil
 }
 
+// modTime is the mtime written for every entry: whole seconds, so that
+// headers with and without PAX records agree, and the Unix epoch for the zero
+// time, which a plain tar header cannot hold.
+func modTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Unix(0, 0).UTC()
+	}
+	return t.Truncate(time.Second).UTC()
+}
+
 func sum(h hash.Hash) v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", h.Sum(nil))}
 }
@@ -170,7 +189,7 @@ func normalize(entries []Entry) ([]Entry, error) {
 			continue
 		}
 		e.Path = p
-		if prev, dup := byPath[p]; dup && !(prev.Kind == Dir && e.Kind == Dir) {
+		if prev, dup := byPath[p]; dup && !sameDir(prev, e) {
 			return nil, fmt.Errorf("layer entry %q: given twice", p)
 		}
 		byPath[p] = e
@@ -194,6 +213,14 @@ func normalize(entries []Entry) ([]Entry, error) {
 	return out, nil
 }
 
+// sameDir reports whether a and b are the same directory, so that giving it
+// twice is harmless. Two directories that differ in mode, owner or records
+// are an error: keeping either would make the layer depend on input order.
+func sameDir(a, b Entry) bool {
+	return a.Kind == Dir && b.Kind == Dir && tarMode(a.Mode) == tarMode(b.Mode) &&
+		a.UID == b.UID && a.GID == b.GID && maps.Equal(a.PAXRecords, b.PAXRecords)
+}
+
 func tarMode(m fs.FileMode) int64 {
 	mode := int64(m.Perm())
 	if m&fs.ModeSetuid != 0 {
@@ -208,7 +235,7 @@ func tarMode(m fs.FileMode) int64 {
 	return mode
 }
 
-func writeEntry(tw *tar.Writer, e Entry, mtime time.Time) error {
+func writeEntry(ctx context.Context, tw *tar.Writer, e Entry, mtime time.Time) error {
 	hdr := &tar.Header{
 		Name:       strings.TrimPrefix(e.Path, "/"),
 		Mode:       tarMode(e.Mode),
@@ -255,12 +282,17 @@ func writeEntry(tw *tar.Writer, e Entry, mtime time.Time) error {
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		n, err := io.Copy(tw, src)
+		r := &ctxReader{ctx: ctx, r: src}
+		n, err := io.CopyN(tw, r, hdr.Size)
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("layer entry %s: %s changed size while being read (%d of %d bytes)", e.Path, e.Source, n, hdr.Size)
+		}
 		if err != nil {
 			return fmt.Errorf("layer entry %s: reading %s: %w", e.Path, e.Source, err)
 		}
-		if n != hdr.Size {
-			return fmt.Errorf("layer entry %s: %s changed size while being read", e.Path, e.Source)
+		// A file that grew would otherwise be cut silently at its old size.
+		if m, _ := r.Read(make([]byte, 1)); m > 0 {
+			return fmt.Errorf("layer entry %s: %s changed size while being read (more than %d bytes)", e.Path, e.Source, hdr.Size)
 		}
 		return nil
 	}
@@ -291,6 +323,19 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 		return zstd.NewWriter(w, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
 	}
 	return nil, fmt.Errorf("unknown compression %q: use gzip or zstd", c.Algorithm)
+}
+
+// ctxReader stops a long file copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 type countWriter struct{ n int64 }

@@ -256,12 +256,12 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 		p, err := o.Builder.Resolve(ctx, o.Dir, pattern)
 		listc <- listed{p, err}
 	}()
-	var list *listed
+	var (
+		listOnce sync.Once
+		list     listed
+	)
 	waitList := func() error {
-		if list == nil {
-			l := <-listc
-			list = &l
-		}
+		listOnce.Do(func() { list = <-listc })
 		return list.err
 	}
 	if !predicted {
@@ -393,6 +393,9 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 				return err
 			}
 			compile := time.Since(start)
+			if err := waitList(); err != nil {
+				return err // go list's verdict comes before anything is reported
+			}
 			st, err := os.Stat(bin)
 			if err != nil {
 				return err

@@ -53,7 +53,7 @@ func ParseDestination(s string) (Destination, error) {
 	}
 	repo, err := name.NewRepository(s)
 	if err != nil {
-		return Destination{}, fmt.Errorf("output %q is not a registry repository, oci:DIR, oci-archive:FILE or docker-archive:FILE: %v", s, err)
+		return Destination{}, fmt.Errorf("output %q is not a registry repository, oci:DIR, oci-archive:FILE or docker-archive:FILE: %w", s, err)
 	}
 	return Destination{Kind: "registry", Repo: repo.String()}, nil
 }

@@ -62,33 +62,53 @@ func (r *Registry) Publish(ctx context.Context, a Artifact, repo string, tags []
 	if len(tags) == 0 {
 		tags = []string{"latest"}
 	}
-	ref, err := name.NewTag(repo + ":" + tags[0])
+	// Every name is checked before anything is sent, so a bad second tag
+	// does not leave a half-published image behind.
+	refs := make([]name.Tag, len(tags))
+	for i, t := range tags {
+		ref, err := name.NewTag(repo + ":" + t)
+		if err != nil {
+			return name.Digest{}, fmt.Errorf("invalid image name %s:%s: %w", repo, t, err)
+		}
+		refs[i] = ref
+	}
+	d, err := digestRef(repo, a)
 	if err != nil {
-		return name.Digest{}, fmt.Errorf("invalid image name %s:%s: %w", repo, tags[0], err)
+		return name.Digest{}, err
 	}
 	opts := r.options(ctx)
 	switch v := a.(type) {
 	case v1.ImageIndex:
-		err = remote.WriteIndex(ref, v, opts...)
+		err = remote.WriteIndex(refs[0], v, opts...)
 	case v1.Image:
-		err = remote.Write(ref, v, opts...)
+		err = remote.Write(refs[0], v, opts...)
 	default:
 		err = fmt.Errorf("unsupported artifact %T", a)
 	}
 	if err != nil {
-		return name.Digest{}, fmt.Errorf("pushing %s: %v", ref, firstLine(err.Error()))
+		return name.Digest{}, shortError("pushing "+refs[0].String(), err)
 	}
-	for _, t := range tags[1:] {
-		tag, err := name.NewTag(repo + ":" + t)
-		if err != nil {
-			return name.Digest{}, fmt.Errorf("invalid tag %q: %w", t, err)
-		}
-		if err := remote.Tag(tag, a.(remote.Taggable), opts...); err != nil {
-			return name.Digest{}, fmt.Errorf("tagging %s: %v", tag, firstLine(err.Error()))
+	for _, tag := range refs[1:] {
+		if err := remote.Tag(tag, a, opts...); err != nil {
+			return name.Digest{}, shortError("tagging "+tag.String(), err)
 		}
 	}
-	return digestRef(repo, a)
+	return d, nil
 }
+
+// shortError prints what failed and the first line of why (registry errors
+// can run to pages), and still unwraps to err for errors.Is and errors.As.
+func shortError(what string, err error) error {
+	return &lineError{msg: what + ": " + firstLine(err.Error()), err: err}
+}
+
+type lineError struct {
+	msg string
+	err error
+}
+
+func (e *lineError) Error() string { return e.msg }
+func (e *lineError) Unwrap() error { return e.err }
 
 // Close implements Publisher.
 func (r *Registry) Close(context.Context) error { return nil }

@@ -110,6 +110,9 @@ func (l *Layout) writeArtifact(ctx context.Context, a Artifact) error {
 			return err
 		}
 		for _, layer := range layers {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			h, err := layer.Digest()
 			if err != nil {
 				return err
@@ -158,6 +161,11 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("blob %s: only sha256 digests are supported", h)
 	}
+	// The hex part becomes a file name: anything but 64 lower-case hex
+	// digits could leave blobs/sha256 (or panic below).
+	if !isSHA256Hex(h.Hex) {
+		return fmt.Errorf("blob %q: malformed sha256 digest", h.String())
+	}
 	final := l.blobPath(h)
 	if _, err := os.Stat(final); err == nil {
 		return nil // content-addressed: present means complete
@@ -188,8 +196,37 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
+	// CreateTemp makes 0600 files; blobs are as readable as index.json.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// syncDir makes a rename into dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }
@@ -207,9 +244,14 @@ func (l *Layout) tag(desc v1.Descriptor, refNames []string) error {
 		return err
 	}
 	drop := map[string]bool{}
+	names := refNames[:0:0]
 	for _, n := range refNames {
+		if !drop[n] {
+			names = append(names, n)
+		}
 		drop[n] = true
 	}
+	refNames = names
 	kept := im.Manifests[:0]
 	for _, d := range im.Manifests {
 		name := d.Annotations[RefNameAnnotation]
@@ -286,7 +328,10 @@ func (l *Layout) writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
 }
