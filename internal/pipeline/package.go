@@ -1,0 +1,294 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kilnbuild/kiln/internal/base"
+	"github.com/kilnbuild/kiln/internal/config"
+	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/image"
+	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/platform"
+)
+
+// pkgBuild is one package's build: what every platform of it shares.
+type pkgBuild struct {
+	r        *run
+	idx      int
+	pkg      gobuild.Package
+	settings config.Image
+	baseF    *future[*base.Base]
+	listed   func() error // go list's verdict, waited for once
+	target   gobuild.Target
+	caps     []int
+	lopts    layer.Options
+	binName  string
+}
+
+func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
+	o := r.opts
+	// A ./dir pattern's import path is known from go.mod at once; go list
+	// then runs beside the compile and stays the authority on whether the
+	// package exists and is main. Other patterns wait for go list.
+	pkg, predicted := gobuild.LocalPackage(o.Dir, pattern)
+	list := start(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
+	if !predicted {
+		var err error
+		if pkg, err = list.wait(); err != nil {
+			return Result{}, err
+		}
+	}
+	defer list.wait() // never leave go list running
+	b := &pkgBuild{r: r, idx: idx, pkg: pkg, binName: path.Base(pkg.ImportPath)}
+	b.listed = func() error { _, err := list.wait(); return err }
+
+	builds, err := r.builds.wait()
+	if err != nil {
+		return Result{}, err
+	}
+	cb := builds[pkg.ImportPath]
+	b.settings = o.Config.ImageFor(cb.ID, pkg.ImportPath)
+	baseRef := r.baseRef(pkg.ImportPath)
+	b.baseF = r.baseFor(ctx, baseRef)
+	plats, err := r.platforms(b.baseF)
+	if err != nil {
+		return Result{}, err
+	}
+	if baseRef != base.StaticName && baseRef != base.ScratchName {
+		// A remote or layout base can be missing, refused or lack a
+		// platform: find out before compiling anything.
+		bs, err := b.baseF.wait()
+		if err != nil {
+			return Result{}, err
+		}
+		for _, p := range plats {
+			if _, err := bs.Image(p); err != nil {
+				return Result{}, err
+			}
+		}
+	}
+	comp, err := r.compression(b.settings)
+	if err != nil {
+		return Result{}, err
+	}
+	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
+	flags, ldflags, env, caps, err := r.buildSettings(cb)
+	if err != nil {
+		return Result{}, err
+	}
+	b.target = gobuild.Target{Package: pkg, Env: env, Flags: flags, Ldflags: ldflags}
+	b.caps = caps
+
+	// The platforms compile while the shared layers are written.
+	images := make([]image.Platformed, len(plats))
+	results := make([]PlatformResult, len(plats))
+	var shared []image.Layer
+	sharedReady := make(chan struct{})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(sharedReady)
+		var err error
+		shared, err = b.sharedLayers(gctx)
+		return err
+	})
+	var meta struct {
+		once        sync.Once
+		labels      map[string]string
+		annotations map[string]string
+	}
+	for i, p := range plats {
+		g.Go(func() error {
+			bin, compile, err := b.compile(gctx, i, p)
+			if err != nil {
+				return err
+			}
+			bl, err := b.binaryLayer(gctx, bin, p)
+			if err != nil {
+				return err
+			}
+			bs, err := b.baseF.wait()
+			if err != nil {
+				return err
+			}
+			baseImg, err := bs.Image(p)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-sharedReady:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			meta.once.Do(func() { meta.labels, meta.annotations = b.metadata(bs) })
+			layers := append(append([]image.Layer{}, shared...), image.Layer{Layer: bl, CreatedBy: "kiln build " + pkg.ImportPath, Comment: "binary"})
+			img, err := image.Assemble(baseImg, layers, image.Config{
+				Name: b.binName, Env: b.settings.Env, Labels: meta.labels, Annotations: meta.annotations,
+				Args: b.settings.Args, User: b.settings.User, Workdir: b.settings.Workdir,
+				Created: o.Created, Platform: p,
+			})
+			if err != nil {
+				return err
+			}
+			images[i] = image.Platformed{Image: img, Platform: p}
+			results[i], err = describe(img, p, bin, bl, shared, compile)
+			return err
+		})
+	}
+	buildErr := g.Wait()
+	if err := b.listed(); err != nil {
+		return Result{}, err // not found or not main explains a failed build best
+	}
+	if buildErr != nil {
+		return Result{}, buildErr
+	}
+	if lp, _ := list.wait(); lp.ImportPath != pkg.ImportPath || lp.Dir != pkg.Dir {
+		return Result{}, fmt.Errorf("package %s: go list says %s in %s, go.mod implied %s in %s", pattern, lp.ImportPath, lp.Dir, pkg.ImportPath, pkg.Dir)
+	}
+
+	bs, _ := b.baseF.wait()
+	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results}
+	if h, ok := bs.Digest(); ok {
+		res.BaseDigest = h.String()
+	}
+	if len(images) == 1 {
+		res.Artifact = images[0].Image
+	} else {
+		res.Artifact = image.Index(images, meta.annotations)
+	}
+	return res, nil
+}
+
+// compile links the binary for p, holding one of the -j compile slots.
+func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (string, time.Duration, error) {
+	r := b.r
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return "", 0, ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	t := b.target
+	t.Platform = p
+	bin, unlock, err := r.binaryPath(b.idx, i, b.binName, b.pkg, p, t.Env, t.Flags, t.Ldflags)
+	if err != nil {
+		return "", 0, err
+	}
+	defer unlock()
+	start := time.Now()
+	if err := r.opts.Builder.Build(ctx, t, bin); err != nil {
+		return "", 0, err
+	}
+	took := time.Since(start)
+	if err := b.listed(); err != nil {
+		return "", 0, err // go list's verdict comes before anything is reported
+	}
+	st, err := os.Stat(bin)
+	if err != nil {
+		return "", 0, err
+	}
+	r.p.printf("%s %s: compiled %s in %s", b.pkg.ImportPath, platform.String(p), bytesize(st.Size()), secs(took))
+	return bin, took, nil
+}
+
+// binaryLayer layers the binary, from the cache when its build ID was seen.
+func (b *pkgBuild) binaryLayer(ctx context.Context, bin string, p v1.Platform) (v1.Layer, error) {
+	start := time.Now()
+	key := ""
+	if id, err := gobuild.BuildID(bin); err == nil {
+		key = "go-buildid:" + id
+	}
+	l, err := b.r.layers.Build(ctx, key, image.BinaryEntries(bin, b.binName, b.caps), b.lopts)
+	if err != nil {
+		return nil, err
+	}
+	size, _ := l.Size()
+	b.r.p.printf("%s %s: layered %s (%s) in %s", b.pkg.ImportPath, platform.String(p), bytesize(size), b.lopts.Compression.Algorithm, secs(time.Since(start)))
+	return l, nil
+}
+
+// sharedLayers are the layers every platform gets: kodata, then extra files.
+func (b *pkgBuild) sharedLayers(ctx context.Context) ([]image.Layer, error) {
+	var shared []image.Layer
+	kodata, err := image.KoDataEntries(filepath.Join(b.pkg.Dir, "kodata"), b.pkg.ModuleDir)
+	if err != nil {
+		return nil, err
+	}
+	files, err := b.r.extraFiles(b.settings)
+	if err != nil {
+		return nil, err
+	}
+	fileEntries, err := image.FileEntries(files)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range []struct {
+		entries []layer.Entry
+		comment string
+	}{{kodata, "kodata"}, {fileEntries, "files"}} {
+		if len(part.entries) == 0 {
+			continue
+		}
+		l, err := layer.Build(ctx, part.entries, b.lopts)
+		if err != nil {
+			return nil, err
+		}
+		shared = append(shared, image.Layer{Layer: l, CreatedBy: "kiln build " + b.pkg.ImportPath, Comment: part.comment})
+	}
+	return shared, nil
+}
+
+// metadata is the labels and annotations of every image of the package.
+func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]string) {
+	annotations = map[string]string{image.AnnotationBaseName: bs.Name()}
+	if h, ok := bs.Digest(); ok {
+		annotations[image.AnnotationBaseDigest] = h.String()
+	}
+	labels = map[string]string{}
+	if git, err := b.r.git.wait(); err == nil {
+		if git.RemoteURL != "" {
+			annotations[image.AnnotationSource] = git.RemoteURL
+			labels[image.AnnotationSource] = git.RemoteURL
+		}
+		if git.Commit != "" {
+			annotations[image.AnnotationRevision] = git.Commit
+			labels[image.AnnotationRevision] = git.Commit
+		}
+	}
+	for k, v := range b.settings.Labels {
+		labels[k] = v
+	}
+	for k, v := range b.settings.Annotations {
+		annotations[k] = v
+	}
+	return labels, annotations
+}
+
+func describe(img v1.Image, p v1.Platform, bin string, bl v1.Layer, shared []image.Layer, compile time.Duration) (PlatformResult, error) {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return PlatformResult{}, err
+	}
+	added, _ := bl.Size()
+	for _, s := range shared {
+		n, _ := s.Layer.Size()
+		added += n
+	}
+	total, err := imageBytes(img)
+	if err != nil {
+		return PlatformResult{}, err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return PlatformResult{}, err
+	}
+	return PlatformResult{Platform: platform.String(p), Digest: d.String(), BinaryBytes: st.Size(), LayerBytes: added, ImageBytes: total, Compile: compile}, nil
+}

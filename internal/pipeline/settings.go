@@ -1,0 +1,147 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kilnbuild/kiln/internal/config"
+	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/image"
+	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/vcs"
+)
+
+func (r *run) compression(s config.Image) (layer.Compression, error) {
+	if r.opts.Compress != nil {
+		return *r.opts.Compress, nil
+	}
+	alg, err := layer.ParseAlgorithm(s.Compression)
+	if err != nil {
+		return layer.Compression{}, err
+	}
+	return layer.Compression{Algorithm: alg, Level: s.CompressionLevel}, nil
+}
+
+// buildSettings merges defaults and the build entry, and expands templates.
+func (r *run) buildSettings(b config.Build) (flags, ldflags, env []string, caps []int, err error) {
+	c := r.opts.Config
+	flags = c.DefaultFlags
+	if len(b.Flags) > 0 {
+		flags = b.Flags
+	}
+	ldflags = []string{"-s", "-w"}
+	if len(c.DefaultLdflags) > 0 {
+		ldflags = c.DefaultLdflags
+	}
+	if len(b.Ldflags) > 0 {
+		ldflags = b.Ldflags
+	}
+	env = append(append([]string{}, c.DefaultEnv...), b.Env...)
+	if err := gobuild.CheckToolexec(flags, env); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var git vcs.Git
+	if usesGit(flags) || usesGit(ldflags) {
+		if git, err = r.git.wait(); err != nil {
+			return nil, nil, nil, nil, err
+		}
+	}
+	data := gobuild.NewTemplateData(r.opts.Env, git, r.opts.Created)
+	if flags, err = gobuild.Expand(flags, data); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if ldflags, err = gobuild.Expand(ldflags, data); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	set, err := config.ParseCapabilities(b.LinuxCapabilities)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for n := 0; n < 64; n++ {
+		if set.Permitted&(1<<n) != 0 {
+			caps = append(caps, n)
+		}
+	}
+	return flags, ldflags, env, caps, nil
+}
+
+func (r *run) extraFiles(s config.Image) ([]image.File, error) {
+	dir := r.opts.Config.Dir
+	if dir == "" {
+		dir = r.opts.Dir
+	}
+	files := make([]image.File, 0, len(s.Files))
+	for _, f := range s.Files {
+		mode, err := f.FileMode()
+		if err != nil {
+			return nil, err
+		}
+		src := f.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(dir, src)
+		}
+		files = append(files, image.File{Source: src, Path: f.Path, Mode: mode})
+	}
+	return files, nil
+}
+
+// usesGit reports whether a template asks for git data, so builds that do
+// not need it do not wait for git.
+func usesGit(templates []string) bool {
+	for _, t := range templates {
+		if strings.Contains(t, ".Git") {
+			return true
+		}
+	}
+	return false
+}
+
+func imageBytes(img v1.Image) (int64, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, l := range layers {
+		n, err := l.Size()
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// binaryPath is where a platform's binary is linked. With a cache it is a
+// stable path per package, platform and settings, so `go build` finds its
+// earlier output up to date and does not link again; a lock keeps two kiln
+// processes from writing it at once.
+func (r *run) binaryPath(idx, i int, binName string, pkg gobuild.Package, p v1.Platform, env, flags, ldflags []string) (string, func(), error) {
+	if r.opts.CacheDir == "" {
+		bin := filepath.Join(r.tmp, fmt.Sprintf("bin-%d-%d", idx, i), binName)
+		return bin, func() {}, os.MkdirAll(filepath.Dir(bin), 0o755)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%q\x00%q", pkg.Dir, pkg.ImportPath, platform.String(p), env, flags, ldflags)
+	dir := filepath.Join(r.opts.CacheDir, "bin", hex.EncodeToString(h.Sum(nil))[:32])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("build cache: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", nil, fmt.Errorf("build cache: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return "", nil, fmt.Errorf("build cache: %w", err)
+	}
+	return filepath.Join(dir, binName), func() { lock.Close() }, nil
+}
