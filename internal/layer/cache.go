@@ -92,7 +92,7 @@ func (c *Cache) lookup(base string) (v1.Layer, bool) {
 // and mtime.
 func (c *Cache) id(key string, entries []Entry, opts Options) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "kiln-layer-cache-v1\x00%s\x00%s\x00%d\x00%d\x00", key, opts.Compression.Algorithm, opts.Compression.Level, opts.ModTime.Unix())
+	fmt.Fprintf(h, "kiln-layer-cache-v2\x00%s\x00%s\x00%d\x00%d\x00", key, opts.Compression.Algorithm, opts.Compression.EffectiveLevel(), opts.ModTime.Unix())
 	for _, e := range entries {
 		fmt.Fprintf(h, "%s\x00%d\x00%o\x00%d\x00%d\x00%s\x00%x\x00%v\x00", e.Path, e.Kind, e.Mode, e.UID, e.GID, e.Linkname, sha256.Sum256(e.Data), e.PAXRecords)
 	}

@@ -302,11 +302,7 @@ func writeEntry(ctx context.Context, tw *tar.Writer, e Entry, mtime time.Time) e
 func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 	switch c.Algorithm {
 	case "", Gzip:
-		level := c.Level
-		if level == 0 {
-			level = pgzip.DefaultCompression // level 6: ~10 % smaller than level 1 at a cost paid once per binary (layers are cached)
-		}
-		zw, err := pgzip.NewWriterLevel(w, level)
+		zw, err := pgzip.NewWriterLevel(w, c.EffectiveLevel())
 		if err != nil {
 			return nil, fmt.Errorf("gzip level %d: %w", c.Level, err)
 		}
@@ -316,11 +312,7 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 		}
 		return zw, nil
 	case Zstd:
-		level := zstd.SpeedDefault
-		if c.Level != 0 {
-			level = zstd.EncoderLevelFromZstd(c.Level)
-		}
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(c.EffectiveLevel())), zstd.WithEncoderConcurrency(1))
 	}
 	return nil, fmt.Errorf("unknown compression %q: use gzip or zstd", c.Algorithm)
 }
@@ -391,6 +383,19 @@ type readCloser struct {
 }
 
 func (r *readCloser) Close() error { return r.close() }
+
+// EffectiveLevel is the level used: Level, or the algorithm's default for 0
+// (gzip 6: about 10 % smaller than level 1, a cost paid once per binary
+// since layers are cached; zstd 3).
+func (c Compression) EffectiveLevel() int {
+	if c.Level != 0 {
+		return c.Level
+	}
+	if c.Algorithm == Zstd {
+		return 3
+	}
+	return 6
+}
 
 // Validate checks the level against the algorithm's range.
 func (c Compression) Validate() error {
