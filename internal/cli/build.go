@@ -17,6 +17,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/platform"
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/sign"
 )
 
 type buildFlags struct {
@@ -33,6 +34,8 @@ type buildFlags struct {
 	json             bool
 	base             string
 	store            string
+	sign             bool
+	key              string
 }
 
 func newBuildCommand(inv Invocation) *cobra.Command {
@@ -70,6 +73,8 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 	fl.BoolVar(&f.load, "load", false, "also load the images into podman (or docker) through its CLI")
 	fl.BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
 	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
+	fl.BoolVar(&f.sign, "sign", false, "sign every image pushed, and attach a signed SPDX SBOM and SLSA provenance (also kiln.defaults.sign in .ko.yaml)")
+	fl.StringVar(&f.key, "key", "", "cosign private key for --sign, password from $COSIGN_PASSWORD (also kiln.defaults.key)")
 	fl.StringVar(&f.store, "store", "", "local store directory (default: $KILN_STORE, else $XDG_DATA_HOME/kiln/store, else ~/.local/share/kiln/store)")
 	return cmd
 }
@@ -106,11 +111,15 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 			return err
 		}
 	}
-	pub, repo, err := publisherFor(inv, f)
+	pub, repo, sigStore, err := publisherFor(inv, f)
 	if err != nil {
 		return err
 	}
 	cacheDir := CacheDir(inv.getenv)
+	afterPublish, err := signingHook(inv, f, cfg, sigStore, created)
+	if err != nil {
+		return err
+	}
 	results, err := pipeline.Run(ctx, pipeline.Options{
 		Dir:       inv.Dir,
 		Env:       inv.Env,
@@ -125,6 +134,8 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 		Builder:   &gobuild.Builder{Env: inv.Env},
 		Progress:  inv.Stderr,
 		CacheDir:  cacheDir,
+
+		AfterPublish: afterPublish,
 	}, args)
 	if err != nil {
 		return err
@@ -201,35 +212,43 @@ func CacheDir(getenv func(string) string) string {
 	return ""
 }
 
-func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, error) {
+// publisherFor turns --output (or KO_DOCKER_REPO, or the local store) into
+// a publisher, the repository images are named under, and where their
+// signatures go (nil when the destination cannot hold them).
+func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, sign.Store, error) {
 	repo := inv.getenv("KO_DOCKER_REPO")
 	out := f.output
 	if out == "" && repo != "" {
 		out = repo
 	}
 	var pubs publish.Multi
+	var sigs sign.Store
 	switch {
 	case out == "":
 		dir := f.store
 		if dir == "" {
 			var err error
 			if dir, err = StoreDir(inv.getenv); err != nil {
-				return nil, "", err
+				return nil, "", nil, err
 			}
 		}
 		pubs = append(pubs, &publish.Layout{Dir: dir})
+		sigs = &sign.Layout{Dir: dir}
 		repo = pipeline.LocalRepo
 	default:
 		dest, err := publish.ParseDestination(out)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		switch dest.Kind {
 		case "registry":
 			repo = dest.Repo
 			pubs = append(pubs, &publish.Registry{Repo: dest.Repo, Jobs: f.jobs})
+			sigs = &sign.Registry{}
 		case "oci":
-			pubs = append(pubs, &publish.Layout{Dir: abs(inv.Dir, dest.Path)})
+			dir := abs(inv.Dir, dest.Path)
+			pubs = append(pubs, &publish.Layout{Dir: dir})
+			sigs = &sign.Layout{Dir: dir}
 		case "oci-archive":
 			pubs = append(pubs, &publish.OCIArchive{File: abs(inv.Dir, dest.Path)})
 		case "docker-archive":
@@ -243,9 +262,9 @@ func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, err
 		pubs = append(pubs, &publish.Load{Env: inv.Env})
 	}
 	if len(pubs) == 1 {
-		return pubs[0], repo, nil
+		return pubs[0], repo, sigs, nil
 	}
-	return pubs, repo, nil
+	return pubs, repo, sigs, nil
 }
 
 func abs(dir, p string) string {

@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,6 +38,7 @@ type pkgBuild struct {
 
 func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
 	o := r.opts
+	started := time.Now()
 	// A ./dir pattern's import path is known from go.mod at once; go list
 	// then runs beside the compile and stays the authority on whether the
 	// package exists and is main. Other patterns wait for go list.
@@ -155,7 +158,14 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	}
 
 	bs, _ := b.baseF.wait()
-	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results}
+	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results, Record: Record{
+		Flags: flags, Ldflags: ldflags, EnvNames: envNames(env), GOFLAGS: lookup(o.Env, "GOFLAGS"),
+		BaseRef: baseRef, Compression: comp, Started: started, Ended: time.Now(),
+	}}
+	for _, p := range plats {
+		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
+	}
+	res.Record.Git, _ = r.git.wait()
 	if h, ok := bs.Digest(); ok {
 		res.BaseDigest = h.String()
 	}
@@ -290,5 +300,24 @@ func describe(img v1.Image, p v1.Platform, bin string, bl v1.Layer, shared []ima
 	if err != nil {
 		return PlatformResult{}, err
 	}
-	return PlatformResult{Platform: platform.String(p), Digest: d.String(), BinaryBytes: st.Size(), LayerBytes: added, ImageBytes: total, Compile: compile}, nil
+	bi, _ := buildinfo.ReadFile(bin) // nil when the binary carries none
+	return PlatformResult{Platform: platform.String(p), Digest: d.String(), BinaryBytes: st.Size(), LayerBytes: added, ImageBytes: total, Compile: compile, BuildInfo: bi}, nil
+}
+
+func envNames(env []string) []string {
+	names := make([]string, 0, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		names = append(names, k)
+	}
+	return names
+}
+
+func lookup(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ type Options struct {
 	// package is neither relinked nor recompressed; "" disables it.
 	CacheDir string
 	Progress io.Writer // human-readable progress; nil discards
+	// AfterPublish, when set, runs for each Result once it is published,
+	// before the destination is closed: signing and attestations hook here.
+	AfterPublish func(ctx context.Context, res Result) error
 }
 
 // Result describes one published package.
@@ -54,6 +58,22 @@ type Result struct {
 	BaseDigest string           `json:"baseDigest,omitempty"`
 	Images     []PlatformResult `json:"images"`
 	Artifact   publish.Artifact `json:"-"`
+	// Repo is the repository the package was published under.
+	Repo string `json:"repo"`
+	// Record is what went into the build, for provenance.
+	Record Record `json:"-"`
+}
+
+// Record is what a rebuild must repeat to reproduce a Result.
+type Record struct {
+	Platforms      []string
+	Flags, Ldflags []string
+	EnvNames       []string // keys of the config's build env
+	GOFLAGS        string
+	BaseRef        string
+	Compression    layer.Compression
+	Git            vcs.Git
+	Started, Ended time.Time
 }
 
 // PlatformResult describes one platform's image.
@@ -64,6 +84,8 @@ type PlatformResult struct {
 	LayerBytes  int64         `json:"layerBytes"` // compressed bytes kiln added
 	ImageBytes  int64         `json:"imageBytes"` // compressed bytes of all layers
 	Compile     time.Duration `json:"compileNanos"`
+	// BuildInfo is the Go build information of the binary.
+	BuildInfo *debug.BuildInfo `json:"-"`
 }
 
 // Run builds every package and publishes it, returning one Result per
@@ -154,6 +176,12 @@ func (r *run) publish(ctx context.Context, res *Result) error {
 	}
 	res.Ref = ref.String()
 	res.Digest = ref.DigestStr()
+	res.Repo = repo
 	r.p.printf("%s: published %s in %s", res.ImportPath, ref, secs(time.Since(start)))
+	if r.opts.AfterPublish != nil {
+		if err := r.opts.AfterPublish(ctx, *res); err != nil {
+			return err
+		}
+	}
 	return nil
 }

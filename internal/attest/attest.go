@@ -1,0 +1,107 @@
+package attest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kilnbuild/kiln/internal/base"
+	"github.com/kilnbuild/kiln/internal/pipeline"
+	"github.com/kilnbuild/kiln/internal/provenance"
+	"github.com/kilnbuild/kiln/internal/sbom"
+	"github.com/kilnbuild/kiln/internal/sign"
+)
+
+// Options say how a build is attested.
+type Options struct {
+	Signer      *sign.Signer
+	Store       sign.Store
+	KilnVersion string
+	GOROOT      string // for the static base's tzdata version
+	Dir         string // kiln's working directory
+	ConfigPath  string // .ko.yaml used, "" for none
+	Jobs        int
+	Created     time.Time
+}
+
+// Result signs res's image (and each platform's manifest for an index) and
+// attaches to each an SPDX SBOM and a SLSA provenance, signed with the same key.
+func Result(ctx context.Context, o Options, res pipeline.Result) error {
+	top, err := v1.NewHash(res.Digest)
+	if err != nil {
+		return err
+	}
+	pred := o.provenance(res)
+	if len(res.Images) > 1 {
+		for _, img := range res.Images {
+			d, err := v1.NewHash(img.Digest)
+			if err != nil {
+				return err
+			}
+			if err := o.attach(ctx, res, img, d, pred); err != nil {
+				return err
+			}
+		}
+	}
+	return o.attach(ctx, res, res.Images[0], top, pred)
+}
+
+// attach signs d and attests it with img's SBOM and the build's provenance.
+func (o Options) attach(ctx context.Context, res pipeline.Result, img pipeline.PlatformResult, d v1.Hash, pred provenance.Predicate) error {
+	if err := o.Signer.Sign(ctx, o.Store, res.Repo, d); err != nil {
+		return err
+	}
+	if img.BuildInfo == nil {
+		return errors.New("the binary carries no Go build info: cannot write its SBOM")
+	}
+	in := sbom.Input{
+		Image: res.Repo + "@" + d.String(), Platform: img.Platform, BuildInfo: img.BuildInfo,
+		Base: res.Base, BaseDigest: res.BaseDigest, Created: o.Created, Tool: "kiln-" + o.KilnVersion,
+	}
+	if res.Base == base.StaticName {
+		in.BaseContents = base.StaticContents(o.GOROOT)
+	}
+	if err := o.Signer.Attest(ctx, o.Store, res.Repo, d, sbom.PredicateType, sbom.Generate(in)); err != nil {
+		return err
+	}
+	return o.Signer.Attest(ctx, o.Store, res.Repo, d, provenance.PredicateType, pred)
+}
+
+func (o Options) provenance(res pipeline.Result) provenance.Predicate {
+	rec := res.Record
+	params := provenance.ExternalParameters{
+		Package: res.ImportPath, Platforms: rec.Platforms, Flags: rec.Flags, Ldflags: rec.Ldflags,
+		Env: rec.EnvNames, GOFLAGS: rec.GOFLAGS, Base: rec.BaseRef, SourceDateEpoch: o.Created.Unix(),
+		Compression: string(rec.Compression.Algorithm), CompressionLevel: rec.Compression.EffectiveLevel(),
+	}
+	if root := rec.Git.Root; root != "" {
+		params.Workdir = rel(root, o.Dir)
+		if o.ConfigPath != "" {
+			params.Config = rel(root, o.ConfigPath)
+		}
+	}
+	goVersion := ""
+	if bi := res.Images[0].BuildInfo; bi != nil {
+		goVersion = bi.GoVersion
+	}
+	return provenance.New(provenance.Input{
+		Params: params, Jobs: o.Jobs, SourceURL: rec.Git.RemoteURL, Commit: rec.Git.Commit, Dirty: rec.Git.Dirty,
+		GoVersion: goVersion, BaseDigest: res.BaseDigest, KilnVersion: o.KilnVersion,
+		Started: rec.Started, Finished: rec.Ended,
+	})
+}
+
+func rel(root, p string) string {
+	r, err := filepath.Rel(root, p)
+	if err != nil {
+		return p
+	}
+	return filepath.ToSlash(r)
+}
+
+// ErrNoDestination means the output cannot hold signatures.
+var ErrNoDestination = fmt.Errorf("signing needs a registry, the local store or an oci: layout as the output")

@@ -1,0 +1,2 @@
+// Package attest signs a build's images and attaches its SBOM and SLSA provenance.
+package attest

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/internal/keys"
+	"github.com/kilnbuild/kiln/internal/provenance"
+	"github.com/kilnbuild/kiln/internal/sbom"
+	"github.com/kilnbuild/kiln/internal/verify"
+)
+
+type verifyFlags struct {
+	key          string
+	attestations bool
+	builderID    string
+	sourceRepo   string
+	rebuild      bool
+	source       string
+	store        string
+}
+
+func newVerifyCommand(inv Invocation) *cobra.Command {
+	f := &verifyFlags{}
+	cmd := &cobra.Command{
+		Use:   "verify --key cosign.pub IMAGE",
+		Short: "Check an image's signature, and optionally its SBOM and provenance, or rebuild it",
+		Long: `Check that IMAGE carries a signature by the key over its exact digest (and, for
+an index, over every platform manifest). With --attestations, also check the
+SPDX SBOM and the SLSA provenance: signed by the key, about this digest, made by
+the expected builder, from the expected source repository. With --rebuild,
+rebuild the image from the source and parameters its provenance records and
+compare digests.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd, inv, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.key, "key", "", "cosign public key file")
+	fl.BoolVar(&f.attestations, "attestations", false, "also verify the SBOM and provenance attestations")
+	fl.StringVar(&f.builderID, "builder-id", provenance.BuilderID, "builder id the provenance must name")
+	fl.StringVar(&f.sourceRepo, "source-repo", "", "source repository the provenance must name (e.g. https://github.com/org/repo)")
+	fl.BoolVar(&f.rebuild, "rebuild", false, "rebuild from the recorded source and parameters and compare digests")
+	fl.StringVar(&f.source, "source", "", "with --rebuild: the source checkout to use (default: a worktree of this repository at the recorded commit)")
+	fl.StringVar(&f.store, "store", "", "local store directory (default as for kiln build)")
+	return cmd
+}
+
+func runVerify(cmd *cobra.Command, inv Invocation, f *verifyFlags, ref string) error {
+	ctx := cmd.Context()
+	if f.key == "" {
+		return errors.New("--key is required: the cosign public key (cosign.pub)")
+	}
+	v, err := keys.LoadVerifier(abs(inv.Dir, f.key))
+	if err != nil {
+		return err
+	}
+	t, err := resolveImage(ctx, inv, ref, f.store)
+	if err != nil {
+		return err
+	}
+	platforms, err := t.platformDigests()
+	if err != nil {
+		return err
+	}
+	for _, d := range append([]v1.Hash{t.digest}, platforms...) {
+		if err := verify.Signature(ctx, t.store, t.repo, d, v); err != nil {
+			return err
+		}
+		fmt.Fprintf(inv.Stdout, "signature: %s@%s signed by %s\n", t.repo, d, f.key)
+	}
+	if !f.attestations && !f.rebuild {
+		return nil
+	}
+	atts, err := verify.Attestations(ctx, t.store, t.repo, t.digest, v)
+	if err != nil {
+		return err
+	}
+	if f.attestations {
+		doc, ok := atts[sbom.PredicateType]
+		if !ok {
+			return fmt.Errorf("%s@%s: no SBOM attestation (%s) signed by the key", t.repo, t.digest, sbom.PredicateType)
+		}
+		var spdx sbom.Document
+		if err := json.Unmarshal(doc.Statement.Predicate, &spdx); err != nil || spdx.SPDXVersion == "" {
+			return fmt.Errorf("%s@%s: the SBOM attestation is not an SPDX document", t.repo, t.digest)
+		}
+		fmt.Fprintf(inv.Stdout, "sbom: %s, %d packages, subject %s\n", spdx.SPDXVersion, len(spdx.Packages), t.digest)
+	}
+	prov, ok := atts[provenance.PredicateType]
+	if !ok {
+		return fmt.Errorf("%s@%s: no provenance attestation (%s) signed by the key", t.repo, t.digest, provenance.PredicateType)
+	}
+	var pred provenance.Predicate
+	if err := json.Unmarshal(prov.Statement.Predicate, &pred); err != nil {
+		return fmt.Errorf("%s@%s: the provenance attestation is not SLSA v1 provenance: %v", t.repo, t.digest, err)
+	}
+	if err := verify.Provenance(pred, f.builderID, f.sourceRepo); err != nil {
+		return fmt.Errorf("%s@%s: %w", t.repo, t.digest, err)
+	}
+	src, _ := pred.Dependency(provenance.DepSource)
+	fmt.Fprintf(inv.Stdout, "provenance: builder %s, package %s, source %s at %s\n",
+		pred.RunDetails.Builder.ID, pred.BuildDefinition.ExternalParameters.Package, strings.TrimPrefix(src.URI, "git+"), src.Digest["gitCommit"])
+	if !f.rebuild {
+		return nil
+	}
+	res, err := verify.Rebuild(ctx, verify.RebuildOptions{
+		Predicate: pred, Want: t.digest, Source: f.source, Dir: inv.Dir, Env: inv.Env, CacheDir: CacheDir(inv.getenv),
+	})
+	if err != nil {
+		return err
+	}
+	if !res.Match {
+		return fmt.Errorf("rebuild: %s rebuilt to %s, not %s: the image does not come from the recorded source and parameters", pred.BuildDefinition.ExternalParameters.Package, res.Got, t.digest)
+	}
+	fmt.Fprintf(inv.Stdout, "rebuild: %s from %s reproduces %s\n", pred.BuildDefinition.ExternalParameters.Package, res.Source, t.digest)
+	return nil
+}

@@ -1,0 +1,2 @@
+// Package keys creates and reads signing keys in cosign's formats.
+package keys

@@ -1,0 +1,2 @@
+// Package sign attaches cosign-compatible signatures and in-toto attestations to images.
+package sign

@@ -1,0 +1,163 @@
+package sign
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+)
+
+// The legacy cosign storage scheme.
+const (
+	SimpleSigningMediaType  types.MediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+	DSSEMediaType           types.MediaType = "application/vnd.dsse.envelope.v1+json"
+	SignatureAnnotation                     = "dev.cosignproject.cosign/signature"
+	PredicateTypeAnnotation                 = "predicateType"
+	InTotoPayloadType                       = "application/vnd.in-toto+json"
+	StatementType                           = "https://in-toto.io/Statement/v1"
+)
+
+// SignatureTag and AttestationTag name the images that hold an image's
+// signatures and attestations: sha256-<hex>.sig and .att.
+func SignatureTag(d v1.Hash) string   { return d.Algorithm + "-" + d.Hex + ".sig" }
+func AttestationTag(d v1.Hash) string { return d.Algorithm + "-" + d.Hex + ".att" }
+
+// Statement is an in-toto v1 statement.
+type Statement struct {
+	Type          string          `json:"_type"`
+	Subject       []Subject       `json:"subject"`
+	PredicateType string          `json:"predicateType"`
+	Predicate     json.RawMessage `json:"predicate"`
+}
+
+// Subject is what a statement is about.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// Signer signs image digests and attestations with one key.
+type Signer struct {
+	sv signature.SignerVerifier
+}
+
+// New wraps a signer (from keys.LoadSigner).
+func New(sv signature.SignerVerifier) *Signer { return &Signer{sv: sv} }
+
+// Sign adds a signature of repo@d to the image tagged sha256-<hex>.sig. A
+// signature made earlier with the same key is replaced; others are kept.
+func (s *Signer) Sign(ctx context.Context, st Store, repo string, d v1.Hash) error {
+	ref, err := name.NewDigest(repo + "@" + d.String())
+	if err != nil {
+		return err
+	}
+	body, err := payload.Cosign{Image: ref}.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	sig, err := s.sv.SignMessage(bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("signing %s: %w", ref, err)
+	}
+	keep := func(l v1.Layer, ann map[string]string) bool {
+		raw, err := base64.StdEncoding.DecodeString(ann[SignatureAnnotation])
+		if err != nil {
+			return true
+		}
+		p, err := layerBytes(l)
+		if err != nil {
+			return true
+		}
+		return s.sv.VerifySignature(bytes.NewReader(raw), bytes.NewReader(p)) != nil
+	}
+	return s.add(ctx, st, repo, SignatureTag(d), keep, mutate.Addendum{
+		Layer:       static.NewLayer(body, SimpleSigningMediaType),
+		Annotations: map[string]string{SignatureAnnotation: base64.StdEncoding.EncodeToString(sig)},
+	})
+}
+
+// Attest signs an in-toto statement about repo@d with predicate as a DSSE
+// envelope and adds it to the image tagged sha256-<hex>.att, replacing an
+// earlier attestation of the same predicate type.
+func (s *Signer) Attest(ctx context.Context, st Store, repo string, d v1.Hash, predicateType string, predicate any) error {
+	pred, err := json.Marshal(predicate)
+	if err != nil {
+		return err
+	}
+	stmt, err := json.Marshal(Statement{
+		Type:          StatementType,
+		Subject:       []Subject{{Name: repo, Digest: map[string]string{d.Algorithm: d.Hex}}},
+		PredicateType: predicateType,
+		Predicate:     pred,
+	})
+	if err != nil {
+		return err
+	}
+	env, err := dsse.WrapSigner(s.sv, InTotoPayloadType).SignMessage(bytes.NewReader(stmt))
+	if err != nil {
+		return fmt.Errorf("signing %s attestation for %s@%s: %w", predicateType, repo, d, err)
+	}
+	keep := func(_ v1.Layer, ann map[string]string) bool { return ann[PredicateTypeAnnotation] != predicateType }
+	return s.add(ctx, st, repo, AttestationTag(d), keep, mutate.Addendum{
+		Layer: static.NewLayer(env, DSSEMediaType),
+		Annotations: map[string]string{
+			PredicateTypeAnnotation: predicateType,
+			SignatureAnnotation:     "", // cosign requires the key, empty for DSSE
+		},
+	})
+}
+
+// add rebuilds the tagged image from the layers keep accepts plus add.
+func (s *Signer) add(ctx context.Context, st Store, repo, tag string, keep func(v1.Layer, map[string]string) bool, add mutate.Addendum) error {
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	var adds []mutate.Addendum
+	old, err := st.Get(ctx, repo, tag)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		m, err := old.Manifest()
+		if err != nil {
+			return err
+		}
+		layers, err := old.Layers()
+		if err != nil {
+			return err
+		}
+		for i, l := range layers {
+			if i < len(m.Layers) && keep(l, m.Layers[i].Annotations) {
+				adds = append(adds, mutate.Addendum{Layer: l, Annotations: m.Layers[i].Annotations})
+			}
+		}
+	}
+	adds = append(adds, add)
+	img, err = mutate.Append(img, adds...)
+	if err != nil {
+		return err
+	}
+	return st.Put(ctx, repo, tag, img)
+}
+
+// layerBytes reads a small layer's bytes as stored.
+func layerBytes(l v1.Layer) ([]byte, error) {
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 16<<20))
+}

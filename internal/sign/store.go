@@ -1,0 +1,110 @@
+package sign
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/kilnbuild/kiln/internal/store"
+)
+
+// ErrNotFound means no image has the asked-for tag.
+var ErrNotFound = errors.New("not found")
+
+// Store reads and writes the small tagged images that carry signatures and
+// attestations, next to the image they are about.
+type Store interface {
+	// Get returns the image tagged tag in repo, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, repo, tag string) (v1.Image, error)
+	Put(ctx context.Context, repo, tag string, img v1.Image) error
+}
+
+// Registry is a Store in a container registry.
+type Registry struct {
+	Keychain  authn.Keychain
+	Transport http.RoundTripper
+}
+
+var _ Store = (*Registry)(nil)
+
+func (r *Registry) options(ctx context.Context) []remote.Option {
+	kc := r.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if r.Transport != nil {
+		opts = append(opts, remote.WithTransport(r.Transport))
+	}
+	return opts
+}
+
+// Get implements Store.
+func (r *Registry) Get(ctx context.Context, repo, tag string) (v1.Image, error) {
+	ref, err := name.NewTag(repo + ":" + tag)
+	if err != nil {
+		return nil, err
+	}
+	img, err := remote.Image(ref, r.options(ctx)...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// Put implements Store.
+func (r *Registry) Put(ctx context.Context, repo, tag string, img v1.Image) error {
+	ref, err := name.NewTag(repo + ":" + tag)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(ref, img, r.options(ctx)...); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Layout is a Store in an OCI image layout (the local store, oci:DIR),
+// naming images "repo:tag" as kiln build does.
+type Layout struct {
+	Dir string
+}
+
+var _ Store = (*Layout)(nil)
+
+// Get implements Store.
+func (l *Layout) Get(_ context.Context, repo, tag string) (v1.Image, error) {
+	lay, err := store.Open(l.Dir)
+	if err != nil {
+		return nil, err
+	}
+	d, err := lay.Lookup(repo + ":" + tag)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s:%s: %w", repo, tag, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return lay.Image(d.Digest)
+}
+
+// Put implements Store.
+func (l *Layout) Put(ctx context.Context, repo, tag string, img v1.Image) error {
+	lay, err := store.Open(l.Dir)
+	if err != nil {
+		return err
+	}
+	_, err = lay.Put(ctx, img, []string{repo + ":" + tag})
+	return err
+}
