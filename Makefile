@@ -13,11 +13,11 @@ help: ## list the targets
 build: ## compile kiln and the server into bin/
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-tools: ## install what the tests need (podman, runc, ko, crane) into the tools cache
-	bash .ci/tools.sh podman ko crane >/dev/null
+tools: ## install what the tests need (podman, runc, ko, crane, cosign) into the tools cache
+	bash .ci/tools.sh podman ko crane cosign >/dev/null
 
 test: lint ## install test tools, then run every test with the race detector
-	$(call TOOLS_ENV,podman ko crane) && $(GO) test -race -count=1 -timeout 40m ./...
+	$(call TOOLS_ENV,podman ko crane cosign) && $(GO) test -race -count=1 -timeout 40m ./...
 
 unit: ## run the tests that need no outside program
 	$(GO) test -race -short ./...

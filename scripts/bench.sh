@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
-KILN=${KILN:-bin/kiln}
+KILN=$(realpath "${KILN:-bin/kiln}")
 for t in ko crane /usr/bin/time; do command -v "$t" >/dev/null || { echo "bench: $t is missing (make tools)" >&2; exit 1; }; done
 
 work=$(mktemp -d)
@@ -55,6 +55,17 @@ for _ in $(seq "$RUNS"); do edit; run_go edit; edit; run_ko edit; edit; run_kiln
 rm -f internal/server/bench_edit.go
 report "rebuild + push after a one-line source edit" edit
 echo "  peak RSS, kiln with its go build children (GNU time %M): $(( $(cut -d' ' -f2 "$work/edit.kiln" | sort -n | tail -1) / 1024 )) MiB"
+
+# Signing: kiln build --sign (signature + SBOM + provenance, each signed) vs plain, warm.
+(cd "$work" && COSIGN_PASSWORD=bench "$KILN" keygen 2>/dev/null)
+run_signed() { COSIGN_PASSWORD=bench timed "$1.kiln" "$KILN" build --bare --sign --key "$work/cosign.key" --output "$reg/kiln" ./cmd/server; }
+run_signed warmup
+for _ in $(seq "$RUNS"); do run_kiln plain; run_signed signed; done
+plain=$(median plain.kiln); signed=$(median signed.kiln)
+echo
+echo "signing overhead (warm, no source change), $RUNS runs each, median seconds:"
+printf '  %-18s %6ss\n' "kiln build" "$plain" "kiln build --sign" "$signed"
+awk -v p="$plain" -v s="$signed" 'BEGIN {printf "  --sign adds %.0f%%\n", (s/p-1)*100}'
 
 # Image bytes with each tool at its defaults (an empty config file).
 empty="$work/empty"; mkdir -p "$empty"; : >"$empty/.ko.yaml"

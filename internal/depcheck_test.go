@@ -1,0 +1,65 @@
+// Package internal_test fences the direction of imports between kiln's packages.
+package internal_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// layer gives each package its place in the one-direction architecture:
+// a package may import only packages of a lower layer.
+var layer = map[string]int{
+	"platform": 0, "vcs": 0, "layer": 0, "config": 0, "store": 0, "keys": 0, "testutil": 0,
+	"gobuild": 1, "base": 1, "image": 1, "publish": 1, "provenance": 1, "sign": 1,
+	"sbom":     2, "pipeline": 2,
+	"attest": 3, "verify": 3, "compare": 3,
+	"server": 4,
+	"cli":    5,
+	"e2e":    6,
+}
+
+const module = "github.com/kilnbuild/kiln/internal/"
+
+func TestImportsFlowDownward(t *testing.T) {
+	dirs, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		pkg := d.Name()
+		own, known := layer[pkg]
+		if !known {
+			t.Errorf("internal/%s has no layer in depcheck_test.go: place it", pkg)
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join(pkg, "*.go"))
+		for _, file := range files {
+			if strings.HasSuffix(file, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, imp := range f.Imports {
+				path, _ := strconv.Unquote(imp.Path.Value)
+				dep, ok := strings.CutPrefix(path, module)
+				if !ok {
+					continue
+				}
+				dep, _, _ = strings.Cut(dep, "/")
+				if layer[dep] >= own {
+					t.Errorf("%s imports internal/%s: layer %d may import only lower layers (internal/%s is %d)", file, dep, own, dep, layer[dep])
+				}
+			}
+		}
+	}
+}
