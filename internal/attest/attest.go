@@ -2,7 +2,6 @@ package attest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -33,16 +32,26 @@ type Options struct {
 func Result(ctx context.Context, o Options, res pipeline.Result) error {
 	top, err := v1.NewHash(res.Digest)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s@%s: %w", res.Repo, res.Digest, err)
+	}
+	// Check every image before signing any, so a bad result leaves nothing
+	// half-attested.
+	if len(res.Images) == 0 {
+		return fmt.Errorf("%s@%s: the build result lists no image", res.Repo, res.Digest)
+	}
+	children := make([]v1.Hash, len(res.Images))
+	for i, img := range res.Images {
+		if img.BuildInfo == nil {
+			return fmt.Errorf("%s@%s (%s): the binary carries no Go build info: cannot write its SBOM", res.Repo, img.Digest, img.Platform)
+		}
+		if children[i], err = v1.NewHash(img.Digest); err != nil {
+			return fmt.Errorf("%s@%s (%s): %w", res.Repo, img.Digest, img.Platform, err)
+		}
 	}
 	pred := o.provenance(res)
 	if len(res.Images) > 1 {
-		for _, img := range res.Images {
-			d, err := v1.NewHash(img.Digest)
-			if err != nil {
-				return err
-			}
-			if err := o.attach(ctx, res, img, d, pred); err != nil {
+		for i, img := range res.Images {
+			if err := o.attach(ctx, res, img, children[i], pred); err != nil {
 				return err
 			}
 		}
@@ -54,9 +63,6 @@ func Result(ctx context.Context, o Options, res pipeline.Result) error {
 func (o Options) attach(ctx context.Context, res pipeline.Result, img pipeline.PlatformResult, d v1.Hash, pred provenance.Predicate) error {
 	if err := o.Signer.Sign(ctx, o.Store, res.Repo, d); err != nil {
 		return err
-	}
-	if img.BuildInfo == nil {
-		return errors.New("the binary carries no Go build info: cannot write its SBOM")
 	}
 	in := sbom.Input{
 		Image: res.Repo + "@" + d.String(), Platform: img.Platform, BuildInfo: img.BuildInfo,

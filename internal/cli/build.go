@@ -36,6 +36,7 @@ type buildFlags struct {
 	store            string
 	sign             bool
 	key              string
+	sigFormat        string
 }
 
 func newBuildCommand(inv Invocation) *cobra.Command {
@@ -74,6 +75,7 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 	fl.BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
 	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
 	fl.BoolVar(&f.sign, "sign", false, "sign every image pushed, and attach a signed SPDX SBOM and SLSA provenance (also kiln.defaults.sign in .ko.yaml)")
+	fl.StringVar(&f.sigFormat, "signature-format", "tags", "where --sign stores signatures and attestations: tags (cosign's sha256-<hex>.sig/.att) or referrers (Sigstore bundles as OCI 1.1 referrers, cosign v3's default)")
 	fl.StringVar(&f.key, "key", "", "cosign private key for --sign, password from $COSIGN_PASSWORD (also kiln.defaults.key)")
 	fl.StringVar(&f.store, "store", "", "local store directory (default: $KILN_STORE, else $XDG_DATA_HOME/kiln/store, else ~/.local/share/kiln/store)")
 	return cmd

@@ -11,7 +11,7 @@ import (
 )
 
 func newSignCommand(inv Invocation) *cobra.Command {
-	var keyPath, storeDir string
+	var keyPath, storeDir, format string
 	cmd := &cobra.Command{
 		Use:   "sign --key cosign.key IMAGE",
 		Short: "Sign an image (and each platform of an index) in cosign's format",
@@ -24,6 +24,10 @@ local store. For an index, the index and every platform manifest are signed.`,
 			if keyPath == "" {
 				return errors.New("--key is required: a cosign private key (kiln keygen makes one)")
 			}
+			f, err := sign.ParseFormat(format)
+			if err != nil {
+				return err
+			}
 			sv, err := keys.LoadSigner(abs(inv.Dir, keyPath), []byte(inv.getenv("COSIGN_PASSWORD")))
 			if err != nil {
 				return err
@@ -32,7 +36,7 @@ local store. For an index, the index and every platform manifest are signed.`,
 			if err != nil {
 				return err
 			}
-			signer := sign.New(sv)
+			signer := sign.New(sv).WithFormat(f)
 			platforms, err := t.platformDigests()
 			if err != nil {
 				return err
@@ -47,6 +51,7 @@ local store. For an index, the index and every platform manifest are signed.`,
 		},
 	}
 	cmd.Flags().StringVar(&keyPath, "key", "", "cosign private key file")
+	cmd.Flags().StringVar(&format, "signature-format", "tags", "tags (sha256-<hex>.sig) or referrers (a Sigstore bundle as an OCI 1.1 referrer)")
 	cmd.Flags().StringVar(&storeDir, "store", "", "local store directory (default as for kiln build)")
 	return cmd
 }

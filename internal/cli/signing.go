@@ -32,12 +32,16 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 	if st == nil {
 		return nil, attest.ErrNoDestination
 	}
+	format, err := sign.ParseFormat(f.sigFormat)
+	if err != nil {
+		return nil, err
+	}
 	sv, err := keys.LoadSigner(abs(inv.Dir, keyPath), []byte(inv.getenv("COSIGN_PASSWORD")))
 	if err != nil {
 		return nil, err
 	}
 	opts := attest.Options{
-		Signer: sign.New(sv), Store: st, KilnVersion: Version, Dir: inv.Dir,
+		Signer: sign.New(sv).WithFormat(format), Store: st, KilnVersion: Version, Dir: inv.Dir,
 		ConfigPath: cfg.Path, Jobs: f.jobs, Created: created,
 	}
 	return func(ctx context.Context, res pipeline.Result) error {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,8 +35,19 @@ var (
 // Generate makes an ECDSA P-256 key pair: the private key as an
 // "ENCRYPTED SIGSTORE PRIVATE KEY" PEM (scrypt + secretbox, as cosign
 // writes it), the public key as a PKIX "PUBLIC KEY" PEM.
+// A nil password is the empty password, as cosign treats it: the key is
+// still encrypted.
 func Generate(password []byte) (privPEM, pubPEM []byte, err error) {
-	return cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc(password))
+	return cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc(orEmpty(password)))
+}
+
+// orEmpty turns a nil password into the empty one: cryptoutils treats nil
+// as "no encryption", writing a plain key and skipping decryption.
+func orEmpty(password []byte) []byte {
+	if password == nil {
+		return []byte{}
+	}
+	return password
 }
 
 // WriteFiles writes cosign.key (0600) and cosign.pub (0644) into dir,
@@ -63,6 +75,9 @@ func WriteFiles(dir string, password []byte) (privPath, pubPath string, err erro
 
 func writeNew(path string, data []byte, mode os.FileMode) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s: %w: move it away first", path, ErrExists)
+	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -97,12 +112,12 @@ func LoadSigner(path string, password []byte) (signature.SignerVerifier, error) 
 	default:
 		return nil, fmt.Errorf("%s: %w: PEM type %q", path, ErrNotAPrivateKey, block.Type)
 	}
-	key, err := cryptoutils.UnmarshalPEMToPrivateKey(raw, cryptoutils.StaticPasswordFunc(password))
+	key, err := cryptoutils.UnmarshalPEMToPrivateKey(raw, cryptoutils.StaticPasswordFunc(orEmpty(password)))
 	if err != nil {
 		if strings.Contains(err.Error(), "decrypt") {
 			return nil, fmt.Errorf("%s: %w: check COSIGN_PASSWORD", path, ErrWrongPassword)
 		}
-		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotAPrivateKey, err)
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotAPrivateKey, firstLine(err.Error()))
 	}
 	ec, ok := key.(*ecdsa.PrivateKey)
 	if !ok || ec.Curve != elliptic.P256() {

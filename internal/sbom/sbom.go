@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/module"
+
 	"github.com/kilnbuild/kiln/internal/base"
 )
 
@@ -48,7 +50,7 @@ func Generate(in Input) *Document {
 		Name: repo, SPDXID: imageID, VersionInfo: digest, DownloadLocation: noAssertion,
 		LicenseConcluded: noAssertion, LicenseDeclared: noAssertion, CopyrightText: noAssertion,
 		PrimaryPurpose: "CONTAINER", Comment: "platform " + in.Platform,
-		ExternalRefs: []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: ociPurl(repo, digest, in.Platform)}},
+		ExternalRefs: []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: ociPurl(repo, digest, in.Platform, "")}},
 	}
 	if h, ok := strings.CutPrefix(digest, "sha256:"); ok {
 		img.Checksums = []Checksum{{Algorithm: "SHA256", Value: h}}
@@ -65,7 +67,7 @@ func Generate(in Input) *Document {
 			Name: "go", SPDXID: goID, VersionInfo: bi.GoVersion, Supplier: "Organization: Google LLC",
 			DownloadLocation: "https://go.dev/dl/", LicenseConcluded: noAssertion, LicenseDeclared: "BSD-3-Clause",
 			CopyrightText: noAssertion, Comment: "the Go toolchain and standard library compiled into the binary",
-			ExternalRefs: []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: "pkg:golang/stdlib@" + strings.TrimPrefix(bi.GoVersion, "go")}},
+			ExternalRefs: []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: "pkg:golang/stdlib@" + url.PathEscape(strings.TrimPrefix(goRelease(bi.GoVersion), "go"))}},
 		})
 		doc.relate(mainID, "DEPENDS_ON", goID)
 		for _, dep := range bi.Deps {
@@ -85,10 +87,13 @@ func Generate(in Input) *Document {
 			p.Checksums = []Checksum{{Algorithm: "SHA256", Value: h}}
 		}
 		if in.Base == base.StaticName {
-			p.Supplier = "Tool: " + in.Tool
-			p.Comment = "kiln's built-in static base, generated offline"
-		} else if in.BaseDigest != "" {
-			p.ExternalRefs = []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: ociPurl(in.Base, in.BaseDigest, in.Platform)}}
+			// No supplier: SPDX allows only "Person:" or "Organization:" there.
+			p.Comment = "kiln's built-in static base, generated offline by " + in.Tool
+		} else if in.BaseDigest != "" && !strings.HasPrefix(in.Base, "oci:") {
+			// A registry reference as given: the purl names the repository
+			// and the tag apart (a local oci: layout has no purl).
+			repo, tag := splitRef(in.Base)
+			p.ExternalRefs = []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: ociPurl(repo, in.BaseDigest, in.Platform, tag)}}
 		}
 		doc.add(p)
 		doc.relate(imageID, "DESCENDANT_OF", baseID)
@@ -113,6 +118,31 @@ func Generate(in Input) *Document {
 
 func (d *Document) add(p Package) { d.Packages = append(d.Packages, p) }
 
+// uniqueID returns id, or id with a "-N" suffix when a package has it
+// already: sanitize is lossy ("a/b-c" and "a-b/c" both become "a-b-c").
+func (d *Document) uniqueID(id string) string {
+	taken := func(id string) bool {
+		for _, p := range d.Packages {
+			if p.SPDXID == id {
+				return true
+			}
+		}
+		return false
+	}
+	out := id
+	for n := 2; taken(out); n++ {
+		out = fmt.Sprintf("%s-%d", id, n)
+	}
+	return out
+}
+
+// goRelease is the release part of a build info Go version:
+// "go1.26.0 X:nodwarf5" → "go1.26.0".
+func goRelease(v string) string {
+	v, _, _ = strings.Cut(v, " ")
+	return v
+}
+
 func (d *Document) relate(a, typ, b string) {
 	d.Relationships = append(d.Relationships, Relationship{Element: a, Type: typ, Related: b})
 }
@@ -121,18 +151,31 @@ func (d *Document) relate(a, typ, b string) {
 // SHA256 checksum: the decoded "h1:" dirhash, a SHA-256 over the module's
 // file list and file hashes.
 func (d *Document) addModule(m debug.Module, purpose string) string {
-	if m.Replace != nil {
-		m.Path, m.Version, m.Sum = m.Replace.Path, m.Replace.Version, m.Replace.Sum
+	comment := ""
+	switch r := m.Replace; {
+	case r == nil:
+	case r.Version == "":
+		// Replaced by a local directory: keep the module path (a directory
+		// is no purl) and claim no version or checksum for the code used.
+		comment = "replaced by the directory " + r.Path
+		m.Version, m.Sum = "", ""
+	default:
+		m.Path, m.Version, m.Sum = r.Path, r.Version, r.Sum
 	}
-	id := "SPDXRef-Module-" + sanitize(m.Path) + "-" + sanitize(m.Version)
+	id := d.uniqueID("SPDXRef-Module-" + sanitize(m.Path) + "-" + sanitize(m.Version))
 	p := Package{
 		Name: m.Path, SPDXID: id, VersionInfo: m.Version, DownloadLocation: noAssertion,
 		LicenseConcluded: noAssertion, LicenseDeclared: noAssertion, CopyrightText: noAssertion,
-		PrimaryPurpose: purpose,
-		ExternalRefs:   []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: goPurl(m.Path, m.Version)}},
+		PrimaryPurpose: purpose, Comment: comment,
+		ExternalRefs: []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: goPurl(m.Path, m.Version)}},
 	}
 	if m.Version != "" && m.Version != "(devel)" {
-		p.DownloadLocation = "https://proxy.golang.org/" + strings.ToLower(m.Path) + "/@v/" + m.Version + ".zip"
+		// The proxy's case-encoding ("!"+lower for upper case), not lower case.
+		ep, perr := module.EscapePath(m.Path)
+		ev, verr := module.EscapeVersion(m.Version)
+		if perr == nil && verr == nil {
+			p.DownloadLocation = "https://proxy.golang.org/" + ep + "/@v/" + ev + ".zip"
+		}
 	}
 	if h, ok := strings.CutPrefix(m.Sum, "h1:"); ok {
 		if raw, err := base64.StdEncoding.DecodeString(h); err == nil && len(raw) == sha256.Size {
@@ -152,7 +195,17 @@ func goPurl(path, version string) string {
 	return s
 }
 
-func ociPurl(repo, digest, platform string) string {
+// splitRef splits a reference as given into repository and tag, dropping
+// a digest: "cgr.dev/chainguard/static:latest@sha256:…" → "cgr.dev/chainguard/static", "latest".
+func splitRef(ref string) (repo, tag string) {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, ""
+}
+
+func ociPurl(repo, digest, platform, tag string) string {
 	name := repo
 	if i := strings.LastIndex(repo, "/"); i >= 0 {
 		name = repo[i+1:]
@@ -163,6 +216,9 @@ func ociPurl(repo, digest, platform string) string {
 		if _, arch, ok := strings.Cut(platform, "/"); ok {
 			q.Set("arch", arch)
 		}
+	}
+	if tag != "" {
+		q.Set("tag", tag)
 	}
 	s := "pkg:oci/" + url.PathEscape(strings.ToLower(name))
 	if digest != "" {

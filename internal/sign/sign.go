@@ -45,21 +45,28 @@ type Statement struct {
 
 // Subject is what a statement is about.
 type Subject struct {
-	Name   string            `json:"name"`
+	Name   string            `json:"name,omitempty"`
 	Digest map[string]string `json:"digest"`
 }
 
 // Signer signs image digests and attestations with one key.
 type Signer struct {
-	sv signature.SignerVerifier
+	sv     signature.SignerVerifier
+	format Format
 }
 
-// New wraps a signer (from keys.LoadSigner).
-func New(sv signature.SignerVerifier) *Signer { return &Signer{sv: sv} }
+// New wraps a signer (from keys.LoadSigner); it stores in FormatTags.
+func New(sv signature.SignerVerifier) *Signer { return &Signer{sv: sv, format: FormatTags} }
+
+// WithFormat returns a signer that stores signatures and attestations in f.
+func (s *Signer) WithFormat(f Format) *Signer { return &Signer{sv: s.sv, format: f} }
 
 // Sign adds a signature of repo@d to the image tagged sha256-<hex>.sig. A
 // signature made earlier with the same key is replaced; others are kept.
 func (s *Signer) Sign(ctx context.Context, st Store, repo string, d v1.Hash) error {
+	if s.format == FormatReferrers {
+		return s.putBundle(ctx, st, repo, d, SignPredicateType, struct{}{})
+	}
 	ref, err := name.NewDigest(repo + "@" + d.String())
 	if err != nil {
 		return err
@@ -93,6 +100,9 @@ func (s *Signer) Sign(ctx context.Context, st Store, repo string, d v1.Hash) err
 // envelope and adds it to the image tagged sha256-<hex>.att, replacing an
 // earlier attestation of the same predicate type.
 func (s *Signer) Attest(ctx context.Context, st Store, repo string, d v1.Hash, predicateType string, predicate any) error {
+	if s.format == FormatReferrers {
+		return s.putBundle(ctx, st, repo, d, predicateType, predicate)
+	}
 	pred, err := json.Marshal(predicate)
 	if err != nil {
 		return err

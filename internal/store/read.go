@@ -13,6 +13,12 @@ var ErrNotFound = errors.New("not found in the image layout")
 
 // Lookup returns the descriptor index.json gives refName.
 func (l *Layout) Lookup(refName string) (v1.Descriptor, error) {
+	return l.lookupLocked(refName)
+}
+
+// lookupLocked reads index.json, which is replaced atomically, so it is
+// safe with or without the lock.
+func (l *Layout) lookupLocked(refName string) (v1.Descriptor, error) {
 	im, err := l.readIndex()
 	if err != nil {
 		return v1.Descriptor{}, err

@@ -239,6 +239,11 @@ func (l *Layout) tag(desc v1.Descriptor, refNames []string) error {
 		return err
 	}
 	defer unlock()
+	return l.tagLocked(desc, refNames)
+}
+
+// tagLocked is tag for a caller that holds the lock.
+func (l *Layout) tagLocked(desc v1.Descriptor, refNames []string) error {
 	im, err := l.readIndex()
 	if err != nil {
 		return err

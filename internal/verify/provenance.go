@@ -33,7 +33,9 @@ func Provenance(p provenance.Predicate, builderID, sourceRepo string) error {
 	return nil
 }
 
+// normalizeRepo compares repository URLs without case, a trailing slash or
+// a trailing .git (in any case: lower first, then trim).
 func normalizeRepo(s string) string {
-	s = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "/"), ".git")
-	return strings.ToLower(s)
+	s = strings.TrimRight(strings.ToLower(strings.TrimSpace(s)), "/")
+	return strings.TrimRight(strings.TrimSuffix(s, ".git"), "/")
 }

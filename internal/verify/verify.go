@@ -25,10 +25,9 @@ var (
 	ErrBadAttestation = errors.New("attestation does not verify")
 )
 
-// Signature checks that some signature in repo's sha256-<hex>.sig verifies
-// with v and names exactly digest d. It returns how many signatures were
-// looked at.
-func Signature(ctx context.Context, st sign.Store, repo string, d v1.Hash, v signature.Verifier) error {
+// tagSignature checks that some signature in repo's sha256-<hex>.sig
+// verifies with v and names exactly digest d.
+func tagSignature(ctx context.Context, st sign.Store, repo string, d v1.Hash, v signature.Verifier) error {
 	img, err := st.Get(ctx, repo, sign.SignatureTag(d))
 	if errors.Is(err, sign.ErrNotFound) {
 		return fmt.Errorf("%s@%s: %w (looked for the tag %s)", repo, d, ErrUnsigned, sign.SignatureTag(d))
@@ -82,10 +81,10 @@ type Attestation struct {
 	Statement     sign.Statement
 }
 
-// Attestations returns every attestation in repo's sha256-<hex>.att that
-// verifies with v and whose subject is d, keyed by predicate type.
+// tagAttestations returns every attestation in repo's sha256-<hex>.att
+// that verifies with v and whose subject is d, keyed by predicate type.
 // Envelopes that fail are reported in the error only when none verifies.
-func Attestations(ctx context.Context, st sign.Store, repo string, d v1.Hash, v signature.Verifier) (map[string]Attestation, error) {
+func tagAttestations(ctx context.Context, st sign.Store, repo string, d v1.Hash, v signature.Verifier) (map[string]Attestation, error) {
 	img, err := st.Get(ctx, repo, sign.AttestationTag(d))
 	if errors.Is(err, sign.ErrNotFound) {
 		return nil, fmt.Errorf("%s@%s: %w (looked for the tag %s)", repo, d, ErrNoAttestation, sign.AttestationTag(d))
