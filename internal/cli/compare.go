@@ -1,0 +1,146 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/internal/compare"
+	"github.com/kilnbuild/kiln/internal/pipeline"
+)
+
+type compareFlags struct {
+	format    string
+	output    string
+	maxSize   string
+	maxGrowth string
+	platform  string
+	store     string
+}
+
+func newCompareCommand(inv Invocation) *cobra.Command {
+	f := &compareFlags{}
+	cmd := &cobra.Command{
+		Use:   "compare IMAGE...",
+		Short: "Compare images' sizes, contents and attack surface against the first",
+		Long: `Compare two or more images; the first is the baseline. Each IMAGE is a
+registry reference, oci:DIR[:NAME], oci-archive:FILE[:NAME],
+docker-archive:FILE[:REPO:TAG], or a kiln.local/… image in the local store.
+For an index, the linux/amd64 image is read (else the host's), or --platform's.
+
+For each image: compressed and uncompressed size, layers, files, the largest
+files, and the attack surface: shells, package managers and their databases,
+compilers, setuid/setgid files, world-writable directories, the user it runs
+as, entrypoint, env, and its packages (from an attached SPDX SBOM attestation,
+whose signature is not checked here, else from the dpkg/apk databases and the
+Go build info of its executables), with changes against the baseline in %.
+
+--max-size and --max-growth make a CI size budget: the report is written, then
+kiln exits 1 when an image other than the baseline exceeds one.`,
+		Example: `  kiln compare docker-archive:naive.tar oci-archive:multistage.tar kiln.local/server:latest
+  kiln compare --format markdown --max-growth 5 registry.example.com/app:main kiln.local/app:dev >> "$GITHUB_STEP_SUMMARY"`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCompare(cmd, inv, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.format, "format", string(compare.FormatTable), "output format: table, json, markdown or html")
+	fl.StringVarP(&f.output, "output", "o", "", "write the report to this file instead of stdout")
+	fl.StringVar(&f.maxSize, "max-size", "", "fail when an image other than the baseline is larger than this, compressed (e.g. 10MB, 512KiB)")
+	fl.StringVar(&f.maxGrowth, "max-growth", "", "fail when an image's compressed size exceeds the baseline's by more than this percentage (e.g. 5)")
+	fl.StringVar(&f.platform, "platform", "", "the image to read from an index, as os/arch[/variant] (default linux/amd64, else the host's)")
+	fl.StringVar(&f.store, "store", "", "local store directory (default as for kiln build)")
+	return cmd
+}
+
+func runCompare(cmd *cobra.Command, inv Invocation, f *compareFlags, refs []string) error {
+	format, err := compare.ParseFormat(f.format)
+	if err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	var budget compare.Budget
+	if f.maxSize != "" {
+		if budget.MaxSize, err = compare.ParseSize(f.maxSize); err != nil {
+			return fmt.Errorf("--max-size: %w", err)
+		}
+		if budget.MaxSize == 0 {
+			return errors.New("--max-size: the budget must be more than 0 bytes")
+		}
+	}
+	if f.maxGrowth != "" {
+		g, err := compare.ParsePercent(f.maxGrowth)
+		if err != nil {
+			return fmt.Errorf("--max-growth: %w", err)
+		}
+		budget.MaxGrowth = &g
+	}
+	opt := compare.Options{Dir: inv.Dir, LocalRepo: pipeline.LocalRepo, TempDir: inv.getenv("TMPDIR")}
+	if f.platform != "" {
+		if opt.Platform, err = v1.ParsePlatform(f.platform); err != nil || opt.Platform.OS == "" || opt.Platform.Architecture == "" {
+			return fmt.Errorf("--platform %q: want os/arch[/variant], e.g. linux/arm64", f.platform)
+		}
+	}
+	for _, r := range refs {
+		if !strings.HasPrefix(r, pipeline.LocalRepo+"/") {
+			continue
+		}
+		if f.store != "" {
+			opt.StoreDir = abs(inv.Dir, f.store)
+		} else if opt.StoreDir, err = StoreDir(inv.getenv); err != nil {
+			return err
+		}
+		break
+	}
+	if f.output != "" {
+		// Fail before reading any image when the report cannot be written.
+		if st, err := os.Stat(filepath.Dir(abs(inv.Dir, f.output))); err != nil || !st.IsDir() {
+			return fmt.Errorf("--output %s: no such directory", f.output)
+		}
+	}
+
+	report, err := compare.Compare(cmd.Context(), refs, opt)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := compare.Render(&buf, report, format); err != nil {
+		return err
+	}
+	if f.output == "" {
+		if _, err := inv.Stdout.Write(buf.Bytes()); err != nil {
+			return err
+		}
+	} else if err := writeFileAtomic(abs(inv.Dir, f.output), buf.Bytes()); err != nil {
+		return fmt.Errorf("--output %s: %w", f.output, err)
+	}
+	return report.CheckBudget(budget)
+}
+
+// writeFileAtomic writes data to a temporary file next to path and renames
+// it into place, so a reader never sees half a report.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

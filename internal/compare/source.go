@@ -1,0 +1,572 @@
+package compare
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/store"
+)
+
+// The kinds of reference Open understands.
+const (
+	KindRegistry      = "registry"       // REGISTRY/REPO[:TAG|@DIGEST]
+	KindOCI           = "oci"            // oci:DIR[:NAME]
+	KindOCIArchive    = "oci-archive"    // oci-archive:FILE[:NAME]
+	KindDockerArchive = "docker-archive" // docker-archive:FILE[:REPO:TAG]
+	KindStore         = "store"          // kiln.local/NAME[:TAG|@DIGEST]
+)
+
+// DefaultLocalRepo is the repository the local store names its images
+// under (pipeline.LocalRepo).
+const DefaultLocalRepo = "kiln.local"
+
+// Options says where to find images and how to read them. The zero value
+// reads registries with the default keychain and the host's temp directory.
+type Options struct {
+	// Platform picks the child of an image index; nil means linux/amd64,
+	// else linux on the host's architecture, else the index's only image.
+	Platform *v1.Platform
+	// StoreDir is the local store, where kiln.local/… references are found.
+	StoreDir string
+	// LocalRepo is the local store's repository prefix; "" means kiln.local.
+	LocalRepo string
+	// Dir resolves relative paths in references; "" means the process's.
+	Dir string
+	// TempDir holds unpacked oci-archives and Go executables while their
+	// build info is read; "" means os.TempDir().
+	TempDir string
+	// Keychain and Transport are for registries; nil means
+	// authn.DefaultKeychain and the default transport.
+	Keychain  authn.Keychain
+	Transport http.RoundTripper
+	// Jobs bounds the images, and the layers of each image, read at once;
+	// 0 means GOMAXPROCS.
+	Jobs int
+	// TopFiles is how many of the largest files to list; 0 means 10.
+	TopFiles int
+}
+
+func (o Options) localRepo() string {
+	if o.LocalRepo == "" {
+		return DefaultLocalRepo
+	}
+	return o.LocalRepo
+}
+
+func (o Options) jobs() int {
+	if o.Jobs > 0 {
+		return o.Jobs
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+func (o Options) topFiles() int {
+	if o.TopFiles > 0 {
+		return o.TopFiles
+	}
+	return 10
+}
+
+func (o Options) path(p string) string {
+	if o.Dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(o.Dir, p)
+}
+
+func (o Options) remote(ctx context.Context) []remote.Option {
+	kc := o.Keychain
+	if kc == nil {
+		kc = authn.DefaultKeychain
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
+	if o.Transport != nil {
+		opts = append(opts, remote.WithTransport(o.Transport))
+	}
+	return opts
+}
+
+// Source is one opened image: a single-platform image, picked from an index
+// when the reference names one.
+type Source struct {
+	Ref         string   // as the user gave it
+	Kind        string   // one of the Kind… constants
+	Image       v1.Image // the platform image
+	Digest      v1.Hash  // of Image's manifest
+	IndexDigest v1.Hash  // of the index Image was picked from; zero if none
+	Platform    string   // os/arch[/variant] from the config; "" if unset
+
+	// attestation finds the image tagged sha256-<hex>.att next to the
+	// image; nil where there is nowhere to look.
+	attestation func(ctx context.Context, d v1.Hash) (v1.Image, error)
+	cleanup     func() error
+}
+
+// Close removes what Open unpacked (an oci-archive's layout).
+func (s *Source) Close() error {
+	if s == nil || s.cleanup == nil {
+		return nil
+	}
+	err := s.cleanup()
+	s.cleanup = nil
+	return err
+}
+
+// Open finds the image ref names: a registry reference, oci:DIR[:NAME],
+// oci-archive:FILE[:NAME], docker-archive:FILE[:REPO:TAG], or a kiln.local/…
+// reference in the local store. The caller must Close the source. Errors
+// are one line and start with ref.
+func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
+	s, err := open(ctx, ref, opt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", ref, oneLine(err.Error()))
+	}
+	s.Ref = ref
+	if cf, err := s.Image.ConfigFile(); err == nil && cf.OS != "" {
+		s.Platform = (&v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).String()
+		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platformMatches(w, cf.OS, cf.Architecture, cf.Variant) {
+			s.Close()
+			return nil, fmt.Errorf("%s: the image is %s, not %s", ref, s.Platform, w)
+		}
+	}
+	if s.Digest.Hex == "" {
+		if s.Digest, err = s.Image.Digest(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: %s", ref, oneLine(err.Error()))
+		}
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, ref string, opt Options) (*Source, error) {
+	switch {
+	case strings.HasPrefix(ref, "oci:"):
+		dir, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci:"), true)
+		if err != nil {
+			return nil, err
+		}
+		return openLayout(dir, "", nm, KindOCI, opt)
+	case strings.HasPrefix(ref, "oci-archive:"):
+		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci-archive:"), false)
+		if err != nil {
+			return nil, err
+		}
+		return openOCIArchive(file, nm, opt)
+	case strings.HasPrefix(ref, "docker-archive:"):
+		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "docker-archive:"), false)
+		if err != nil {
+			return nil, err
+		}
+		return openDockerArchive(file, nm)
+	case strings.HasPrefix(ref, opt.localRepo()+"/"):
+		if opt.StoreDir == "" {
+			return nil, errors.New("no local store directory to look in")
+		}
+		if _, err := os.Stat(filepath.Join(opt.StoreDir, "index.json")); err != nil {
+			return nil, fmt.Errorf("no local store at %s", opt.StoreDir)
+		}
+		return openLayout(opt.StoreDir, " in the local store "+opt.StoreDir, ref, KindStore, opt)
+	}
+	return openRemote(ctx, ref, opt)
+}
+
+// splitExisting splits PATH[:NAME] at the first colon that leaves an
+// existing path (a directory when dir is set); the whole string is tried
+// first, so paths may hold colons.
+func splitExisting(opt Options, s string, dir bool) (p, nm string, err error) {
+	if s == "" {
+		return "", "", errors.New("no path given")
+	}
+	ok := func(p string) bool {
+		st, err := os.Stat(opt.path(p))
+		return err == nil && st.IsDir() == dir
+	}
+	if ok(s) {
+		return opt.path(s), "", nil
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' && i > 0 && ok(s[:i]) {
+			return opt.path(s[:i]), s[i+1:], nil
+		}
+	}
+	p = s
+	if _, err := os.Stat(opt.path(s)); err != nil {
+		if i := strings.Index(s, ":"); i > 0 {
+			p = s[:i] // most paths have no colon: the rest names the image
+		}
+	}
+	if st, err := os.Stat(opt.path(p)); err == nil {
+		if dir && !st.IsDir() {
+			return "", "", fmt.Errorf("%s is not a directory", p)
+		}
+		if !dir && st.IsDir() {
+			return "", "", fmt.Errorf("%s is a directory, not a file", p)
+		}
+	}
+	return "", "", fmt.Errorf("%s: no such %s", p, map[bool]string{true: "directory", false: "file"}[dir])
+}
+
+func openRemote(ctx context.Context, ref string, opt Options) (*Source, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("not an image reference: %v", err)
+	}
+	ropts := opt.remote(ctx)
+	desc, err := remote.Get(r, ropts...)
+	if err != nil {
+		return nil, registryError(r, err)
+	}
+	repo := r.Context().String()
+	reg := &sign.Registry{Keychain: opt.Keychain, Transport: opt.Transport}
+	s := &Source{Kind: KindRegistry, attestation: func(ctx context.Context, d v1.Hash) (v1.Image, error) {
+		return reg.Get(ctx, repo, sign.AttestationTag(d))
+	}}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		s.IndexDigest = desc.Digest
+		s.Image, s.Digest, err = pickChild(idx, opt.Platform)
+		return s, err
+	}
+	s.Digest = desc.Digest
+	s.Image, err = desc.Image()
+	return s, err
+}
+
+// registryError says what went wrong with a registry in a few words.
+func registryError(r name.Reference, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("not found in the registry: %v", err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return fmt.Errorf("not authorized to read it (log in, or check the docker config's credentials): %v", err)
+		}
+		return err
+	}
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return fmt.Errorf("cannot reach the registry %s: %v", r.Context().RegistryStr(), uerr.Err)
+	}
+	return err
+}
+
+// openLayout finds nm in the OCI layout dir: a ref name as index.json
+// records it ("REPO:TAG" as kiln writes, or a bare "TAG" as other tools
+// do), a tag alone, REPO@DIGEST, or nothing when the layout holds one image.
+// where ends messages that would not otherwise say which layout.
+func openLayout(dir, where, nm, kind string, opt Options) (*Source, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return nil, fmt.Errorf("not an OCI image layout (no index.json)%s", where)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("reading the layout's index%s: %v", where, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("reading the layout's index.json%s: %v", where, err)
+	}
+	desc, err := findInIndex(im.Manifests, nm, kind == KindStore)
+	if err != nil {
+		return nil, fmt.Errorf("%v%s", err, where)
+	}
+	s := &Source{Kind: kind, attestation: func(_ context.Context, d v1.Hash) (v1.Image, error) {
+		tag := sign.AttestationTag(d)
+		for i := len(im.Manifests) - 1; i >= 0; i-- {
+			rn := im.Manifests[i].Annotations[store.RefNameAnnotation]
+			if rn == tag || strings.HasSuffix(rn, ":"+tag) {
+				return idx.Image(im.Manifests[i].Digest)
+			}
+		}
+		return nil, sign.ErrNotFound
+	}}
+	if desc.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		s.IndexDigest = desc.Digest
+		s.Image, s.Digest, err = pickChild(child, opt.Platform)
+		return s, err
+	}
+	s.Digest = desc.Digest
+	s.Image, err = idx.Image(desc.Digest)
+	return s, err
+}
+
+// findInIndex picks the descriptor nm names among an index.json's.
+func findInIndex(ds []v1.Descriptor, nm string, inStore bool) (v1.Descriptor, error) {
+	refName := func(d v1.Descriptor) string { return d.Annotations[store.RefNameAnnotation] }
+	if r, dg, ok := strings.Cut(nm, "@"); ok {
+		h, err := v1.NewHash(dg)
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("bad digest %q: %v", dg, err)
+		}
+		for _, d := range ds {
+			if d.Digest == h && (r == "" || !inStore || strings.HasPrefix(refName(d), r+":")) {
+				return d, nil
+			}
+		}
+		return v1.Descriptor{}, fmt.Errorf("no image %s", nm)
+	}
+	var names []string
+	var images []v1.Descriptor
+	for _, d := range ds {
+		rn := refName(d)
+		if isSignatureTag(rn) {
+			continue
+		}
+		images = append(images, d)
+		if rn != "" {
+			names = append(names, rn)
+		}
+	}
+	if nm == "" {
+		if len(images) == 1 {
+			return images[0], nil
+		}
+		if len(images) == 0 {
+			return v1.Descriptor{}, errors.New("no image")
+		}
+		return v1.Descriptor{}, fmt.Errorf("%d images (%s): name one after a colon", len(images), listNames(names))
+	}
+	want := []string{nm}
+	if inStore {
+		if i := strings.LastIndex(nm, ":"); i < strings.LastIndex(nm, "/") || i < 0 {
+			want = []string{nm + ":latest"}
+		}
+	} else {
+		want = append(want, nm+":latest")
+	}
+	for _, w := range want {
+		for i := len(images) - 1; i >= 0; i-- {
+			if refName(images[i]) == w {
+				return images[i], nil
+			}
+		}
+	}
+	if !inStore && !strings.ContainsAny(nm, ":/") {
+		var found []v1.Descriptor
+		var foundNames []string
+		for _, d := range images {
+			if strings.HasSuffix(refName(d), ":"+nm) {
+				found = append(found, d)
+				foundNames = append(foundNames, refName(d))
+			}
+		}
+		if len(found) == 1 {
+			return found[0], nil
+		}
+		if len(found) > 1 {
+			return v1.Descriptor{}, fmt.Errorf("tag %s is ambiguous (%s)", nm, listNames(foundNames))
+		}
+	}
+	if len(names) == 0 {
+		return v1.Descriptor{}, fmt.Errorf("no image named %s (no image has a name)", want[0])
+	}
+	return v1.Descriptor{}, fmt.Errorf("no image named %s (it has %s)", want[0], listNames(names))
+}
+
+func isSignatureTag(rn string) bool {
+	t := rn[strings.LastIndex(rn, ":")+1:]
+	return strings.HasPrefix(t, "sha256-") && (strings.HasSuffix(t, ".sig") || strings.HasSuffix(t, ".att") || strings.HasSuffix(t, ".sbom"))
+}
+
+func listNames(names []string) string {
+	const max = 5
+	if len(names) > max {
+		return strings.Join(names[:max], ", ") + fmt.Sprintf(" and %d more", len(names)-max)
+	}
+	return strings.Join(names, ", ")
+}
+
+// pickChild returns the image for the wanted platform from an index: the
+// asked-for one, else linux/amd64, else linux on the host's architecture,
+// else the only image.
+func pickChild(idx v1.ImageIndex, want *v1.Platform) (v1.Image, v1.Hash, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	var images []v1.Descriptor
+	var have []string
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() {
+			continue
+		}
+		if d.Platform != nil && d.Platform.OS == "unknown" {
+			continue // attestation manifests (BuildKit)
+		}
+		images = append(images, d)
+		if d.Platform != nil {
+			have = append(have, d.Platform.String())
+		}
+	}
+	find := func(p *v1.Platform) (v1.Descriptor, bool) {
+		for _, d := range images {
+			if d.Platform != nil && platformMatches(p, d.Platform.OS, d.Platform.Architecture, d.Platform.Variant) {
+				return d, true
+			}
+		}
+		return v1.Descriptor{}, false
+	}
+	var (
+		d  v1.Descriptor
+		ok bool
+	)
+	switch {
+	case want != nil:
+		if d, ok = find(want); !ok {
+			return nil, v1.Hash{}, fmt.Errorf("no %s image in the index (it has %s)", want, listNames(have))
+		}
+	default:
+		if d, ok = find(&v1.Platform{OS: "linux", Architecture: "amd64"}); !ok {
+			if d, ok = find(&v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); !ok {
+				if len(images) != 1 {
+					return nil, v1.Hash{}, fmt.Errorf("the index has no linux/amd64 or linux/%s image: choose a platform (it has %s)", runtime.GOARCH, listNames(have))
+				}
+				d = images[0]
+			}
+		}
+	}
+	img, err := idx.Image(d.Digest)
+	return img, d.Digest, err
+}
+
+func platformMatches(want *v1.Platform, os, arch, variant string) bool {
+	return want.OS == os && want.Architecture == arch && (want.Variant == "" || want.Variant == variant)
+}
+
+// openOCIArchive unpacks a tar of an OCI layout (gzip-compressed or not)
+// into a temporary directory and reads it as a layout.
+func openOCIArchive(file, nm string, opt Options) (*Source, error) {
+	dir, err := os.MkdirTemp(opt.TempDir, "kiln-compare-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := untar(file, dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+		os.RemoveAll(dir)
+		return nil, errors.New("not an OCI archive (no index.json inside)")
+	}
+	s, err := openLayout(dir, "", nm, KindOCIArchive, opt)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.cleanup = func() error { return os.RemoveAll(dir) }
+	return s, nil
+}
+
+func untar(file, dir string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("%s: %v", file, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("not a tar archive: %v", err)
+		}
+		rel := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
+		if rel == "." {
+			continue
+		}
+		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("entry %q leaves the archive", hdr.Name)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(rel))
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return err
+			}
+			out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(out, tr)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s in the archive: %v", hdr.Name, err)
+			}
+		}
+	}
+}
+
+// openDockerArchive reads a `docker save` tarball with tarball.Image; nm
+// picks one of several images by REPO:TAG.
+func openDockerArchive(file, nm string) (*Source, error) {
+	var tag *name.Tag
+	if nm != "" {
+		t, err := name.NewTag(nm)
+		if err != nil {
+			return nil, fmt.Errorf("bad image name %q: %v", nm, err)
+		}
+		tag = &t
+	}
+	img, err := tarball.ImageFromPath(file, tag)
+	if err != nil {
+		if tag == nil && strings.Contains(err.Error(), "only a single image") {
+			return nil, errors.New("the docker archive holds several images: name one as docker-archive:FILE:REPO:TAG")
+		}
+		return nil, fmt.Errorf("not a docker archive: %v", err)
+	}
+	return &Source{Kind: KindDockerArchive, Image: img}, nil
+}
+
+// oneLine keeps an error to its first line.
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
