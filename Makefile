@@ -5,7 +5,7 @@ BIN := bin
 TOOLS_ENV = eval "$$(bash .ci/tools.sh $(1))"
 PODMAN_RUN := podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
 
-.PHONY: help build test unit run bench lint tools clean
+.PHONY: help build test unit run bench compare lint tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -13,11 +13,11 @@ help: ## list the targets
 build: ## compile kiln and the server into bin/
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-tools: ## install what the tests need (podman, runc, ko, crane, cosign) into the tools cache
-	bash .ci/tools.sh podman ko crane cosign >/dev/null
+tools: ## install what the tests need (podman, runc, debootstrap, chromium; ko, crane, cosign) into the tools cache
+	bash .ci/tools.sh podman debootstrap chromium ko crane cosign >/dev/null
 
 test: lint ## install test tools, then run every test with the race detector
-	$(call TOOLS_ENV,podman ko crane cosign) && $(GO) test -race -count=1 -timeout 40m ./...
+	$(call TOOLS_ENV,podman debootstrap chromium ko crane cosign) && $(GO) test -race -count=1 -timeout 40m ./...
 
 unit: ## run the tests that need no outside program
 	$(GO) test -race -short ./...
@@ -33,6 +33,9 @@ run: build ## build ./cmd/server with kiln into the local store and print how to
 
 bench: build ## compare kiln with ko and bare go build (writes numbers to stdout)
 	$(call TOOLS_ENV,ko crane) && bash scripts/bench.sh
+
+compare: build ## build Dockerfile.reference (podman) and ./cmd/server (kiln), write docs/comparison.{md,html,json}
+	$(call TOOLS_ENV,podman debootstrap) && bash scripts/compare.sh docs
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...

@@ -51,5 +51,9 @@ for w in $want; do
     *) log "unknown tool $w"; exit 2 ;;
   esac
 done
-joined=$(IFS=:; echo "${paths[*]:-}")
-printf 'export PATH=%s:$PATH\n' "$joined"
+if [ ${#paths[@]} -gt 0 ]; then
+  joined=$(IFS=:; echo "${paths[*]}")
+  printf 'export PATH=%s:$PATH\n' "$joined"
+else
+  printf ':\n'
+fi

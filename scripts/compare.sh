@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# make compare: builds Dockerfile.reference's naive and multi-stage targets with
+# podman (daemonless) and ./cmd/server with kiln (static and scratch bases), then
+# writes kiln compare's table to OUT/comparison.md, .html and .json.
+# Offline, the official Go builder image is replaced by a local stand-in:
+# Debian bookworm (debootstrap minbase + ca-certificates) plus this machine's Go.
+# Usage: scripts/compare.sh [OUT]   (default docs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:-docs}")
+KILN=$(realpath "${KILN:-bin/kiln}")
+GO_IMAGE=docker.io/library/golang:1.26-bookworm
+TOOLS="${KILN_TOOLS:-$HOME/.cache/kiln/tools}"
+podman=(podman --runtime runc)
+log() { printf 'compare: %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+since() { awk -v s="$1" -v e="$(now)" 'BEGIN {printf "%.1f", e-s}'; }
+
+work=$(mktemp -d)
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+mkdir -p "$OUT"
+
+# The builder image: the official one when it can be had, else the stand-in.
+standin=""
+if ! podman image exists "$GO_IMAGE" && ! timeout 60 podman pull -q "$GO_IMAGE" >/dev/null 2>&1; then
+  gover=$(go env GOVERSION)
+  tarball="$TOOLS/golang-standin-bookworm-$gover-v2.tar"
+  if [ ! -f "$tarball" ]; then
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+    [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
+    log "building the stand-in for $GO_IMAGE: debootstrap bookworm from the configured mirror, plus $gover"
+    root="$work/rootfs"
+    debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
+      || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+    mkdir -p "$root/usr/local" "$root/go"
+    cp -a "$(go env GOROOT)" "$root/usr/local/go"
+    # Trust what this machine trusts, so go mod download reaches the module
+    # proxy through whatever TLS interception the network has.
+    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+    mkdir -p "$TOOLS"
+    tar -C "$root" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+  fi
+  podman import -q \
+    --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV GOPATH=/go' --change 'ENV GOTOOLCHAIN=local' --change 'WORKDIR /go' \
+    "$tarball" "$GO_IMAGE" >/dev/null
+  standin="a local stand-in for $GO_IMAGE (Debian bookworm minbase with ca-certificates, this machine's CA bundle and $gover; the official image also has gcc and git)"
+fi
+
+# Both tools build the same copy of the source.
+src="$work/src"; mkdir -p "$src"
+git ls-files -z | xargs -0 tar -cf - | tar -C "$src" -xf -
+edit_n=0
+edit() { edit_n=$((edit_n+1)); echo "var compareEdit$edit_n = $edit_n" >>"$src/internal/server/compare_edit.go"; }
+printf 'package server\n' >"$src/internal/server/compare_edit.go"
+
+pbuild() { "${podman[@]}" build -q --network=host -f Dockerfile.reference "$@" "$src" >/dev/null; }
+declare -A t
+s=$(now); pbuild --no-cache --target naive -t kiln-compare/naive; t[naive]=$(since "$s")
+s=$(now); pbuild --no-cache -t kiln-compare/multistage; t[ms_cold]=$(since "$s")
+s=$(now); pbuild -t kiln-compare/multistage; t[ms_warm]=$(since "$s")
+edit; s=$(now); pbuild -t kiln-compare/multistage; t[ms_edit]=$(since "$s")
+"${podman[@]}" save -q --format oci-archive -o "$work/naive.tar" kiln-compare/naive
+"${podman[@]}" save -q --format oci-archive -o "$work/multistage.tar" kiln-compare/multistage
+
+kbuild() { (cd "$src" && KO_CONFIG_PATH="$src" "$KILN" build --platform linux/amd64 -B "$@" ./cmd/server >/dev/null 2>"$work/kiln.err") || { cat "$work/kiln.err" >&2; exit 1; }; }
+export GOCACHE="$work/gocache" KILN_CACHE="$work/kilncache"   # cold: nothing cached
+s=$(now); kbuild --output "oci-archive:$work/kiln-static.tar"; t[k_cold]=$(since "$s")
+s=$(now); kbuild --output "oci-archive:$work/kiln-static.tar"; t[k_warm]=$(since "$s")
+edit; s=$(now); kbuild --output "oci-archive:$work/kiln-static.tar"; t[k_edit]=$(since "$s")
+kbuild --base scratch --output "oci-archive:$work/kiln-scratch.tar"
+
+images=("oci-archive:$work/naive.tar" "oci-archive:$work/multistage.tar" "oci-archive:$work/kiln-static.tar" "oci-archive:$work/kiln-scratch.tar")
+"$KILN" compare --format json "${images[@]}" >"$OUT/comparison.json"
+"$KILN" compare --format html --output "$OUT/comparison.html" "${images[@]}"
+{
+  echo "# kiln vs Dockerfile.reference: ./cmd/server"
+  echo
+  echo "Made by \`make compare\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(go env GOVERSION), $(podman --version)."
+  [ -n "$standin" ] && echo "The builder image was $standin: no container registry was reachable."
+  echo
+  echo "Images, in order: naive single-stage (\`--target naive\`), multi-stage (\`FROM scratch\`), kiln on its static base, kiln on scratch."
+  echo
+  echo "| build | seconds |"
+  echo "| --- | ---: |"
+  echo "| podman, naive single stage (--no-cache) | ${t[naive]} |"
+  echo "| podman, multi-stage, --no-cache | ${t[ms_cold]} |"
+  echo "| podman, multi-stage, unchanged | ${t[ms_warm]} |"
+  echo "| podman, multi-stage, after a one-line edit | ${t[ms_edit]} |"
+  echo "| kiln, cold (empty GOCACHE and kiln cache) | ${t[k_cold]} |"
+  echo "| kiln, unchanged | ${t[k_warm]} |"
+  echo "| kiln, after a one-line edit | ${t[k_edit]} |"
+  echo
+  "$KILN" compare --format markdown "${images[@]}"
+} >"$OUT/comparison.md"
+log "wrote $OUT/comparison.md, $OUT/comparison.html, $OUT/comparison.json"
