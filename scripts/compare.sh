@@ -3,7 +3,8 @@
 # podman (daemonless) and ./cmd/server with kiln (static and scratch bases), then
 # writes kiln compare's table to OUT/comparison.md, .html and .json.
 # Offline, the official Go builder image is replaced by a local stand-in:
-# Debian bookworm (debootstrap minbase + ca-certificates) plus this machine's Go.
+# Debian bookworm (debootstrap, with the official image's package list) plus
+# this machine's Go.
 # Usage: scripts/compare.sh [OUT]   (default docs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,15 +24,26 @@ mkdir -p "$OUT"
 
 # The builder image: the official one when it can be had, else the stand-in.
 standin=""
-if ! podman image exists "$GO_IMAGE" && ! timeout 60 podman pull -q "$GO_IMAGE" >/dev/null 2>&1; then
-  gover=$(go env GOVERSION)
-  tarball="$TOOLS/golang-standin-bookworm-$gover-v2.tar"
+gover=$(go env GOVERSION)
+standin_id="bookworm-$gover-v3"
+label() { podman image inspect --format '{{index .Config.Labels "dev.kilnbuild.standin"}}' "$GO_IMAGE" 2>/dev/null || true; }
+if podman image exists "$GO_IMAGE" && [ -n "$(label)" ] && [ "$(label)" != "$standin_id" ]; then
+  podman rmi -f "$GO_IMAGE" >/dev/null   # an older stand-in
+fi
+if podman image exists "$GO_IMAGE" && [ "$(label)" = "$standin_id" ]; then
+  standin="x"
+elif ! podman image exists "$GO_IMAGE" && ! timeout 60 podman pull -q "$GO_IMAGE" >/dev/null 2>&1; then
+  standin="x"
+  tarball="$TOOLS/golang-standin-$standin_id.tar"
   if [ ! -f "$tarball" ]; then
     mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
     [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
     log "building the stand-in for $GO_IMAGE: debootstrap bookworm from the configured mirror, plus $gover"
     root="$work/rootfs"
-    debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    # The packages the official golang:bookworm image carries (its
+    # buildpack-deps:bookworm-scm base plus the C toolchain cgo needs).
+    pkgs=ca-certificates,curl,gnupg,netbase,wget,git,mercurial,openssh-client,subversion,procps,g++,gcc,libc6-dev,make,pkg-config
+    debootstrap --variant=minbase --include="$pkgs" bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
       || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
     mkdir -p "$root/usr/local" "$root/go"
     cp -a "$(go env GOROOT)" "$root/usr/local/go"
@@ -44,8 +56,11 @@ if ! podman image exists "$GO_IMAGE" && ! timeout 60 podman pull -q "$GO_IMAGE" 
   podman import -q \
     --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV GOPATH=/go' --change 'ENV GOTOOLCHAIN=local' --change 'WORKDIR /go' \
+    --change "LABEL dev.kilnbuild.standin=$standin_id" \
     "$tarball" "$GO_IMAGE" >/dev/null
-  standin="a local stand-in for $GO_IMAGE (Debian bookworm minbase with ca-certificates, this machine's CA bundle and $gover; the official image also has gcc and git)"
+fi
+if [ -n "$standin" ]; then
+  standin="a local stand-in for $GO_IMAGE (Debian bookworm with the official image's packages — git, gcc, curl and the rest — this machine's CA bundle and $gover)"
 fi
 
 # Both tools build the same copy of the source.
