@@ -104,9 +104,13 @@ func runVerify(cmd *cobra.Command, inv Invocation, f *verifyFlags, ref string) e
 	if err := verify.Provenance(pred, f.builderID, f.sourceRepo); err != nil {
 		return fmt.Errorf("%s@%s: %w", t.repo, t.digest, err)
 	}
-	src, _ := pred.Dependency(provenance.DepSource)
-	fmt.Fprintf(inv.Stdout, "provenance: builder %s, package %s, source %s at %s\n",
-		pred.RunDetails.Builder.ID, pred.BuildDefinition.ExternalParameters.Package, strings.TrimPrefix(src.URI, "git+"), src.Digest["gitCommit"])
+	line := fmt.Sprintf("provenance: builder %s, package %s", pred.RunDetails.Builder.ID, pred.BuildDefinition.ExternalParameters.Package)
+	if src, ok := pred.Dependency(provenance.DepSource); ok {
+		line += fmt.Sprintf(", source %s at %s", strings.TrimPrefix(src.URI, "git+"), src.Digest["gitCommit"])
+	} else {
+		line += ", no source commit recorded (built outside git)"
+	}
+	fmt.Fprintln(inv.Stdout, line)
 	if !f.rebuild {
 		return nil
 	}
