@@ -24,7 +24,9 @@ func TestMakeCompare(t *testing.T) {
 	testutil.RequireTool(t, "debootstrap")
 	root := repoRoot(t)
 	kilnBin := filepath.Join(t.TempDir(), "kiln")
-	if out, err := exec.Command("go", "build", "-o", kilnBin, "./cmd/kiln").CombinedOutput(); err != nil {
+	gobuild := exec.Command("go", "build", "-o", kilnBin, "./cmd/kiln")
+	gobuild.Dir = root
+	if out, err := gobuild.CombinedOutput(); err != nil {
 		t.Fatalf("building kiln: %v\n%s", err, out)
 	}
 	out := t.TempDir()

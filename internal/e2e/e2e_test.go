@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -145,7 +147,7 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	}
 	ko := testutil.RequireTool(t, "ko")
 	root := repoRoot(t)
-	srv := httptest.NewServer(registry.New())
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	reg := strings.TrimPrefix(srv.URL, "http://")
 

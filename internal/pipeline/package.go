@@ -39,20 +39,29 @@ type pkgBuild struct {
 func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
 	o := r.opts
 	started := time.Now()
-	// A ./dir pattern's import path is known from go.mod at once; go list
-	// then runs beside the compile and stays the authority on whether the
-	// package exists and is main. Other patterns wait for go list.
+	// A ./dir pattern's import path is known from go.mod at once, and a
+	// successful build proves the package exists and is main (it links an
+	// executable); go list runs only when that is in doubt, to explain it.
+	// Other patterns ask go list first.
+	var (
+		listOnce sync.Once
+		list     *future[gobuild.Package]
+	)
+	runList := func() *future[gobuild.Package] {
+		listOnce.Do(func() {
+			list = start(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
+		})
+		return list
+	}
 	pkg, predicted := gobuild.LocalPackage(o.Dir, pattern)
-	list := start(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
 	if !predicted {
 		var err error
-		if pkg, err = list.wait(); err != nil {
+		if pkg, err = runList().wait(); err != nil {
 			return Result{}, err
 		}
 	}
-	defer list.wait() // never leave go list running
 	b := &pkgBuild{r: r, idx: idx, pkg: pkg, binName: path.Base(pkg.ImportPath)}
-	b.listed = func() error { _, err := list.wait(); return err }
+	b.listed = func() error { _, err := runList().wait(); return err }
 
 	builds, err := r.builds.wait()
 	if err != nil {
@@ -146,15 +155,8 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 			return err
 		})
 	}
-	buildErr := g.Wait()
-	if err := b.listed(); err != nil {
-		return Result{}, err // not found or not main explains a failed build best
-	}
-	if buildErr != nil {
-		return Result{}, buildErr
-	}
-	if lp, _ := list.wait(); lp.ImportPath != pkg.ImportPath || lp.Dir != pkg.Dir {
-		return Result{}, fmt.Errorf("package %s: go list says %s in %s, go.mod implied %s in %s", pattern, lp.ImportPath, lp.Dir, pkg.ImportPath, pkg.Dir)
+	if err := g.Wait(); err != nil {
+		return Result{}, err
 	}
 
 	bs, _ := b.baseF.wait()
@@ -195,11 +197,18 @@ func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (string, t
 	defer unlock()
 	start := time.Now()
 	if err := r.opts.Builder.Build(ctx, t, bin); err != nil {
+		if lerr := b.listed(); lerr != nil && ctx.Err() == nil {
+			return "", 0, lerr // not found or not main explains a failed build best
+		}
 		return "", 0, err
 	}
 	took := time.Since(start)
-	if err := b.listed(); err != nil {
-		return "", 0, err // go list's verdict comes before anything is reported
+	if _, err := gobuild.BuildID(bin); err != nil {
+		// go build of a non-main package writes an archive, not a program.
+		if lerr := b.listed(); lerr != nil {
+			return "", 0, lerr
+		}
+		return "", 0, fmt.Errorf("%s: go build wrote no Go executable for %s: %v", b.pkg.ImportPath, platform.String(p), err)
 	}
 	st, err := os.Stat(bin)
 	if err != nil {
