@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/provenance"
@@ -49,21 +51,29 @@ func Result(ctx context.Context, o Options, res pipeline.Result) error {
 		}
 	}
 	pred := o.provenance(res)
+	// Each manifest's signature and attestations live under their own tags
+	// (or referrers), so the manifests are attested concurrently.
+	g, gctx := errgroup.WithContext(ctx)
 	if len(res.Images) > 1 {
 		for i, img := range res.Images {
-			if err := o.attach(ctx, res, img, children[i], pred); err != nil {
-				return err
-			}
+			g.Go(func() error { return o.attach(gctx, res, img, children[i], pred) })
 		}
 	}
-	return o.attach(ctx, res, res.Images[0], top, pred)
+	g.Go(func() error { return o.attach(gctx, res, res.Images[0], top, pred) })
+	return g.Wait()
 }
 
 // attach signs d and attests it with img's SBOM and the build's provenance.
 func (o Options) attach(ctx context.Context, res pipeline.Result, img pipeline.PlatformResult, d v1.Hash, pred provenance.Predicate) error {
-	if err := o.Signer.Sign(ctx, o.Store, res.Repo, d); err != nil {
-		return err
-	}
+	// The signature (.sig) and the attestations (.att, one after the other
+	// since they share the tag) go up side by side.
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return o.Signer.Sign(ctx, o.Store, res.Repo, d) })
+	g.Go(func() error { return o.attest(ctx, res, img, d, pred) })
+	return g.Wait()
+}
+
+func (o Options) attest(ctx context.Context, res pipeline.Result, img pipeline.PlatformResult, d v1.Hash, pred provenance.Predicate) error {
 	in := sbom.Input{
 		Image: res.Repo + "@" + d.String(), Platform: img.Platform, BuildInfo: img.BuildInfo,
 		Base: res.Base, BaseDigest: res.BaseDigest, Created: o.Created, Tool: "kiln-" + o.KilnVersion,

@@ -118,7 +118,7 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 		return err
 	}
 	cacheDir := CacheDir(inv.getenv)
-	afterPublish, err := signingHook(inv, f, cfg, sigStore, created)
+	beforePublish, afterPublish, err := signingHook(inv, f, cfg, sigStore, created)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,8 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 		Progress:  inv.Stderr,
 		CacheDir:  cacheDir,
 
-		AfterPublish: afterPublish,
+		BeforePublish: beforePublish,
+		AfterPublish:  afterPublish,
 	}, args)
 	if err != nil {
 		return err

@@ -3,9 +3,13 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/kilnbuild/kiln/internal/attest"
 	"github.com/kilnbuild/kiln/internal/config"
@@ -14,42 +18,64 @@ import (
 	"github.com/kilnbuild/kiln/internal/sign"
 )
 
-// signingHook returns what kiln build runs after each push when signing is
-// on (--sign, or kiln.defaults.sign): sign, then attest SBOM and provenance.
-// Keys and destination are checked here, before anything is built.
-func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Store, created time.Time) (func(context.Context, pipeline.Result) error, error) {
+// signingHook returns what kiln build runs when signing is on (--sign, or
+// kiln.defaults.sign): before publishing, the key must have loaded; after
+// each push, sign and attest SBOM and provenance. The key file is checked
+// now; decrypting it (scrypt, by design slow) runs beside the compile.
+func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Store, created time.Time) (before func(context.Context) error, after func(context.Context, pipeline.Result) error, err error) {
 	on := f.sign || cfg.Kiln.Defaults.Sign
 	if !on {
-		return nil, nil
+		return nil, nil, nil
 	}
 	keyPath := f.key
 	if keyPath == "" && cfg.Kiln.Defaults.Key != "" {
 		keyPath = abs(cfg.Dir, cfg.Kiln.Defaults.Key)
 	}
 	if keyPath == "" {
-		return nil, errors.New("--sign needs --key (a cosign private key; kiln keygen makes one)")
+		return nil, nil, errors.New("--sign needs --key (a cosign private key; kiln keygen makes one)")
 	}
 	if st == nil {
-		return nil, attest.ErrNoDestination
+		return nil, nil, attest.ErrNoDestination
 	}
 	format, err := sign.ParseFormat(f.sigFormat)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sv, err := keys.LoadSigner(abs(inv.Dir, keyPath), []byte(inv.getenv("COSIGN_PASSWORD")))
-	if err != nil {
-		return nil, err
+	keyPath = abs(inv.Dir, keyPath)
+	if _, err := os.Stat(keyPath); err != nil {
+		return nil, nil, fmt.Errorf("reading private key: %w", err)
 	}
-	opts := attest.Options{
-		Signer: sign.New(sv).WithFormat(format), Store: st, KilnVersion: Version, Dir: inv.Dir,
-		ConfigPath: cfg.Path, Jobs: f.jobs, Created: created,
+	type loaded struct {
+		sv     signature.SignerVerifier
+		goroot string
+		err    error
 	}
-	return func(ctx context.Context, res pipeline.Result) error {
-		if opts.GOROOT == "" {
-			if out, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output(); err == nil {
-				opts.GOROOT = strings.TrimSpace(string(out))
-			}
+	ready := make(chan loaded, 1)
+	go func() {
+		sv, err := keys.LoadSigner(keyPath, []byte(inv.getenv("COSIGN_PASSWORD")))
+		goroot := ""
+		if out, gerr := exec.Command("go", "env", "GOROOT").Output(); gerr == nil {
+			goroot = strings.TrimSpace(string(out))
 		}
-		return attest.Result(ctx, opts, res)
-	}, nil
+		ready <- loaded{sv, goroot, err}
+	}()
+	var opts attest.Options
+	before = func(ctx context.Context) error {
+		var l loaded
+		select {
+		case l = <-ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if l.err != nil {
+			return l.err
+		}
+		opts = attest.Options{
+			Signer: sign.New(l.sv).WithFormat(format), Store: st, KilnVersion: Version, GOROOT: l.goroot,
+			Dir: inv.Dir, ConfigPath: cfg.Path, Jobs: f.jobs, Created: created,
+		}
+		return nil
+	}
+	after = func(ctx context.Context, res pipeline.Result) error { return attest.Result(ctx, opts, res) }
+	return before, after, nil
 }

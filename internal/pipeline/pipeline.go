@@ -44,6 +44,10 @@ type Options struct {
 	// package is neither relinked nor recompressed; "" disables it.
 	CacheDir string
 	Progress io.Writer // human-readable progress; nil discards
+	// BeforePublish, when set, runs once after every package has built and
+	// before anything is published; an error stops the run with nothing
+	// published (signing checks its key here).
+	BeforePublish func(ctx context.Context) error
 	// AfterPublish, when set, runs for each Result once it is published,
 	// before the destination is closed: signing and attestations hook here.
 	AfterPublish func(ctx context.Context, res Result) error
@@ -140,6 +144,11 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if opts.BeforePublish != nil {
+		if err := opts.BeforePublish(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for i := range results {
 		if err := r.publish(ctx, &results[i]); err != nil {
