@@ -79,7 +79,11 @@ func (o Options) attest(ctx context.Context, res pipeline.Result, img pipeline.P
 		Base: res.Base, BaseDigest: res.BaseDigest, Created: o.Created, Tool: "kiln-" + o.KilnVersion,
 	}
 	if res.Base == base.StaticName {
-		in.BaseContents = base.StaticContents(o.GOROOT)
+		goroot := o.GOROOT
+		if goroot == "" {
+			goroot = res.Record.GOROOT
+		}
+		in.BaseContents = base.StaticContents(goroot)
 	}
 	if err := o.Signer.Attest(ctx, o.Store, res.Repo, d, sbom.PredicateType, sbom.Generate(in)); err != nil {
 		return err

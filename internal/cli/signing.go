@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -46,18 +44,13 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 		return nil, nil, fmt.Errorf("reading private key: %w", err)
 	}
 	type loaded struct {
-		sv     signature.SignerVerifier
-		goroot string
-		err    error
+		sv  signature.SignerVerifier
+		err error
 	}
 	ready := make(chan loaded, 1)
 	go func() {
 		sv, err := keys.LoadSigner(keyPath, []byte(inv.getenv("COSIGN_PASSWORD")))
-		goroot := ""
-		if out, gerr := exec.Command("go", "env", "GOROOT").Output(); gerr == nil {
-			goroot = strings.TrimSpace(string(out))
-		}
-		ready <- loaded{sv, goroot, err}
+		ready <- loaded{sv, err}
 	}()
 	var opts attest.Options
 	before = func(ctx context.Context) error {
@@ -71,7 +64,7 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 			return l.err
 		}
 		opts = attest.Options{
-			Signer: sign.New(l.sv).WithFormat(format), Store: st, KilnVersion: Version, GOROOT: l.goroot,
+			Signer: sign.New(l.sv).WithFormat(format), Store: st, KilnVersion: Version,
 			Dir: inv.Dir, ConfigPath: cfg.Path, Jobs: f.jobs, Created: created,
 		}
 		return nil

@@ -168,6 +168,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
 	res.Record.Git, _ = r.git.wait()
+	res.Record.GOROOT, _ = r.goroot.wait()
 	if h, ok := bs.Digest(); ok {
 		res.BaseDigest = h.String()
 	}

@@ -77,6 +77,7 @@ type Record struct {
 	BaseRef        string
 	Compression    layer.Compression
 	Git            vcs.Git
+	GOROOT         string // the Go toolchain that built it
 	Started, Ended time.Time
 }
 
@@ -133,6 +134,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	r.git = start(func() (vcs.Git, error) { return vcs.Read(gctx, opts.Dir) })
 	r.goroot = start(func() (string, error) { return opts.Builder.GOROOT(gctx, opts.Dir) })
 	r.builds = start(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
+	defer r.wait() // no go or git process outlives the run
 
 	results := make([]Result, len(patterns))
 	for i, pat := range patterns {
@@ -159,6 +161,23 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 		return nil, err
 	}
 	return results, nil
+}
+
+// wait blocks until every shared input has settled, so nothing started
+// for this run is still running when it returns.
+func (r *run) wait() {
+	r.git.wait()
+	r.goroot.wait()
+	r.builds.wait()
+	r.mu.Lock()
+	bases := make([]*future[*base.Base], 0, len(r.bases))
+	for _, b := range r.bases {
+		bases = append(bases, b)
+	}
+	r.mu.Unlock()
+	for _, b := range bases {
+		b.wait()
+	}
 }
 
 type run struct {
