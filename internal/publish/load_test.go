@@ -21,7 +21,7 @@ func fakeTool(t *testing.T, tool, exit string) (dir string) {
 	t.Helper()
 	cp, err := exec.LookPath("cp")
 	if err != nil {
-		t.Skip("needs cp")
+		t.Fatal("needs cp on PATH")
 	}
 	dir = t.TempDir()
 	bin := filepath.Join(dir, "bin")
