@@ -55,13 +55,10 @@ func Read(ctx context.Context, dir string) (Git, error) {
 	if _, err := exec.LookPath("git"); err != nil {
 		return Git{}, nil
 	}
-	commit, err := run("rev-parse", "--verify", "-q", "HEAD")
-	if err != nil || commit == "" {
-		return Git{}, nil // not a checkout, or no commit yet
-	}
-	g := Git{Commit: commit, ShortCommit: commit[:min(12, len(commit))]}
-	// The rest are independent; asking git in parallel keeps this off a
-	// build's critical path.
+	// Every question is asked at once: they are independent, and a build
+	// whose flags use git data waits for the slowest of them.
+	var g Git
+	var commit string
 	var wg sync.WaitGroup
 	ask := func(set func(string), args ...string) {
 		wg.Add(1)
@@ -72,6 +69,7 @@ func Read(ctx context.Context, dir string) (Git, error) {
 			}
 		}()
 	}
+	ask(func(s string) { commit = s }, "rev-parse", "--verify", "-q", "HEAD")
 	ask(func(s string) { g.Root = s }, "rev-parse", "--show-toplevel")
 	ask(func(s string) { g.Tag = s }, "describe", "--tags", "--always")
 	ask(func(s string) { g.Branch = s }, "symbolic-ref", "-q", "--short", "HEAD")
@@ -79,6 +77,10 @@ func Read(ctx context.Context, dir string) (Git, error) {
 	ask(func(s string) { g.CommitDate, _ = time.Parse(time.RFC3339, s) }, "show", "-s", "--format=%cI", "HEAD")
 	ask(func(s string) { g.RemoteURL = stripCredentials(s) }, "remote", "get-url", "origin")
 	wg.Wait()
+	if commit == "" {
+		return Git{}, nil // not a checkout, or no commit yet
+	}
+	g.Commit, g.ShortCommit = commit, commit[:min(12, len(commit))]
 	return g, nil
 }
 
