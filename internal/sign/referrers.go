@@ -79,6 +79,8 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 // PutReferrer implements ReferrerStore. Where the registry has no referrers
 // API, go-containerregistry maintains the sha256-<hex> fallback tag.
 func (r *Registry) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
+	r.referrers.Lock()
+	defer r.referrers.Unlock()
 	sref, err := name.NewDigest(repo + "@" + subject.String())
 	if err != nil {
 		return err
@@ -240,9 +242,12 @@ func (l *Layout) Referrers(_ context.Context, repo string, subject v1.Hash, arti
 		if rd.ArtifactType != artifactType {
 			continue
 		}
-		img, err := lay.Image(rd.Digest)
+		img, err := idx.Image(rd.Digest) // listed in the fallback index, not index.json
 		if err != nil {
 			return nil, err
+		}
+		if ok, err := hasArtifactType(img, artifactType); err != nil || !ok {
+			continue
 		}
 		ref, err := readReferrer(img)
 		if err != nil {

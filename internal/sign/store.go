@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,6 +31,10 @@ type Store interface {
 type Registry struct {
 	Keychain  authn.Keychain
 	Transport http.RoundTripper
+
+	// referrers serialises PutReferrer: without the referrers API each put
+	// rewrites the subject's fallback tag, and two at once lose one.
+	referrers sync.Mutex
 }
 
 var _ Store = (*Registry)(nil)
