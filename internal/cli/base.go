@@ -3,13 +3,13 @@ package cli
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbuild/kiln/internal/base"
+	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/publish"
 )
 
@@ -30,16 +30,16 @@ user 65532) for every linux architecture, generated with no network.`,
 			if args[0] != "static" {
 				return fmt.Errorf("unknown built-in base %q: only static can be pushed (scratch is no image at all)", args[0])
 			}
-			goroot, err := exec.CommandContext(ctx, "go", "env", "GOROOT").Output()
+			goroot, err := (&gobuild.Builder{Env: inv.Env}).GOROOT(ctx, inv.Dir)
 			if err != nil {
-				return fmt.Errorf("finding the Go toolchain (go env GOROOT): %v", err)
+				return err
 			}
 			tmp, err := os.MkdirTemp("", "kiln-base-*")
 			if err != nil {
 				return err
 			}
 			defer os.RemoveAll(tmp)
-			b, err := base.Resolve(ctx, args[0], base.Options{GOROOT: strings.TrimSpace(string(goroot)), Dir: tmp})
+			b, err := base.Resolve(ctx, args[0], base.Options{GOROOT: goroot, Dir: tmp})
 			if err != nil {
 				return err
 			}

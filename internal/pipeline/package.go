@@ -119,11 +119,11 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	}
 	for i, p := range plats {
 		g.Go(func() error {
-			bin, compile, err := b.compile(gctx, i, p)
+			bin, buildID, compile, err := b.compile(gctx, i, p)
 			if err != nil {
 				return err
 			}
-			bl, err := b.binaryLayer(gctx, bin, p)
+			bl, err := b.binaryLayer(gctx, bin, buildID, p)
 			if err != nil {
 				return err
 			}
@@ -181,52 +181,49 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 }
 
 // compile links the binary for p, holding one of the -j compile slots.
-func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (string, time.Duration, error) {
+func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (string, string, time.Duration, error) {
 	r := b.r
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", 0, ctx.Err()
+		return "", "", 0, ctx.Err()
 	}
 	defer func() { <-r.sem }()
 	t := b.target
 	t.Platform = p
 	bin, unlock, err := r.binaryPath(b.idx, i, b.binName, b.pkg, p, t.Env, t.Flags, t.Ldflags)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	defer unlock()
 	start := time.Now()
 	if err := r.opts.Builder.Build(ctx, t, bin); err != nil {
 		if lerr := b.listed(); lerr != nil && ctx.Err() == nil {
-			return "", 0, lerr // not found or not main explains a failed build best
+			return "", "", 0, lerr // not found or not main explains a failed build best
 		}
-		return "", 0, err
+		return "", "", 0, err
 	}
 	took := time.Since(start)
-	if _, err := gobuild.BuildID(bin); err != nil {
+	buildID, err := gobuild.BuildID(bin)
+	if err != nil {
 		// go build of a non-main package writes an archive, not a program.
 		if lerr := b.listed(); lerr != nil {
-			return "", 0, lerr
+			return "", "", 0, lerr
 		}
-		return "", 0, fmt.Errorf("%s: go build wrote no Go executable for %s: %v", b.pkg.ImportPath, platform.String(p), err)
+		return "", "", 0, fmt.Errorf("%s: go build wrote no Go executable for %s: %v", b.pkg.ImportPath, platform.String(p), err)
 	}
 	st, err := os.Stat(bin)
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
 	r.p.printf("%s %s: compiled %s in %s", b.pkg.ImportPath, platform.String(p), bytesize(st.Size()), secs(took))
-	return bin, took, nil
+	return bin, buildID, took, nil
 }
 
 // binaryLayer layers the binary, from the cache when its build ID was seen.
-func (b *pkgBuild) binaryLayer(ctx context.Context, bin string, p v1.Platform) (v1.Layer, error) {
+func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Platform) (v1.Layer, error) {
 	start := time.Now()
-	key := ""
-	if id, err := gobuild.BuildID(bin); err == nil {
-		key = "go-buildid:" + id
-	}
-	l, err := b.r.layers.Build(ctx, key, image.BinaryEntries(bin, b.binName, b.caps), b.lopts)
+	l, err := b.r.layers.Build(ctx, "go-buildid:"+buildID, image.BinaryEntries(bin, b.binName, b.caps), b.lopts)
 	if err != nil {
 		return nil, err
 	}
