@@ -11,9 +11,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/registry"
+	"github.com/kilnbuild/kiln/internal/store"
 )
 
 // Version is set at link time (-X github.com/kilnbuild/kiln/internal/server.Version=…).
@@ -23,6 +28,10 @@ var Version = "devel"
 type Options struct {
 	Addr    string // listen address, e.g. ":8080"
 	DataDir string // where the service keeps its state
+	// Registry serves /v2/; nil serves none.
+	Registry http.Handler
+	// RegistryOnly serves the registry and /healthz alone.
+	RegistryOnly bool
 }
 
 // Handler serves the service's HTTP API.
@@ -38,11 +47,24 @@ func Handler(opts Options) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(versionInfo())
+	if !opts.RegistryOnly {
+		mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(versionInfo())
+		})
+	}
+	if opts.Registry == nil {
+		return mux
+	}
+	// The registry sees /v2/ paths as sent: the mux would clean and
+	// redirect a "../" that the registry must refuse with NAME_INVALID.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			opts.Registry.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
 	})
-	return mux
 }
 
 // VersionInfo is what /version returns.
@@ -69,30 +91,120 @@ func versionInfo() VersionInfo {
 	return v
 }
 
-// Run parses flags and serves until ctx is done, then shuts down gracefully.
-func Run(ctx context.Context, args []string, stderr io.Writer) error {
+// flags are the command line of the service.
+type flags struct {
+	Options
+	store          string
+	htpasswd       string
+	tokenFile      string
+	private        []string
+	tlsCert        string
+	tlsKey         string
+	anonymousWrite bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var opts Options
-	fs.StringVar(&opts.Addr, "addr", ":8080", "address to listen on")
-	fs.StringVar(&opts.DataDir, "data", "", "directory for the service's data (created if missing)")
+	f := &flags{}
+	fs.StringVar(&f.Addr, "addr", ":8080", "address to listen on")
+	fs.StringVar(&f.DataDir, "data", "", "directory for the service's data (created if missing); the registry's store is DATA/store")
+	fs.StringVar(&f.store, "store", "", "the registry's store, an OCI layout shared with `kiln build` (default DATA/store)")
+	fs.BoolVar(&f.RegistryOnly, "registry-only", false, "serve the registry (/v2/) and /healthz alone")
+	fs.StringVar(&f.htpasswd, "htpasswd", "", "htpasswd file of bcrypt entries: its users may push and read private repositories")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file of bearer tokens, one a line, that may push and read private repositories")
+	fs.Func("private", "repository pattern (path.Match) that needs credentials to read; repeatable", func(s string) error {
+		f.private = append(f.private, s)
+		return nil
+	})
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key serves HTTPS")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	fs.BoolVar(&f.anonymousWrite, "anonymous-push-unsafe", false, "let anyone push even when listening beyond loopback")
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q: the server takes flags only", fs.Arg(0))
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if f.store == "" && f.DataDir != "" {
+		f.store = filepath.Join(f.DataDir, "store")
+	}
+	if f.RegistryOnly && f.store == "" {
+		return nil, errors.New("--registry-only needs somewhere to keep images: give --data DIR or --store DIR")
+	}
+	return f, nil
+}
+
+// access turns the flags into the registry's access rules. Without
+// credentials, anyone may push only when the listener is loopback alone.
+func (f *flags) access(ln net.Listener) (registry.Access, error) {
+	var a registry.Access
+	var err error
+	if f.htpasswd != "" {
+		if a.Users, err = registry.ReadHtpasswd(f.htpasswd); err != nil {
+			return a, err
+		}
+	}
+	if f.tokenFile != "" {
+		if a.Tokens, err = registry.ReadTokens(f.tokenFile); err != nil {
+			return a, err
+		}
+	}
+	a.Private = f.private
+	loopback := false
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		loopback = tcp.IP.IsLoopback()
+	}
+	a.AnonymousWrite = f.anonymousWrite || (loopback && !a.HasCredentials())
+	return a, a.Validate()
+}
+
+// Run parses flags and serves until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, args []string, stderr io.Writer) error {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	if opts.DataDir != "" {
-		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+	if f.DataDir != "" {
+		if err := os.MkdirAll(f.DataDir, 0o755); err != nil {
 			return fmt.Errorf("data directory: %w", err)
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	ln, err := net.Listen("tcp", opts.Addr)
+	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", opts.Addr, err)
+		return fmt.Errorf("listening on %s: %w", f.Addr, err)
 	}
-	srv := &http.Server{Handler: Handler(opts), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("serving", "addr", ln.Addr().String(), "version", Version)
+	defer ln.Close()
+	if f.store != "" {
+		access, err := f.access(ln)
+		if err != nil {
+			return err
+		}
+		st, err := store.Open(f.store)
+		if err != nil {
+			return err
+		}
+		reg, err := registry.New(st, registry.Options{Access: access, Log: log})
+		if err != nil {
+			return err
+		}
+		f.Registry = reg
+		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials())
+	}
+	srv := &http.Server{Handler: Handler(f.Options), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving", "addr", ln.Addr().String(), "version", Version, "tls", f.tlsCert != "")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if f.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err

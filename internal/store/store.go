@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -168,7 +169,8 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 	}
 	final := l.blobPath(h)
 	if _, err := os.Stat(final); err == nil {
-		return nil // content-addressed: present means complete
+		touch(final) // content-addressed: present means complete; gc's grace restarts
+		return nil
 	}
 	rc, err := open()
 	if err != nil {
@@ -216,6 +218,13 @@ func isSHA256Hex(s string) bool {
 		}
 	}
 	return true
+}
+
+// touch marks a blob as just used, so that gc's grace period protects a
+// blob that a write in flight found already present.
+func touch(path string) {
+	now := time.Now()
+	os.Chtimes(path, now, now)
 }
 
 // syncDir makes a rename into dir durable.

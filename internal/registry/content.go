@@ -1,0 +1,89 @@
+package registry
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/store"
+)
+
+func (r *Registry) getManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	desc, raw, err := r.st.GetManifest(rt.name, rt.ref)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", string(desc.MediaType))
+	h.Set("Content-Length", strconv.FormatInt(desc.Size, 10))
+	h.Set("Docker-Content-Digest", desc.Digest.String())
+	h.Set("ETag", `"`+desc.Digest.String()+`"`)
+	if req.Method == http.MethodGet {
+		w.Write(raw)
+	}
+}
+
+func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	raw, err := io.ReadAll(io.LimitReader(req.Body, store.MaxManifestBytes+1))
+	if err != nil {
+		r.writeError(w, req, fmt.Errorf("%w: reading the body: %v", store.ErrManifestInvalid, err))
+		return
+	}
+	desc, subject, err := r.st.PutManifest(rt.name, rt.ref, types.MediaType(req.Header.Get("Content-Type")), raw)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Location", "/v2/"+rt.name+"/manifests/"+desc.Digest.String())
+	h.Set("Docker-Content-Digest", desc.Digest.String())
+	if subject != nil {
+		h.Set("OCI-Subject", subject.Digest.String())
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt route) {
+	if err := r.st.DeleteManifest(rt.name, rt.ref); err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) {
+	h, err := store.ParseDigest(rt.ref)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	f, err := r.st.OpenBlob(rt.name, h)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Docker-Content-Digest", h.String())
+	w.Header().Set("ETag", `"`+h.String()+`"`)
+	// ServeContent answers HEAD and Range requests and streams from the file.
+	http.ServeContent(w, req, "", time.Time{}, f)
+}
+
+func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) {
+	h, err := store.ParseDigest(rt.ref)
+	if err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	if err := r.st.DeleteBlob(rt.name, h); err != nil {
+		r.writeError(w, req, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,131 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// OpenBlob opens blob h of repository name for reading.
+func (l *Layout) OpenBlob(name string, h v1.Hash) (*os.File, error) {
+	if err := l.checkBlob(name, h); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(l.blobPath(h))
+	if os.IsNotExist(err) {
+		return nil, fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
+	}
+	return f, err
+}
+
+// StatBlob returns the size of blob h of repository name.
+func (l *Layout) StatBlob(name string, h v1.Hash) (int64, error) {
+	if err := l.checkBlob(name, h); err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(l.blobPath(h))
+	if os.IsNotExist(err) {
+		return 0, fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// checkBlob fails unless h is a blob of repository name: linked to it by a
+// push or a mount, or reachable from one of its tags.
+func (l *Layout) checkBlob(name string, h v1.Hash) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	if h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
+	}
+	if exists(l.blobLink(name, h)) || exists(l.manifestLink(name, h)) {
+		return nil
+	}
+	if reach, err := l.reachable(name); err == nil && reach[h] {
+		return nil
+	}
+	return fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
+}
+
+// MountBlob makes blob h of repository from a blob of repository to.
+func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
+	if err := l.checkBlob(from, h); err != nil {
+		return err
+	}
+	if err := ValidName(to); err != nil {
+		return err
+	}
+	touch(l.blobPath(h))
+	return link(l.blobLink(to, h))
+}
+
+// DeleteBlob removes blob h from repository name. The bytes stay until gc
+// finds nothing else referring to them.
+func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	err := os.Remove(l.blobLink(name, h))
+	if os.IsNotExist(err) {
+		return fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
+	}
+	return err
+}
+
+// reachable returns every manifest and blob the tags of repository name
+// lead to, which is how content the CLI wrote (index.json only) is found.
+func (l *Layout) reachable(name string) (map[v1.Hash]bool, error) {
+	tagged, err := l.taggedIn(name)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[v1.Hash]bool{}
+	for _, d := range tagged {
+		l.walk(d.Digest, seen)
+	}
+	return seen, nil
+}
+
+// walk adds manifest h and everything it refers to, to seen. Unreadable
+// or malformed manifests end the walk there.
+func (l *Layout) walk(h v1.Hash, seen map[v1.Hash]bool) {
+	if seen[h] || h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+		return
+	}
+	seen[h] = true
+	raw, err := os.ReadFile(l.blobPath(h))
+	if err != nil {
+		return
+	}
+	var m manifestRefs
+	if json.Unmarshal(raw, &m) != nil {
+		return
+	}
+	if m.Config != nil {
+		seen[m.Config.Digest] = true
+	}
+	for _, d := range m.Layers {
+		seen[d.Digest] = true
+	}
+	for _, d := range m.Manifests {
+		l.walk(d.Digest, seen)
+	}
+}
+
+// manifestRefs is what an image manifest or an index refers to.
+type manifestRefs struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType"`
+	Config        *v1.Descriptor    `json:"config"`
+	Layers        []v1.Descriptor   `json:"layers"`
+	Manifests     []v1.Descriptor   `json:"manifests"`
+	Subject       *v1.Descriptor    `json:"subject"`
+	Annotations   map[string]string `json:"annotations"`
+}

@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// GCStats says what a collection removed.
+type GCStats struct {
+	Blobs   int   // unreferenced blobs removed
+	Bytes   int64 // their size
+	Uploads int   // interrupted uploads and staging files removed
+	Links   int   // repository links to removed blobs
+}
+
+// GC removes blobs that no tag and no pushed manifest refers to, and
+// interrupted uploads. Anything younger than grace is kept, so a push in
+// flight (blobs first, manifest last) is never cut short.
+func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
+	var st GCStats
+	unlock, err := l.lock()
+	if err != nil {
+		return st, err
+	}
+	defer unlock()
+	cutoff := time.Now().Add(-grace)
+	old := func(e os.DirEntry) bool {
+		fi, err := e.Info()
+		return err == nil && fi.ModTime().Before(cutoff)
+	}
+
+	marked := map[v1.Hash]bool{}
+	im, err := l.readIndex()
+	if err != nil {
+		return st, err
+	}
+	for _, d := range im.Manifests {
+		l.walk(d.Digest, marked)
+	}
+	var links []string
+	root := filepath.Join(l.dir, "repositories")
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			return ctx.Err()
+		}
+		switch filepath.Base(filepath.Dir(path)) {
+		case "_manifests":
+			l.walk(v1.Hash{Algorithm: "sha256", Hex: d.Name()}, marked)
+		case "_blobs":
+			links = append(links, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+
+	blobDir := filepath.Join(l.dir, "blobs", "sha256")
+	entries, err := os.ReadDir(blobDir)
+	if err != nil {
+		return st, err
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if !old(e) {
+			continue
+		}
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
+				st.Uploads++
+			}
+			continue
+		}
+		if marked[v1.Hash{Algorithm: "sha256", Hex: e.Name()}] {
+			continue
+		}
+		fi, _ := e.Info()
+		if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
+			st.Blobs++
+			st.Bytes += fi.Size()
+		}
+	}
+	n, err := l.RemoveUploads(grace)
+	if err != nil {
+		return st, err
+	}
+	st.Uploads += n
+	for _, p := range links {
+		if !exists(filepath.Join(blobDir, filepath.Base(p))) && os.Remove(p) == nil {
+			st.Links++
+		}
+	}
+	return st, syncDir(blobDir)
+}
+
+// RemoveUploads removes uploads untouched for longer than grace (all of
+// them when grace is 0) and reports how many it removed.
+func (l *Layout) RemoveUploads(grace time.Duration) (int, error) {
+	dir := filepath.Join(l.dir, "uploads")
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	cutoff, n := time.Now().Add(-grace), 0
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err == nil && (grace == 0 || fi.ModTime().Before(cutoff)) && os.Remove(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,336 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// MaxManifestBytes bounds a manifest a registry accepts.
+const MaxManifestBytes = 4 << 20
+
+// manifestTypes are the manifest media types the store accepts.
+var manifestTypes = map[types.MediaType]bool{
+	types.OCIManifestSchema1:    true,
+	types.OCIImageIndex:         true,
+	types.DockerManifestSchema2: true,
+	types.DockerManifestList:    true,
+}
+
+// GetManifest returns the descriptor and bytes of the manifest reference
+// (a tag or a digest) of repository name.
+func (l *Layout) GetManifest(name, reference string) (v1.Descriptor, []byte, error) {
+	if err := ValidName(name); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	var desc v1.Descriptor
+	if strings.Contains(reference, ":") {
+		h, err := ParseDigest(reference)
+		if err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		mt, ok := l.manifestIn(name, h)
+		if !ok {
+			return v1.Descriptor{}, nil, fmt.Errorf("%s@%s: %w", name, h, ErrManifestUnknown)
+		}
+		desc = v1.Descriptor{MediaType: mt, Digest: h}
+	} else {
+		if err := ValidTag(reference); err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		tagged, err := l.taggedIn(name)
+		if err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		d, ok := tagged[reference]
+		if !ok {
+			return v1.Descriptor{}, nil, fmt.Errorf("%s:%s: %w", name, reference, ErrManifestUnknown)
+		}
+		desc = v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest}
+	}
+	raw, err := os.ReadFile(l.blobPath(desc.Digest))
+	if os.IsNotExist(err) {
+		return v1.Descriptor{}, nil, fmt.Errorf("%s@%s: %w", name, desc.Digest, ErrManifestUnknown)
+	}
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	desc.Size = int64(len(raw))
+	if desc.MediaType == "" {
+		var m manifestRefs
+		json.Unmarshal(raw, &m)
+		desc.MediaType = types.MediaType(m.MediaType)
+	}
+	return desc, raw, nil
+}
+
+// manifestIn returns the media type of manifest h if repository name holds
+// it: pushed to it, or reachable from its tags.
+func (l *Layout) manifestIn(name string, h v1.Hash) (types.MediaType, bool) {
+	if mt, err := os.ReadFile(l.manifestLink(name, h)); err == nil {
+		return types.MediaType(mt), true
+	}
+	tagged, err := l.taggedIn(name)
+	if err != nil {
+		return "", false
+	}
+	seen := map[v1.Hash]bool{}
+	for _, d := range tagged {
+		if d.Digest == h {
+			return d.MediaType, true
+		}
+		l.walk(d.Digest, seen)
+	}
+	if !seen[h] {
+		return "", false
+	}
+	return "", exists(l.blobPath(h)) // the caller reads the type from the manifest
+}
+
+// PutManifest validates raw as a manifest of repository name and stores it
+// under reference, a tag or its digest. contentType is the media type the
+// client declared. It returns the manifest's descriptor and its subject,
+// if it has one.
+func (l *Layout) PutManifest(name, reference string, contentType types.MediaType, raw []byte) (v1.Descriptor, *v1.Descriptor, error) {
+	if err := ValidName(name); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	h, size, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	tag := ""
+	if strings.Contains(reference, ":") {
+		want, err := ParseDigest(reference)
+		if err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		if want != h {
+			return v1.Descriptor{}, nil, fmt.Errorf("%w: manifest has %s, not %s", ErrDigestInvalid, h, want)
+		}
+	} else {
+		if err := ValidTag(reference); err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		tag = reference
+	}
+	m, mt, err := l.validateManifest(name, contentType, raw)
+	if err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	desc := v1.Descriptor{MediaType: mt, Size: size, Digest: h}
+
+	// Blob, then link, then referrer, then tag: a crash between any two
+	// leaves only what is complete visible.
+	if err := l.writeBlobBytes(h, raw); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(l.manifestLink(name, h)), 0o755); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	if err := l.writeFileAtomic(l.manifestLink(name, h), []byte(mt)); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
+	if m.Subject != nil {
+		ref := desc
+		ref.ArtifactType = m.ArtifactType
+		if ref.ArtifactType == "" && m.Config != nil {
+			ref.ArtifactType = string(m.Config.MediaType)
+		}
+		ref.Annotations = m.Annotations
+		b, err := json.Marshal(ref)
+		if err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		p := l.referrerPath(name, m.Subject.Digest, h)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+		if err := l.writeFileAtomic(p, b); err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+	}
+	if tag != "" {
+		if err := l.tag(desc, []string{name + ":" + tag}); err != nil {
+			return v1.Descriptor{}, nil, err
+		}
+	}
+	return desc, m.Subject, nil
+}
+
+func (l *Layout) referrerPath(name string, subject, h v1.Hash) string {
+	return filepath.Join(l.repoDir(name), "_referrers", subject.Hex, h.Hex)
+}
+
+// validateManifest checks raw is a manifest of a known media type whose
+// config, layers or child manifests are in repository name.
+func (l *Layout) validateManifest(name string, contentType types.MediaType, raw []byte) (manifestRefs, types.MediaType, error) {
+	var m manifestRefs
+	if len(raw) > MaxManifestBytes {
+		return m, "", fmt.Errorf("%w: %d bytes, the limit is %d", ErrManifestTooLarge, len(raw), MaxManifestBytes)
+	}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return m, "", fmt.Errorf("%w: not JSON: %v", ErrManifestInvalid, err)
+	}
+	if m.SchemaVersion != 2 {
+		return m, "", fmt.Errorf("%w: schemaVersion %d, want 2", ErrManifestInvalid, m.SchemaVersion)
+	}
+	mt := types.MediaType(m.MediaType)
+	if mt == "" {
+		mt = contentType
+	}
+	if contentType != "" && mt != contentType {
+		return m, "", fmt.Errorf("%w: body says %s, Content-Type says %s", ErrManifestInvalid, mt, contentType)
+	}
+	if !manifestTypes[mt] {
+		return m, "", fmt.Errorf("%w: unsupported media type %q", ErrManifestInvalid, mt)
+	}
+	var refs []v1.Descriptor
+	if mt.IsIndex() {
+		if m.Config != nil || m.Layers != nil {
+			return m, "", fmt.Errorf("%w: an index has no config or layers", ErrManifestInvalid)
+		}
+		refs = m.Manifests
+	} else {
+		if m.Config == nil || m.Manifests != nil {
+			return m, "", fmt.Errorf("%w: an image manifest has a config and no manifests", ErrManifestInvalid)
+		}
+		refs = append([]v1.Descriptor{*m.Config}, m.Layers...)
+	}
+	for _, d := range refs {
+		if !d.MediaType.IsDistributable() {
+			continue
+		}
+		if err := l.checkBlob(name, d.Digest); err != nil {
+			return m, "", fmt.Errorf("%w: %s", ErrManifestBlobUnknown, d.Digest)
+		}
+	}
+	if m.Subject != nil {
+		if _, err := ParseDigest(m.Subject.Digest.String()); err != nil {
+			return m, "", fmt.Errorf("%w: subject: %v", ErrManifestInvalid, err)
+		}
+	}
+	return m, mt, nil
+}
+
+// DeleteManifest removes reference from repository name: a tag alone, or a
+// digest with every tag that points at it.
+func (l *Layout) DeleteManifest(name, reference string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	if !strings.Contains(reference, ":") {
+		if err := ValidTag(reference); err != nil {
+			return err
+		}
+		found, err := l.untag(name, func(tag string, _ v1.Descriptor) bool { return tag == reference })
+		if err == nil && !found {
+			err = fmt.Errorf("%s:%s: %w", name, reference, ErrManifestUnknown)
+		}
+		return err
+	}
+	h, err := ParseDigest(reference)
+	if err != nil {
+		return err
+	}
+	if _, ok := l.manifestIn(name, h); !ok {
+		return fmt.Errorf("%s@%s: %w", name, h, ErrManifestUnknown)
+	}
+	if _, err := l.untag(name, func(_ string, d v1.Descriptor) bool { return d.Digest == h }); err != nil {
+		return err
+	}
+	if raw, err := os.ReadFile(l.blobPath(h)); err == nil {
+		var m manifestRefs
+		if json.Unmarshal(raw, &m) == nil && m.Subject != nil {
+			os.Remove(l.referrerPath(name, m.Subject.Digest, h))
+		}
+	}
+	if err := os.Remove(l.manifestLink(name, h)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// untag drops the tags of repository name that drop selects, and reports
+// whether there were any.
+func (l *Layout) untag(name string, drop func(tag string, d v1.Descriptor) bool) (bool, error) {
+	unlock, err := l.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	im, err := l.readIndex()
+	if err != nil {
+		return false, err
+	}
+	kept := im.Manifests[:0]
+	for _, d := range im.Manifests {
+		if n, t, ok := splitRefName(d.Annotations[RefNameAnnotation]); ok && n == name && drop(t, d) {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	if len(kept) == len(im.Manifests) {
+		return false, nil
+	}
+	im.Manifests = kept
+	raw, err := json.MarshalIndent(im, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	return true, l.writeFileAtomic(filepath.Join(l.dir, "index.json"), raw)
+}
+
+// Referrers lists the manifests of repository name whose subject is h:
+// those pushed with a subject, and those in the referrers tag schema's
+// index (NAME:sha256-<hex>) that the CLI writes to layouts.
+func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	if subject.Algorithm != "sha256" || !isSHA256Hex(subject.Hex) {
+		return nil, fmt.Errorf("%w: %q", ErrDigestInvalid, subject.String())
+	}
+	var out []v1.Descriptor
+	seen := map[v1.Hash]bool{}
+	dir := filepath.Join(l.repoDir(name), "_referrers", subject.Hex)
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var d v1.Descriptor
+		if json.Unmarshal(b, &d) == nil && !seen[d.Digest] {
+			seen[d.Digest] = true
+			out = append(out, d)
+		}
+	}
+	if fallback, err := l.taggedIn(name); err == nil {
+		if d, ok := fallback["sha256-"+subject.Hex]; ok {
+			if raw, err := os.ReadFile(l.blobPath(d.Digest)); err == nil {
+				var idx v1.IndexManifest
+				if json.Unmarshal(raw, &idx) == nil {
+					for _, r := range idx.Manifests {
+						if !seen[r.Digest] {
+							seen[r.Digest] = true
+							out = append(out, r)
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b v1.Descriptor) int { return strings.Compare(a.Digest.String(), b.Digest.String()) })
+	return out, nil
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Upload is a blob being received into DIR/uploads/<id>. It becomes a blob
+// only through Commit, which checks the digest first; until then nothing
+// a reader can see has changed. An Upload is not safe for concurrent use.
+type Upload struct {
+	l    *Layout
+	name string
+	id   string
+	f    *os.File
+	hash hash.Hash
+	size int64
+}
+
+// NewUpload starts an upload into repository name.
+func (l *Layout) NewUpload(name string) (*Upload, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	id := hex.EncodeToString(b[:])
+	dir := filepath.Join(l.dir, "uploads")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("starting upload: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("starting upload: %w", err)
+	}
+	return &Upload{l: l, name: name, id: id, f: f, hash: sha256.New()}, nil
+}
+
+// ID names the upload.
+func (u *Upload) ID() string { return u.id }
+
+// Repository is the repository the upload goes into.
+func (u *Upload) Repository() string { return u.name }
+
+// Size is the number of bytes received so far.
+func (u *Upload) Size() int64 { return u.size }
+
+// Write appends what r yields. Bytes received before an error count: the
+// client can ask for the size and resume from there.
+func (u *Upload) Write(r io.Reader) (int64, error) {
+	n, err := io.Copy(io.MultiWriter(u.f, u.hash), r)
+	u.size += n
+	if err != nil {
+		return n, fmt.Errorf("receiving upload %s: %w", u.id, err)
+	}
+	return n, nil
+}
+
+// Commit makes the upload blob h of its repository, if its bytes hash to
+// h; otherwise the upload is dropped and ErrDigestInvalid returned.
+func (u *Upload) Commit(h v1.Hash) error {
+	defer u.Cancel() // a no-op after the rename, except for closing
+	if h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
+	}
+	if got := hex.EncodeToString(u.hash.Sum(nil)); got != h.Hex {
+		return fmt.Errorf("%w: upload has sha256:%s, not %s", ErrDigestInvalid, got, h)
+	}
+	final := u.l.blobPath(h)
+	if exists(final) {
+		touch(final)
+	} else {
+		if err := u.f.Sync(); err != nil {
+			return fmt.Errorf("writing blob %s: %w", h, err)
+		}
+		if err := os.Rename(u.f.Name(), final); err != nil {
+			return fmt.Errorf("writing blob %s: %w", h, err)
+		}
+		if err := syncDir(filepath.Dir(final)); err != nil {
+			return err
+		}
+	}
+	return link(u.l.blobLink(u.name, h))
+}
+
+// Cancel drops the upload.
+func (u *Upload) Cancel() error {
+	u.f.Close()
+	err := os.Remove(u.f.Name())
+	if os.IsNotExist(err) {
+		return nil
+	}
+	return err
+}
