@@ -30,7 +30,9 @@ import (
 	"github.com/kilnbuild/kiln/internal/cli"
 	"github.com/kilnbuild/kiln/internal/keys"
 	"github.com/kilnbuild/kiln/internal/provenance"
+	kilnregistry "github.com/kilnbuild/kiln/internal/registry"
 	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/store"
 	"github.com/kilnbuild/kiln/internal/testutil"
 	"github.com/kilnbuild/kiln/internal/verify"
 )
@@ -76,6 +78,21 @@ func newSigning(t *testing.T, h http.Handler) *signing {
 
 func newRegistry() http.Handler {
 	return registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+}
+
+// newKilnRegistry is kiln's own registry over a fresh store, open to
+// anonymous pushes as on loopback.
+func newKilnRegistry(t *testing.T) http.Handler {
+	t.Helper()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := kilnregistry.New(st, kilnregistry.Options{Access: kilnregistry.Access{AnonymousWrite: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
 
 // withoutReferrers hides the OCI referrers API, as older registries do,
@@ -257,53 +274,67 @@ func wantLine(t *testing.T, out, prefix, contains string) {
 // cosign verifies: the signature and both attestations, with and without the
 // registry's referrers API. kiln verify agrees.
 func TestCosignVerifiesKilnSignatures(t *testing.T) {
+	type world struct {
+		format    string
+		referrers bool
+		kiln      bool // kiln's own registry instead of go-containerregistry's
+	}
+	var worlds []world
 	for _, format := range []string{"tags", "referrers"} {
-		for _, referrers := range []bool{true, false} {
-			name := format + " format, " + map[bool]string{true: "referrers API", false: "no referrers API"}[referrers]
-			t.Run(name, func(t *testing.T) {
-				var hidden atomic.Int32
-				h := newRegistry()
-				if !referrers {
-					h = withoutReferrers(h, &hidden)
-				}
-				s := newSigning(t, h)
-				ref := s.buildSigned(t, "kiln/hello", "--signature-format", format)
-				if code, out := s.cosignVerify(t, ref); code != 0 {
-					t.Errorf("cosign verify: exit %d\n%s", code, out)
-				}
-				for _, typ := range []string{"slsaprovenance1", "spdxjson"} {
-					if code, out := s.cosignVerifyAttestation(t, typ, ref); code != 0 {
-						t.Errorf("cosign verify-attestation --type %s: exit %d\n%s", typ, code, out)
-					}
-				}
-				code, stdout, stderr := s.kilnVerify(t, repoOf(ref), "--attestations")
-				if code != 0 {
-					t.Fatalf("kiln verify --attestations: exit %d\n%s", code, stderr)
-				}
-				wantLine(t, stdout, "signature:", digestOf(t, ref).String())
-				wantLine(t, stdout, "sbom:", "SPDX")
-				wantLine(t, stdout, "provenance:", "package example.com/hello/cmd/hello")
-
-				d := digestOf(t, ref)
-				_, sigErr := remote.Head(mustRef(t, sigTag(repoOf(ref), d)))
-				_, fallbackErr := remote.Head(mustRef(t, repoOf(ref)+":sha256-"+d.Hex))
-				switch {
-				case format == "tags" && sigErr != nil:
-					t.Errorf("tags format: no %s: %v", sigTag(repoOf(ref), d), sigErr)
-				case format == "referrers" && sigErr == nil:
-					t.Error("referrers format wrote a .sig tag")
-				case format == "referrers" && !hasBundle(t, ref):
-					t.Error("referrers format: no Sigstore bundle refers to the image")
-				case format == "referrers" && referrers && fallbackErr == nil:
-					t.Error("referrers format on a registry with the referrers API wrote the fallback tag")
-				case format == "referrers" && !referrers && fallbackErr != nil:
-					t.Errorf("referrers format without the referrers API: no fallback tag: %v", fallbackErr)
-				}
-				if !referrers && hidden.Load() == 0 {
-					t.Error("nobody asked for referrers: the registry without them proved nothing")
-				}
-			})
+		worlds = append(worlds, world{format, true, false}, world{format, false, false}, world{format, true, true})
+	}
+	for _, w := range worlds {
+		format, referrers := w.format, w.referrers
+		name := format + " format, " + map[bool]string{true: "referrers API", false: "no referrers API"}[referrers]
+		if w.kiln {
+			name += ", kiln's registry"
 		}
+		t.Run(name, func(t *testing.T) {
+			var hidden atomic.Int32
+			h := newRegistry()
+			if w.kiln {
+				h = newKilnRegistry(t)
+			}
+			if !referrers {
+				h = withoutReferrers(h, &hidden)
+			}
+			s := newSigning(t, h)
+			ref := s.buildSigned(t, "kiln/hello", "--signature-format", format)
+			if code, out := s.cosignVerify(t, ref); code != 0 {
+				t.Errorf("cosign verify: exit %d\n%s", code, out)
+			}
+			for _, typ := range []string{"slsaprovenance1", "spdxjson"} {
+				if code, out := s.cosignVerifyAttestation(t, typ, ref); code != 0 {
+					t.Errorf("cosign verify-attestation --type %s: exit %d\n%s", typ, code, out)
+				}
+			}
+			code, stdout, stderr := s.kilnVerify(t, repoOf(ref), "--attestations")
+			if code != 0 {
+				t.Fatalf("kiln verify --attestations: exit %d\n%s", code, stderr)
+			}
+			wantLine(t, stdout, "signature:", digestOf(t, ref).String())
+			wantLine(t, stdout, "sbom:", "SPDX")
+			wantLine(t, stdout, "provenance:", "package example.com/hello/cmd/hello")
+
+			d := digestOf(t, ref)
+			_, sigErr := remote.Head(mustRef(t, sigTag(repoOf(ref), d)))
+			_, fallbackErr := remote.Head(mustRef(t, repoOf(ref)+":sha256-"+d.Hex))
+			switch {
+			case format == "tags" && sigErr != nil:
+				t.Errorf("tags format: no %s: %v", sigTag(repoOf(ref), d), sigErr)
+			case format == "referrers" && sigErr == nil:
+				t.Error("referrers format wrote a .sig tag")
+			case format == "referrers" && !hasBundle(t, ref):
+				t.Error("referrers format: no Sigstore bundle refers to the image")
+			case format == "referrers" && referrers && fallbackErr == nil:
+				t.Error("referrers format on a registry with the referrers API wrote the fallback tag")
+			case format == "referrers" && !referrers && fallbackErr != nil:
+				t.Errorf("referrers format without the referrers API: no fallback tag: %v", fallbackErr)
+			}
+			if !referrers && hidden.Load() == 0 {
+				t.Error("nobody asked for referrers: the registry without them proved nothing")
+			}
+		})
 	}
 }
 

@@ -1,0 +1,36 @@
+package store_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/store"
+)
+
+// FuzzPutManifest: any bytes under any name and reference are stored or
+// refused without panicking, and a refused manifest leaves no blob behind.
+func FuzzPutManifest(f *testing.F) {
+	f.Add("repo", "latest", string(types.OCIManifestSchema1), []byte(`{"schemaVersion":2,"config":{"mediaType":"x","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[]}`))
+	f.Add("a/b", "sha256:00", string(types.OCIImageIndex), []byte(`{"schemaVersion":2,"manifests":[]}`))
+	f.Add("../x", "v1", "", []byte(`{}`))
+	f.Add("repo", "v1", string(types.OCIImageIndex), []byte(`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":1,"digest":"sha256:zz"}]}`))
+	dir := f.TempDir()
+	l, err := store.Open(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	stored := map[v1.Hash]bool{}
+	f.Fuzz(func(t *testing.T, name, reference, mediaType string, raw []byte) {
+		h, _, _ := v1.SHA256(bytes.NewReader(raw))
+		if _, _, err := l.PutManifest(name, reference, types.MediaType(mediaType), raw); err == nil {
+			stored[h] = true
+		} else if _, statErr := os.Stat(filepath.Join(dir, "blobs", "sha256", h.Hex)); statErr == nil && !stored[h] {
+			t.Fatalf("refused manifest (%v) left blob %s", err, h)
+		}
+	})
+}
