@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+func TestGC(t *testing.T) {
+	l, dir := open(t)
+	ctx := context.Background()
+	kept := randomImage(t)
+	if _, err := l.Put(ctx, kept, []string{"app:v1"}); err != nil {
+		t.Fatal(err)
+	}
+	dropped := randomImage(t)
+	if _, err := l.Put(ctx, dropped, []string{"app:old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteManifest("app", "old"); err != nil {
+		t.Fatal(err)
+	}
+	// An upload nobody finished, and one finished blob no manifest uses.
+	up, err := l.NewUpload("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Write(bytes.NewReader([]byte("partial")))
+	orphan, err := l.NewUpload("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan.Write(bytes.NewReader([]byte("orphan")))
+	oh, _, _ := v1.SHA256(bytes.NewReader([]byte("orphan")))
+	if err := orphan.Commit(oh); err != nil {
+		t.Fatal(err)
+	}
+
+	// Inside the grace period nothing goes.
+	st, err := l.GC(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blobs != 0 || st.Uploads != 0 {
+		t.Fatalf("gc inside the grace period removed %+v", st)
+	}
+	st, err = l.GC(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dropped: manifest, config, two layers; plus the orphan.
+	if st.Blobs != 5 || st.Uploads != 1 || st.Links != 1 {
+		t.Fatalf("gc removed %+v, want 5 blobs, 1 upload, 1 link", st)
+	}
+	for _, a := range []interface{ Digest() (v1.Hash, error) }{kept} {
+		h, _ := a.Digest()
+		if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", h.Hex)); err != nil {
+			t.Fatalf("gc removed a tagged manifest: %v", err)
+		}
+	}
+	layers, _ := kept.Layers()
+	for _, layer := range layers {
+		h, _ := layer.Digest()
+		if _, err := l.StatBlob("app", h); err != nil {
+			t.Fatalf("gc removed a layer in use: %v", err)
+		}
+	}
+	if _, err := l.StatBlob("app", oh); err == nil {
+		t.Fatal("the orphan blob survived gc")
+	}
+}
+
+// A manifest pushed by digest alone is kept: its link is a root.
+func TestGCKeepsUntaggedPushedManifests(t *testing.T) {
+	l, _ := open(t)
+	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
+	h, _, _ := v1.SHA256(bytes.NewReader(raw))
+	if _, _, err := l.PutManifest("app", h.String(), types.OCIImageIndex, raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.GC(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.GetManifest("app", h.String()); err != nil {
+		t.Fatalf("gc removed an untagged pushed manifest: %v", err)
+	}
+}
