@@ -2,10 +2,11 @@
 SHELL := bash
 GO ?= go
 BIN := bin
+FUZZTIME ?= 30s
 TOOLS_ENV = eval "$$(bash .ci/tools.sh $(1))"
 PODMAN_RUN := podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
 
-.PHONY: help build test unit run bench compare lint tools clean
+.PHONY: help build test unit run bench compare lint fuzz tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -19,6 +20,11 @@ tools: ## install what the tests need (podman, runc, debootstrap, chromium; ko, 
 test: lint ## install test tools, then run every test with the race detector
 	$(call TOOLS_ENV,podman debootstrap chromium ko crane cosign) && $(GO) test -race -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -run 'TestBuildStreams' ./internal/layer/  # allocation counts mean nothing under -race
+	$(MAKE) fuzz
+
+fuzz: ## fuzz the registry's manifest and name parsing for a bounded time
+	$(GO) test -run '^$$' -fuzz '^FuzzPutManifest$$' -fuzztime $(FUZZTIME) ./internal/store/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) ./internal/registry/
 
 unit: ## run the tests that need no outside program
 	$(GO) test -race -short ./...
