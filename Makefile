@@ -14,11 +14,11 @@ help: ## list the targets
 build: ## compile kiln and the server into bin/
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
-tools: ## install what the tests need (podman, runc, debootstrap, chromium; ko, crane, cosign) into the tools cache
-	bash .ci/tools.sh podman debootstrap chromium ko crane cosign >/dev/null
+tools: ## install what the tests need (podman, runc, debootstrap, chromium; ko, crane, cosign, the OCI conformance suite) into the tools cache
+	bash .ci/tools.sh podman debootstrap chromium ko crane cosign conformance >/dev/null
 
 test: lint ## install test tools, then run every test with the race detector
-	$(call TOOLS_ENV,podman debootstrap chromium ko crane cosign) && $(GO) test -race -count=1 -timeout 40m ./...
+	$(call TOOLS_ENV,podman debootstrap chromium ko crane cosign conformance) && $(GO) test -race -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -run 'TestBuildStreams' ./internal/layer/  # allocation counts mean nothing under -race
 	$(MAKE) fuzz
 
@@ -39,7 +39,7 @@ run: build ## build ./cmd/server with kiln into the local store and print how to
 	echo "  curl http://127.0.0.1:8080/healthz"
 
 bench: build ## compare kiln with ko and bare go build (writes numbers to stdout)
-	$(call TOOLS_ENV,ko crane) && bash scripts/bench.sh
+	$(call TOOLS_ENV,ko crane) && bash scripts/bench.sh && bash scripts/bench-registry.sh
 
 compare: build ## build Dockerfile.reference (podman) and ./cmd/server (kiln), write docs/comparison.{md,html,json}
 	$(call TOOLS_ENV,podman debootstrap) && bash scripts/compare.sh docs

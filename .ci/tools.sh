@@ -3,11 +3,14 @@
 # and pinned Go tools into a cache outside the checkout, so a fresh clone on the
 # same machine reuses them. Prints the tools directory's env lines for eval.
 set -euo pipefail
+shopt -s inherit_errexit # a failing build inside "$(go_tool ...)" stops the script
 
 TOOLS="${KILN_TOOLS:-$HOME/.cache/kiln/tools}"
 KO_VERSION=v0.19.1
 CRANE_VERSION=v0.22.1
 COSIGN_VERSION=v3.1.3
+CONFORMANCE_MODULE=github.com/opencontainers/distribution-spec/conformance
+CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 
 log() { printf 'tools: %s\n' "$*" >&2; }
 
@@ -38,6 +41,28 @@ go_tool() { # name module version
   printf '%s\n' "$dir"
 }
 
+# conformance_tool compiles the OCI distribution-spec conformance suite with
+# "go test -c". It is a main package, not an installable tool, so it is built
+# from a writable copy of its module directory (the module cache is read-only).
+conformance_tool() { # version
+  local version=$1 dir="$TOOLS/conformance-$1"
+  if [ ! -x "$dir/conformance.test" ]; then
+    log "go test -c $CONFORMANCE_MODULE@$version (once per machine)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/src"
+    local info src
+    info=$(cd "$dir.tmp" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "$CONFORMANCE_MODULE@$version") ||
+      { log "go mod download $CONFORMANCE_MODULE@$version failed: $info"; exit 1; }
+    src=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$info")
+    [ -d "$src" ] || { log "go mod download $CONFORMANCE_MODULE@$version gave no Dir: $info"; exit 1; }
+    cp -R "$src/." "$dir.tmp/src/"
+    chmod -R u+w "$dir.tmp/src"
+    (cd "$dir.tmp/src" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 \
+      go test -c -buildvcs=false -ldflags "-X $CONFORMANCE_MODULE.Version=$version" -o "$dir.tmp/conformance.test" . >&2)
+    rm -rf "$dir.tmp/src" "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  printf '%s\n' "$dir"
+}
+
 want=${*:-podman ko crane}
 paths=()
 for w in $want; do
@@ -48,6 +73,7 @@ for w in $want; do
     ko) paths+=("$(go_tool ko github.com/google/ko "$KO_VERSION")") ;;
     crane) paths+=("$(go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION")") ;;
     cosign) paths+=("$(go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_VERSION")") ;;
+    conformance) paths+=("$(conformance_tool "$CONFORMANCE_VERSION")") ;;
     *) log "unknown tool $w"; exit 2 ;;
   esac
 done

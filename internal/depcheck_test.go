@@ -20,7 +20,7 @@ var layer = map[string]int{
 	"attest": 3, "verify": 3, "compare": 3,
 	"server": 4,
 	"cli":    5,
-	"e2e":    6,
+	"e2e":    6, "regbench": 6,
 }
 
 const module = "github.com/kilnbuild/kiln/internal/"

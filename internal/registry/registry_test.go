@@ -160,6 +160,10 @@ func TestCrossRepositoryMount(t *testing.T) {
 	if _, err := f.st.StatBlob("b/dst", h); err != nil {
 		t.Fatalf("mounted blob: %v", err)
 	}
+	// Without from, any repository the client may read is a source.
+	if resp := post("mount=" + h.String()); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("mount without from: %s", resp.Status)
+	}
 	// A blob the source does not have falls back to an upload session.
 	if resp := post("mount=sha256:" + strings.Repeat("a", 64) + "&from=a/src"); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("unmountable: %s", resp.Status)

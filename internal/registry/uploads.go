@@ -36,7 +36,12 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 			r.writeError(w, req, err)
 			return
 		}
-		if from := q.Get("from"); from != "" && store.ValidName(from) == nil && r.access.canRead(authed, from) {
+		from := q.Get("from")
+		if from == "" {
+			// No source named: mount from any repository the client may read.
+			from, _ = r.st.FindBlob(h, func(name string) bool { return r.access.canRead(authed, name) })
+		}
+		if from != "" && store.ValidName(from) == nil && r.access.canRead(authed, from) {
 			if err := r.st.MountBlob(from, rt.name, h); err == nil {
 				blobCreated(w, rt.name, h)
 				return

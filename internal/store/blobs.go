@@ -41,7 +41,7 @@ func (l *Layout) checkBlob(name string, h v1.Hash) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	if h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
 	if exists(l.blobLink(name, h)) || exists(l.manifestLink(name, h)) {
@@ -63,6 +63,24 @@ func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
 	}
 	touch(l.blobPath(h))
 	return link(l.blobLink(to, h))
+}
+
+// FindBlob returns a repository that holds blob h through a push or a
+// mount, among those readable allows.
+func (l *Layout) FindBlob(h v1.Hash, readable func(name string) bool) (string, bool) {
+	if !validDigest(h) {
+		return "", false
+	}
+	names, err := l.Repositories()
+	if err != nil {
+		return "", false
+	}
+	for _, n := range names {
+		if readable(n) && exists(l.blobLink(n, h)) {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // DeleteBlob removes blob h from repository name. The bytes stay until gc
@@ -95,7 +113,7 @@ func (l *Layout) reachable(name string) (map[v1.Hash]bool, error) {
 // walk adds manifest h and everything it refers to, to seen. Unreadable
 // or malformed manifests end the walk there.
 func (l *Layout) walk(h v1.Hash, seen map[v1.Hash]bool) {
-	if seen[h] || h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+	if seen[h] || !validDigest(h) {
 		return
 	}
 	seen[h] = true
@@ -108,13 +126,13 @@ func (l *Layout) walk(h v1.Hash, seen map[v1.Hash]bool) {
 		return
 	}
 	if m.Config != nil {
-		seen[m.Config.Digest] = true
+		seen[m.Config.hash()] = true
 	}
 	for _, d := range m.Layers {
-		seen[d.Digest] = true
+		seen[d.hash()] = true
 	}
 	for _, d := range m.Manifests {
-		l.walk(d.Digest, seen)
+		l.walk(d.hash(), seen)
 	}
 }
 
@@ -123,9 +141,9 @@ type manifestRefs struct {
 	SchemaVersion int               `json:"schemaVersion"`
 	MediaType     string            `json:"mediaType"`
 	ArtifactType  string            `json:"artifactType"`
-	Config        *v1.Descriptor    `json:"config"`
-	Layers        []v1.Descriptor   `json:"layers"`
-	Manifests     []v1.Descriptor   `json:"manifests"`
-	Subject       *v1.Descriptor    `json:"subject"`
+	Config        *descriptor       `json:"config"`
+	Layers        []descriptor      `json:"layers"`
+	Manifests     []descriptor      `json:"manifests"`
+	Subject       *descriptor       `json:"subject"`
 	Annotations   map[string]string `json:"annotations"`
 }

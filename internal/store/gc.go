@@ -56,7 +56,7 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 		}
 		switch filepath.Base(filepath.Dir(path)) {
 		case "_manifests":
-			l.walk(v1.Hash{Algorithm: "sha256", Hex: d.Name()}, marked)
+			l.walk(hashFromHex(d.Name()), marked)
 		case "_blobs":
 			links = append(links, path)
 		}
@@ -66,31 +66,39 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 		return st, err
 	}
 
-	blobDir := filepath.Join(l.dir, "blobs", "sha256")
-	entries, err := os.ReadDir(blobDir)
-	if err != nil {
-		return st, err
-	}
-	for _, e := range entries {
-		if err := ctx.Err(); err != nil {
+	for alg := range algorithms {
+		blobDir := filepath.Join(l.dir, "blobs", alg)
+		entries, err := os.ReadDir(blobDir)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
 			return st, err
 		}
-		if !old(e) {
-			continue
-		}
-		if strings.HasPrefix(e.Name(), ".tmp-") {
-			if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
-				st.Uploads++
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return st, err
 			}
-			continue
+			if !old(e) {
+				continue
+			}
+			if strings.HasPrefix(e.Name(), ".tmp-") {
+				if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
+					st.Uploads++
+				}
+				continue
+			}
+			if marked[v1.Hash{Algorithm: alg, Hex: e.Name()}] {
+				continue
+			}
+			fi, _ := e.Info()
+			if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
+				st.Blobs++
+				st.Bytes += fi.Size()
+			}
 		}
-		if marked[v1.Hash{Algorithm: "sha256", Hex: e.Name()}] {
-			continue
-		}
-		fi, _ := e.Info()
-		if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
-			st.Blobs++
-			st.Bytes += fi.Size()
+		if err := syncDir(blobDir); err != nil {
+			return st, err
 		}
 	}
 	n, err := l.RemoveUploads(grace)
@@ -99,11 +107,11 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 	}
 	st.Uploads += n
 	for _, p := range links {
-		if !exists(filepath.Join(blobDir, filepath.Base(p))) && os.Remove(p) == nil {
+		if !exists(l.blobPath(hashFromHex(filepath.Base(p)))) && os.Remove(p) == nil {
 			st.Links++
 		}
 	}
-	return st, syncDir(blobDir)
+	return st, nil
 }
 
 // RemoveUploads removes uploads untouched for longer than grace (all of

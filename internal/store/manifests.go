@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -102,15 +101,15 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 	if err := ValidName(name); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
-	h, size, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return v1.Descriptor{}, nil, err
-	}
+	h, size := digestBytes("sha256", raw), int64(len(raw))
 	tag := ""
 	if strings.Contains(reference, ":") {
 		want, err := ParseDigest(reference)
 		if err != nil {
 			return v1.Descriptor{}, nil, err
+		}
+		if want.Algorithm != h.Algorithm {
+			h = digestBytes(want.Algorithm, raw)
 		}
 		if want != h {
 			return v1.Descriptor{}, nil, fmt.Errorf("%w: manifest has %s, not %s", ErrDigestInvalid, h, want)
@@ -149,7 +148,7 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 		if err != nil {
 			return v1.Descriptor{}, nil, err
 		}
-		p := l.referrerPath(name, m.Subject.Digest, h)
+		p := l.referrerPath(name, m.Subject.hash(), h)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return v1.Descriptor{}, nil, err
 		}
@@ -162,7 +161,12 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 			return v1.Descriptor{}, nil, err
 		}
 	}
-	return desc, m.Subject, nil
+	var subject *v1.Descriptor
+	if m.Subject != nil {
+		s := m.Subject.v1()
+		subject = &s
+	}
+	return desc, subject, nil
 }
 
 func (l *Layout) referrerPath(name string, subject, h v1.Hash) string {
@@ -177,7 +181,7 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 		return m, "", fmt.Errorf("%w: %d bytes, the limit is %d", ErrManifestTooLarge, len(raw), MaxManifestBytes)
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return m, "", fmt.Errorf("%w: not JSON: %v", ErrManifestInvalid, err)
+		return m, "", fmt.Errorf("%w: %v", ErrManifestInvalid, err)
 	}
 	if m.SchemaVersion != 2 {
 		return m, "", fmt.Errorf("%w: schemaVersion %d, want 2", ErrManifestInvalid, m.SchemaVersion)
@@ -192,7 +196,7 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 	if !manifestTypes[mt] {
 		return m, "", fmt.Errorf("%w: unsupported media type %q", ErrManifestInvalid, mt)
 	}
-	var refs []v1.Descriptor
+	var refs []descriptor
 	if mt.IsIndex() {
 		if m.Config != nil || m.Layers != nil {
 			return m, "", fmt.Errorf("%w: an index has no config or layers", ErrManifestInvalid)
@@ -202,19 +206,14 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 		if m.Config == nil || m.Manifests != nil {
 			return m, "", fmt.Errorf("%w: an image manifest has a config and no manifests", ErrManifestInvalid)
 		}
-		refs = append([]v1.Descriptor{*m.Config}, m.Layers...)
+		refs = append([]descriptor{*m.Config}, m.Layers...)
 	}
 	for _, d := range refs {
 		if !d.MediaType.IsDistributable() {
 			continue
 		}
-		if err := l.checkBlob(name, d.Digest); err != nil {
-			return m, "", fmt.Errorf("%w: %s", ErrManifestBlobUnknown, d.Digest)
-		}
-	}
-	if m.Subject != nil {
-		if _, err := ParseDigest(m.Subject.Digest.String()); err != nil {
-			return m, "", fmt.Errorf("%w: subject: %v", ErrManifestInvalid, err)
+		if err := l.checkBlob(name, d.hash()); err != nil {
+			return m, "", fmt.Errorf("%w: %s", ErrManifestBlobUnknown, d.hash())
 		}
 	}
 	return m, mt, nil
@@ -249,7 +248,7 @@ func (l *Layout) DeleteManifest(name, reference string) error {
 	if raw, err := os.ReadFile(l.blobPath(h)); err == nil {
 		var m manifestRefs
 		if json.Unmarshal(raw, &m) == nil && m.Subject != nil {
-			os.Remove(l.referrerPath(name, m.Subject.Digest, h))
+			os.Remove(l.referrerPath(name, m.Subject.hash(), h))
 		}
 	}
 	if err := os.Remove(l.manifestLink(name, h)); err != nil && !os.IsNotExist(err) {
@@ -295,7 +294,7 @@ func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	if subject.Algorithm != "sha256" || !isSHA256Hex(subject.Hex) {
+	if !validDigest(subject) {
 		return nil, fmt.Errorf("%w: %q", ErrDigestInvalid, subject.String())
 	}
 	var out []v1.Descriptor
@@ -310,14 +309,14 @@ func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error
 		if err != nil {
 			continue
 		}
-		var d v1.Descriptor
-		if json.Unmarshal(b, &d) == nil && !seen[d.Digest] {
-			seen[d.Digest] = true
-			out = append(out, d)
+		var d descriptor
+		if json.Unmarshal(b, &d) == nil && !seen[d.hash()] {
+			seen[d.hash()] = true
+			out = append(out, d.v1())
 		}
 	}
 	if fallback, err := l.taggedIn(name); err == nil {
-		if d, ok := fallback["sha256-"+subject.Hex]; ok {
+		if d, ok := fallback[subject.Algorithm+"-"+subject.Hex]; ok {
 			if raw, err := os.ReadFile(l.blobPath(d.Digest)); err == nil {
 				var idx v1.IndexManifest
 				if json.Unmarshal(raw, &idx) == nil {

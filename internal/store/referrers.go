@@ -14,7 +14,7 @@ import (
 // Describe returns the descriptor (media type, size, digest) of the
 // manifest stored as blob h.
 func (l *Layout) Describe(h v1.Hash) (v1.Descriptor, error) {
-	if h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+	if !validDigest(h) {
 		return v1.Descriptor{}, fmt.Errorf("invalid digest %s", h)
 	}
 	raw, err := os.ReadFile(l.blobPath(h))

@@ -68,15 +68,6 @@ func ValidTag(tag string) error {
 	return nil
 }
 
-// ParseDigest parses a sha256 digest, the only algorithm the store keeps.
-func ParseDigest(s string) (v1.Hash, error) {
-	h, err := v1.NewHash(s)
-	if err != nil || h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
-		return v1.Hash{}, fmt.Errorf("%w: %q (want sha256:<64 lower-case hex digits>)", ErrDigestInvalid, s)
-	}
-	return h, nil
-}
-
 func (l *Layout) repoDir(name string) string {
 	return filepath.Join(l.dir, "repositories", filepath.FromSlash(name))
 }

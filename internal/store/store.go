@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -159,13 +158,13 @@ func (l *Layout) writeBlobBytes(h v1.Hash, b []byte) error {
 var ErrDigestMismatch = errors.New("blob content does not match its digest")
 
 func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error {
-	if h.Algorithm != "sha256" {
-		return fmt.Errorf("blob %s: only sha256 digests are supported", h)
+	if _, ok := algorithms[h.Algorithm]; !ok {
+		return fmt.Errorf("blob %s: only sha256 and sha512 digests are supported", h)
 	}
-	// The hex part becomes a file name: anything but 64 lower-case hex
-	// digits could leave blobs/sha256 (or panic below).
-	if !isSHA256Hex(h.Hex) {
-		return fmt.Errorf("blob %q: malformed sha256 digest", h.String())
+	// The hex part becomes a file name: anything but the algorithm's length
+	// of lower-case hex digits could leave blobs/ (or panic below).
+	if !validDigest(h) {
+		return fmt.Errorf("blob %q: malformed %s digest", h.String(), h.Algorithm)
 	}
 	final := l.blobPath(h)
 	if _, err := os.Stat(final); err == nil {
@@ -177,19 +176,22 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 		return err
 	}
 	defer rc.Close()
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+h.Hex[:12]+"-")
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	hasher := sha256.New()
+	hasher := algorithms[h.Algorithm]()
 	if _, err := io.Copy(io.MultiWriter(tmp, hasher), rc); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex {
 		tmp.Close()
-		return fmt.Errorf("blob %s: %w (got sha256:%s)", h, ErrDigestMismatch, got)
+		return fmt.Errorf("blob %s: %w (got %s:%s)", h, ErrDigestMismatch, h.Algorithm, got)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
@@ -206,18 +208,6 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	return syncDir(filepath.Dir(final))
-}
-
-func isSHA256Hex(s string) bool {
-	if len(s) != 2*sha256.Size {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // touch marks a blob as just used, so that gc's grace period protects a

@@ -445,7 +445,8 @@ func TestPutRejectsBadBlobs(t *testing.T) {
 		{"short hex", v1.Hash{Algorithm: "sha256", Hex: "abc"}, nil, "malformed sha256 digest"},
 		{"path in hex", v1.Hash{Algorithm: "sha256", Hex: "../../../../../../../../../../../../../../../../../../../../etc/x"}, nil, "malformed sha256 digest"},
 		{"upper-case hex", v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("AB", 32)}, nil, "malformed sha256 digest"},
-		{"sha512", v1.Hash{Algorithm: "sha512", Hex: strings.Repeat("ab", 64)}, nil, "only sha256 digests are supported"},
+		{"sha384", v1.Hash{Algorithm: "sha384", Hex: strings.Repeat("ab", 48)}, nil, "only sha256 and sha512 digests are supported"},
+		{"short sha512", v1.Hash{Algorithm: "sha512", Hex: strings.Repeat("ab", 32)}, nil, "malformed sha512 digest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l, dir := open(t)

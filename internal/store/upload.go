@@ -70,11 +70,28 @@ func (u *Upload) Write(r io.Reader) (int64, error) {
 // h; otherwise the upload is dropped and ErrDigestInvalid returned.
 func (u *Upload) Commit(h v1.Hash) error {
 	defer u.Cancel() // a no-op after the rename, except for closing
-	if h.Algorithm != "sha256" || !isSHA256Hex(h.Hex) {
+	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
-	if got := hex.EncodeToString(u.hash.Sum(nil)); got != h.Hex {
-		return fmt.Errorf("%w: upload has sha256:%s, not %s", ErrDigestInvalid, got, h)
+	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(u.hash.Sum(nil))}
+	if h.Algorithm != got.Algorithm {
+		// Hashed on the way in with the canonical algorithm only: read the
+		// bytes again for the rare client that asks for another.
+		if _, err := u.f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		r, err := os.Open(u.f.Name())
+		if err != nil {
+			return err
+		}
+		got, err = digestReader(h.Algorithm, r)
+		r.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if got != h {
+		return fmt.Errorf("%w: upload has %s, not %s", ErrDigestInvalid, got, h)
 	}
 	final := u.l.blobPath(h)
 	if exists(final) {
@@ -82,6 +99,9 @@ func (u *Upload) Commit(h v1.Hash) error {
 	} else {
 		if err := u.f.Sync(); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+			return err
 		}
 		if err := os.Rename(u.f.Name(), final); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
