@@ -52,6 +52,7 @@ type spec struct {
 
 var specs = []spec{
 	{"kiln", kilnArgv},
+	{"kiln-nosync", func(b *testing.B, addr string) []string { return append(kilnArgv(b, addr), "--no-fsync-unsafe") }},
 	{"crane-mem", func(b *testing.B, addr string) []string { return craneArgv(b, addr, "") }},
 	{"crane-disk", func(b *testing.B, addr string) []string { return craneArgv(b, addr, b.TempDir()) }},
 }

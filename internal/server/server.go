@@ -101,6 +101,7 @@ type flags struct {
 	tlsCert        string
 	tlsKey         string
 	anonymousWrite bool
+	noSync         bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -120,6 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key serves HTTPS")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&f.anonymousWrite, "anonymous-push-unsafe", false, "let anyone push even when listening beyond loopback")
+	fs.BoolVar(&f.noSync, "no-fsync-unsafe", false, "never fsync the store: faster small pushes, but a machine crash can lose acknowledged blobs")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -188,12 +190,15 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if f.noSync {
+			st.DisableSyncUnsafe()
+		}
 		reg, err := registry.New(st, registry.Options{Access: access, Log: log})
 		if err != nil {
 			return err
 		}
 		f.Registry = reg
-		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials())
+		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials(), "fsync", !f.noSync)
 	}
 	srv := &http.Server{Handler: Handler(f.Options), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("serving", "addr", ln.Addr().String(), "version", Version, "tls", f.tlsCert != "")

@@ -62,7 +62,7 @@ func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
 		return err
 	}
 	touch(l.blobPath(h))
-	return link(l.blobLink(to, h))
+	return l.linkBlob(to, h)
 }
 
 // FindBlob returns a repository that holds blob h through a push or a

@@ -97,7 +97,7 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 				st.Bytes += fi.Size()
 			}
 		}
-		if err := syncDir(blobDir); err != nil {
+		if err := l.syncDir(blobDir); err != nil {
 			return st, err
 		}
 	}

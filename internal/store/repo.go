@@ -17,7 +17,7 @@ import (
 // repository holds beyond its tags is recorded beside the layout:
 //
 //	DIR/repositories/NAME/
-//	├── _blobs/<hex>                     empty: blob <hex> belongs to NAME
+//	├── _blobs/<hex>                     a hard link: blob <hex> belongs to NAME
 //	├── _manifests/<hex>                 the media type of manifest <hex>
 //	└── _referrers/<subject-hex>/<hex>   the descriptor JSON of a referrer
 //	DIR/uploads/<id>                     an upload in progress
@@ -80,17 +80,18 @@ func (l *Layout) manifestLink(name string, h v1.Hash) string {
 	return filepath.Join(l.repoDir(name), "_manifests", h.Hex)
 }
 
-// link records that name holds h: an empty file created in one step, so it
-// is either there or not.
-func link(path string) error {
+// linkBlob records that repository name holds blob h with a hard link to
+// the blob: made in one step, so it is either there or not, and with no new
+// inode, which costs a file system far more than a directory entry.
+func (l *Layout) linkBlob(name string, h v1.Hash) error {
+	path := l.blobLink(name, h)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
+	if err := os.Link(l.blobPath(h), path); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("linking blob %s into %s: %w", h, name, err)
 	}
-	return f.Close()
+	return nil
 }
 
 func exists(path string) bool {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,7 +36,15 @@ const RefNameAnnotation = "org.opencontainers.image.ref.name"
 // synced and renamed into place; index.json is replaced the same way, under
 // the lock, so readers never see a partial file and writers lose no tags.
 type Layout struct {
-	dir string
+	dir     string
+	syncers sync.Map // directory → *dirSyncer
+
+	// noSync skips every fsync: see DisableSyncUnsafe.
+	noSync bool
+
+	indexMu  sync.Mutex
+	index    *v1.IndexManifest // the last index.json parsed, never edited
+	indexRaw []byte            // and its bytes
 }
 
 // Open creates the layout at dir if needed.
@@ -193,7 +204,7 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 		tmp.Close()
 		return fmt.Errorf("blob %s: %w (got %s:%s)", h, ErrDigestMismatch, h.Algorithm, got)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := l.syncFile(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
@@ -207,7 +218,7 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
-	return syncDir(filepath.Dir(final))
+	return l.syncer(filepath.Dir(final)).Sync()
 }
 
 // touch marks a blob as just used, so that gc's grace period protects a
@@ -217,8 +228,28 @@ func touch(path string) {
 	os.Chtimes(path, now, now)
 }
 
-// syncDir makes a rename into dir durable.
-func syncDir(dir string) error {
+// DisableSyncUnsafe stops the layout from calling fsync. Writes stay
+// atomic (a crash of the process loses nothing it acknowledged) but a crash
+// of the machine can lose or truncate recent blobs. For caches and
+// benchmarks against stores that never sync.
+func (l *Layout) DisableSyncUnsafe() { l.noSync = true }
+
+func (l *Layout) syncFile(f *os.File) error {
+	if l.noSync {
+		return nil
+	}
+	return f.Sync()
+}
+
+func (l *Layout) syncDir(dir string) error {
+	if l.noSync {
+		return nil
+	}
+	return fsyncDir(dir)
+}
+
+// fsyncDir makes a rename into dir durable.
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -284,19 +315,30 @@ func (l *Layout) tagLocked(desc v1.Descriptor, refNames []string) error {
 func (l *Layout) Index() (*v1.IndexManifest, error) { return l.readIndex() }
 
 func (l *Layout) readIndex() (*v1.IndexManifest, error) {
-	f, err := os.Open(filepath.Join(l.dir, "index.json"))
+	raw, err := os.ReadFile(filepath.Join(l.dir, "index.json"))
 	if os.IsNotExist(err) {
 		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	im, err := v1.ParseIndexManifest(f)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s/index.json: %w", l.dir, err)
+	// Reading is cheap, parsing is not: the last parse holds while the
+	// bytes are the same (another process may have written the file).
+	l.indexMu.Lock()
+	cached, hit := l.index, l.index != nil && bytes.Equal(l.indexRaw, raw)
+	l.indexMu.Unlock()
+	if !hit {
+		if cached, err = v1.ParseIndexManifest(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("reading %s/index.json: %w", l.dir, err)
+		}
+		l.indexMu.Lock()
+		l.index, l.indexRaw = cached, raw
+		l.indexMu.Unlock()
 	}
-	return im, nil
+	// Callers edit what they get: hand out a copy of the descriptor list.
+	im := *cached
+	im.Manifests = slices.Clone(cached.Manifests)
+	return &im, nil
 }
 
 func (l *Layout) lock() (func(), error) {
@@ -324,7 +366,7 @@ func (l *Layout) writeFileAtomic(path string, data []byte) error {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
+	if err := l.syncFile(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -337,5 +379,5 @@ func (l *Layout) writeFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return l.syncDir(filepath.Dir(path))
 }

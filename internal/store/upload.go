@@ -23,6 +23,8 @@ type Upload struct {
 	f    *os.File
 	hash hash.Hash
 	size int64
+	// renamed: the file became a blob
+	renamed bool
 }
 
 // NewUpload starts an upload into repository name.
@@ -69,7 +71,7 @@ func (u *Upload) Write(r io.Reader) (int64, error) {
 // Commit makes the upload blob h of its repository, if its bytes hash to
 // h; otherwise the upload is dropped and ErrDigestInvalid returned.
 func (u *Upload) Commit(h v1.Hash) error {
-	defer u.Cancel() // a no-op after the rename, except for closing
+	defer u.Cancel() // only closes the file once it became a blob
 	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
@@ -77,9 +79,6 @@ func (u *Upload) Commit(h v1.Hash) error {
 	if h.Algorithm != got.Algorithm {
 		// Hashed on the way in with the canonical algorithm only: read the
 		// bytes again for the rare client that asks for another.
-		if _, err := u.f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
 		r, err := os.Open(u.f.Name())
 		if err != nil {
 			return err
@@ -97,7 +96,7 @@ func (u *Upload) Commit(h v1.Hash) error {
 	if exists(final) {
 		touch(final)
 	} else {
-		if err := u.f.Sync(); err != nil {
+		if err := u.l.syncFile(u.f); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
 		}
 		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
@@ -106,16 +105,20 @@ func (u *Upload) Commit(h v1.Hash) error {
 		if err := os.Rename(u.f.Name(), final); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
 		}
-		if err := syncDir(filepath.Dir(final)); err != nil {
+		u.renamed = true
+		if err := u.l.syncer(filepath.Dir(final)).Sync(); err != nil {
 			return err
 		}
 	}
-	return link(u.l.blobLink(u.name, h))
+	return u.l.linkBlob(u.name, h)
 }
 
 // Cancel drops the upload.
 func (u *Upload) Cancel() error {
 	u.f.Close()
+	if u.renamed {
+		return nil
+	}
 	err := os.Remove(u.f.Name())
 	if os.IsNotExist(err) {
 		return nil
