@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -538,5 +539,39 @@ func TestConcurrentClients(t *testing.T) {
 	}
 	if total != 2*clients {
 		t.Fatalf("%d tags survived, want %d", total, 2*clients)
+	}
+}
+
+// A client that dies mid-upload leaves nothing visible; the push can be
+// redone, and the stale upload goes with the next restart or gc.
+func TestClientKilledMidUpload(t *testing.T) {
+	f := newFixture(t, open())
+	data := bytes.Repeat([]byte("kiln"), 1<<18) // 1 MiB
+	resp := do(t, "POST", f.srv.URL+"/v2/dead/client/blobs/uploads/", nil, nil)
+	loc := resp.Header.Get("Location")
+	conn, err := net.Dial("tcp", f.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", loc, f.host, len(data))
+	conn.Write(data[:len(data)/3])
+	conn.Close() // the client dies
+	blob := f.srv.URL + "/v2/dead/client/blobs/" + digestOf(data)
+	if got := do(t, "HEAD", blob, nil, nil).StatusCode; got != http.StatusNotFound {
+		t.Fatalf("HEAD of a half-sent blob: %d", got)
+	}
+	resp = do(t, "POST", f.srv.URL+"/v2/dead/client/blobs/uploads/?digest="+digestOf(data), nil, data)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("redoing the upload: %s", resp.Status)
+	}
+	if got := do(t, "HEAD", blob, nil, nil).StatusCode; got != http.StatusOK {
+		t.Fatalf("HEAD after the redo: %d", got)
+	}
+	// A restarted registry starts without the dead upload.
+	if _, err := registry.New(f.st, registry.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if ups, _ := os.ReadDir(filepath.Join(f.dir, "uploads")); len(ups) != 0 {
+		t.Fatalf("%d uploads survive a restart", len(ups))
 	}
 }
