@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/kilnbuild/kiln/internal/base"
@@ -147,7 +144,7 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	}
 	ko := testutil.RequireTool(t, "ko")
 	root := repoRoot(t)
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewServer(newKilnRegistry(t)) // ko pushes to kiln's registry
 	defer srv.Close()
 	reg := strings.TrimPrefix(srv.URL, "http://")
 
@@ -192,5 +189,19 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	}
 	if cf.Config.User != "65532" {
 		t.Errorf("ko's image runs as %q: the kiln static base was not used", cf.Config.User)
+	}
+
+	// ko resolve -f config: the deployment names the image ko just built.
+	cmd = exec.Command(ko, "resolve", "--bare", "-f", "config")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "KO_DOCKER_REPO="+reg+"/server", "KO_DEFAULTBASEIMAGE="+baseRef.String(), "KO_CONFIG_PATH="+filepath.Join(root, ".ko.yaml"))
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ko resolve -f config: %v\n%s", err, stderr.String())
+	}
+	if resolved := stdout.String(); !strings.Contains(resolved, "image: "+ref.String()) || strings.Contains(resolved, "ko://") {
+		t.Errorf("ko resolve -f config does not name %s:\n%s", ref, resolved)
 	}
 }
