@@ -118,7 +118,7 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 		return err
 	}
 	cacheDir := CacheDir(inv.getenv)
-	beforePublish, afterPublish, err := signingHook(inv, f, cfg, sigStore, created)
+	beforePublish, afterPublish, err := signingHook(inv, f, cfg, sigStore, created, cacheDir)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,15 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/kilnbuild/kiln/internal/attest"
@@ -14,13 +18,19 @@ import (
 	"github.com/kilnbuild/kiln/internal/keys"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/verify"
 )
 
 // signingHook returns what kiln build runs when signing is on (--sign, or
 // kiln.defaults.sign): before publishing, the key must have loaded; after
 // each push, sign and attest SBOM and provenance. The key file is checked
 // now; decrypting it (scrypt, by design slow) runs beside the compile.
-func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Store, created time.Time) (before func(context.Context) error, after func(context.Context, pipeline.Result) error, err error) {
+//
+// An image that already carries a signature and both attestations made
+// with this key (a rebuild of unchanged source) is not signed again: its
+// public key, remembered in the cache from an earlier decryption of the
+// same key file, verifies them without waiting for scrypt.
+func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Store, created time.Time, cacheDir string) (before func(context.Context, []pipeline.Result) error, after func(context.Context, pipeline.Result) error, err error) {
 	on := f.sign || cfg.Kiln.Defaults.Sign
 	if !on {
 		return nil, nil, nil
@@ -40,9 +50,11 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 		return nil, nil, err
 	}
 	keyPath = abs(inv.Dir, keyPath)
-	if _, err := os.Stat(keyPath); err != nil {
+	keyFile, err := os.ReadFile(keyPath)
+	if err != nil {
 		return nil, nil, fmt.Errorf("reading private key: %w", err)
 	}
+	pubCache := publicKeyCache(cacheDir, keyFile)
 	type loaded struct {
 		sv  signature.SignerVerifier
 		err error
@@ -50,10 +62,20 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 	ready := make(chan loaded, 1)
 	go func() {
 		sv, err := keys.LoadSigner(keyPath, []byte(inv.getenv("COSIGN_PASSWORD")))
+		if err == nil && pubCache != "" {
+			rememberPublicKey(pubCache, sv)
+		}
 		ready <- loaded{sv, err}
 	}()
 	var opts attest.Options
-	before = func(ctx context.Context) error {
+	done := map[string]bool{} // results already signed and attested
+	before = func(ctx context.Context, results []pipeline.Result) error {
+		if alreadySigned(ctx, st, pubCache, format, results) {
+			for _, r := range results {
+				done[r.Digest] = true
+			}
+			return nil
+		}
 		var l loaded
 		select {
 		case l = <-ready:
@@ -69,6 +91,71 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 		}
 		return nil
 	}
-	after = func(ctx context.Context, res pipeline.Result) error { return attest.Result(ctx, opts, res) }
+	after = func(ctx context.Context, res pipeline.Result) error {
+		if done[res.Digest] {
+			fmt.Fprintf(inv.Stderr, "%s: already signed and attested with this key: not signing again\n", res.ImportPath)
+			return nil
+		}
+		return attest.Result(ctx, opts, res)
+	}
 	return before, after, nil
+}
+
+// publicKeyCache is where the public key of keyFile is remembered: named
+// by the hash of the encrypted file, so another key or password change
+// (which re-encrypts) misses. "" when there is no cache.
+func publicKeyCache(cacheDir string, keyFile []byte) string {
+	if cacheDir == "" {
+		return ""
+	}
+	sum := sha256.Sum256(keyFile)
+	return filepath.Join(cacheDir, "keys", hex.EncodeToString(sum[:])+".pub")
+}
+
+// rememberPublicKey writes the public half of sv to path, atomically; a
+// failure only costs the next build its shortcut.
+func rememberPublicKey(path string, sv signature.SignerVerifier) {
+	pem, err := keys.PublicKeyPEM(sv)
+	if err != nil || os.MkdirAll(filepath.Dir(path), 0o755) != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.pub")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(pem)
+	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), path) != nil {
+		os.Remove(tmp.Name())
+	}
+}
+
+// alreadySigned reports whether every manifest of every result (each
+// index and its platforms) carries a signature, an SBOM and a provenance
+// that verify with the remembered public key.
+func alreadySigned(ctx context.Context, st sign.Store, pubCache string, format sign.Format, results []pipeline.Result) bool {
+	if pubCache == "" {
+		return false
+	}
+	if _, err := os.Stat(pubCache); err != nil {
+		return false
+	}
+	v, err := keys.LoadVerifier(pubCache)
+	if err != nil {
+		return false
+	}
+	for _, r := range results {
+		digests := []string{r.Digest}
+		if len(r.Images) > 1 {
+			for _, img := range r.Images {
+				digests = append(digests, img.Digest)
+			}
+		}
+		for _, d := range digests {
+			h, err := v1.NewHash(d)
+			if err != nil || verify.Complete(ctx, st, r.Repo, h, v, format) != nil {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -733,3 +733,59 @@ func TestKilnVerifyRebuild(t *testing.T) {
 		}
 	})
 }
+
+// TestUnchangedRebuildIsNotSignedAgain: a rebuild of unchanged source gives
+// the same digest, whose signature and attestations by the same key are
+// already there: kiln leaves them as they are. Another key signs anew.
+func TestUnchangedRebuildIsNotSignedAgain(t *testing.T) {
+	s := newSigning(t, nil)
+	build := func(key string) (string, string) {
+		t.Helper()
+		args := []string{"build", "--platform", "linux/amd64,linux/arm64", "--bare", "--output", s.reg + "/kiln/again", "--sign", "--key", key, "./cmd/hello"}
+		code, stdout, stderr := kilnExit(t, s.dir, s.env, args...)
+		if code != 0 {
+			t.Fatalf("kiln %v: exit %d\n%s", args, code, stderr)
+		}
+		return strings.TrimSpace(stdout), stderr
+	}
+	key := filepath.Join(s.dir, "cosign.key")
+	ref, stderr := build(key)
+	if strings.Contains(stderr, "already signed") {
+		t.Fatalf("the first build claims the image was signed already:\n%s", stderr)
+	}
+	d := digestOf(t, ref)
+	sigBefore, err := remote.Head(mustRef(t, sigTag(repoOf(ref), d)))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	again, stderr := build(key)
+	if again != ref {
+		t.Fatalf("the rebuild gave %s, not %s", again, ref)
+	}
+	if !strings.Contains(stderr, "already signed and attested with this key") {
+		t.Fatalf("the rebuild signed again:\n%s", stderr)
+	}
+	sigAfter, err := remote.Head(mustRef(t, sigTag(repoOf(ref), d)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sigAfter.Digest != sigBefore.Digest {
+		t.Fatal("the rebuild rewrote the signatures")
+	}
+	if code, out := s.cosignVerify(t, ref); code != 0 {
+		t.Fatalf("cosign verify after the rebuild: exit %d\n%s", code, out)
+	}
+
+	// A second key has not signed: it must sign, not skip.
+	other := t.TempDir()
+	if code, _, stderr := kilnExit(t, other, s.env, "keygen"); code != 0 {
+		t.Fatalf("kiln keygen: %s", stderr)
+	}
+	if _, stderr := build(filepath.Join(other, "cosign.key")); strings.Contains(stderr, "already signed") {
+		t.Fatalf("a new key skipped signing:\n%s", stderr)
+	}
+	if code, out := cosign(t, s.cenv, "verify", "--key", filepath.Join(other, "cosign.pub"), "--insecure-ignore-tlog", ref); code != 0 {
+		t.Fatalf("cosign verify with the second key: exit %d\n%s", code, out)
+	}
+}

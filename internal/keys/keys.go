@@ -158,3 +158,12 @@ func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	return s
 }
+
+// PublicKeyPEM encodes v's public key as cosign.pub is encoded.
+func PublicKeyPEM(v signature.Verifier) ([]byte, error) {
+	pub, err := v.PublicKey()
+	if err != nil {
+		return nil, err
+	}
+	return cryptoutils.MarshalPublicKeyToPEM(pub)
+}

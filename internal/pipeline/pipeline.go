@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -45,9 +46,10 @@ type Options struct {
 	CacheDir string
 	Progress io.Writer // human-readable progress; nil discards
 	// BeforePublish, when set, runs once after every package has built and
-	// before anything is published; an error stops the run with nothing
-	// published (signing checks its key here).
-	BeforePublish func(ctx context.Context) error
+	// before anything is published, with the results as they will be
+	// published (Repo and Digest set, Ref not yet); an error stops the run
+	// with nothing published (signing checks its key here).
+	BeforePublish func(ctx context.Context, results []Result) error
 	// AfterPublish, when set, runs for each Result once it is published,
 	// before the destination is closed: signing and attestations hook here.
 	AfterPublish func(ctx context.Context, res Result) error
@@ -147,8 +149,17 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	for i := range results {
+		res := &results[i]
+		res.Repo = opts.Naming.Name(res.ImportPath)
+		h, err := res.Artifact.Digest()
+		if err != nil {
+			return nil, err
+		}
+		res.Digest = h.String()
+	}
 	if opts.BeforePublish != nil {
-		if err := opts.BeforePublish(ctx); err != nil {
+		if err := opts.BeforePublish(ctx, results); err != nil {
 			return nil, err
 		}
 	}
@@ -196,15 +207,15 @@ type run struct {
 }
 
 func (r *run) publish(ctx context.Context, res *Result) error {
-	repo := r.opts.Naming.Name(res.ImportPath)
 	start := time.Now()
-	ref, err := r.opts.Publisher.Publish(ctx, res.Artifact, repo, r.opts.Tags)
+	ref, err := r.opts.Publisher.Publish(ctx, res.Artifact, res.Repo, r.opts.Tags)
 	if err != nil {
 		return err
 	}
 	res.Ref = ref.String()
-	res.Digest = ref.DigestStr()
-	res.Repo = repo
+	if res.Digest != ref.DigestStr() {
+		return fmt.Errorf("%s: published as %s, built as %s", res.ImportPath, ref.DigestStr(), res.Digest)
+	}
 	r.p.printf("%s: published %s in %s", res.ImportPath, ref, secs(time.Since(start)))
 	if r.opts.AfterPublish != nil {
 		if err := r.opts.AfterPublish(ctx, *res); err != nil {
