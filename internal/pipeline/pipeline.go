@@ -133,7 +133,8 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// What every package may need starts now and is waited for only where
 	// it is used, so the first compile starts as early as it can.
 	g, gctx := errgroup.WithContext(ctx)
-	r.git = start(func() (vcs.Git, error) { return vcs.Read(gctx, opts.Dir) })
+	r.gitReader = vcs.Start(gctx, opts.Dir)
+	r.git = start(func() (vcs.Git, error) { return r.gitReader.Wait(), nil })
 	r.goroot = start(func() (string, error) { return opts.Builder.GOROOT(gctx, opts.Dir) })
 	r.builds = start(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
 	defer r.wait() // no go or git process outlives the run
@@ -198,9 +199,10 @@ type run struct {
 	p      *progress
 	layers *layer.Cache // nil: no cache
 
-	git    *future[vcs.Git]
-	goroot *future[string]
-	builds *future[map[string]config.Build] // config builds by import path
+	gitReader *vcs.Reader      // answers templates field by field
+	git       *future[vcs.Git] // every field, for labels and provenance
+	goroot    *future[string]
+	builds    *future[map[string]config.Build] // config builds by import path
 
 	mu    sync.Mutex
 	bases map[string]*future[*base.Base]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -49,10 +50,8 @@ func (r *run) buildSettings(b config.Build) (flags, ldflags, env []string, caps 
 		return nil, nil, nil, nil, err
 	}
 	var git vcs.Git
-	if usesGit(flags) || usesGit(ldflags) {
-		if git, err = r.git.wait(); err != nil {
-			return nil, nil, nil, nil, err
-		}
+	if fields, uses := gitFields(append(append([]string{}, flags...), ldflags...)); uses {
+		git = r.gitReader.Wait(fields...)
 	}
 	data := gobuild.NewTemplateData(r.opts.Env, git, r.opts.Created)
 	if flags, err = gobuild.Expand(flags, data); err != nil {
@@ -93,15 +92,28 @@ func (r *run) extraFiles(s config.Image) ([]image.File, error) {
 	return files, nil
 }
 
-// usesGit reports whether a template asks for git data, so builds that do
-// not need it do not wait for git.
-func usesGit(templates []string) bool {
+// gitFieldRE finds {{.Git.Field}} in a template.
+var gitFieldRE = regexp.MustCompile(`\.Git\.([A-Za-z]+)`)
+
+// gitFields reports whether templates ask for git data and which fields,
+// so a build waits only for the git commands it needs (none when it uses
+// none). A use other than .Git.Field yields no fields: wait for all.
+func gitFields(templates []string) (fields []string, uses bool) {
 	for _, t := range templates {
-		if strings.Contains(t, ".Git") {
-			return true
+		n := strings.Count(t, ".Git")
+		if n == 0 {
+			continue
+		}
+		uses = true
+		m := gitFieldRE.FindAllStringSubmatch(t, -1)
+		if len(m) != n {
+			return nil, true
+		}
+		for _, f := range m {
+			fields = append(fields, f[1])
 		}
 	}
-	return false
+	return fields, uses
 }
 
 func imageBytes(img v1.Image) (int64, error) {

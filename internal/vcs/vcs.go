@@ -3,10 +3,8 @@ package vcs
 import (
 	"bytes"
 	"context"
-	"errors"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -42,46 +40,117 @@ func (g Git) TreeState() string {
 
 // Read returns the git state of dir. A directory outside any git checkout, or
 // a machine without git, yields the zero Git and no error.
-func Read(ctx context.Context, dir string) (Git, error) {
-	run := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			return "", errors.New(strings.TrimSpace(errb.String()))
-		}
-		return strings.TrimSpace(out.String()), nil
+func Read(ctx context.Context, dir string) (Git, error) { return Start(ctx, dir).Wait(), nil }
+
+// The questions Read asks git, each answered by one command.
+const (
+	qCommit = iota
+	qRoot
+	qTag
+	qBranch
+	qStatus
+	qDate
+	qRemote
+	nQuestions
+)
+
+var questions = [nQuestions][]string{
+	qCommit: {"rev-parse", "--verify", "-q", "HEAD"},
+	qRoot:   {"rev-parse", "--show-toplevel"},
+	qTag:    {"describe", "--tags", "--always"},
+	qBranch: {"symbolic-ref", "-q", "--short", "HEAD"},
+	qStatus: {"status", "--porcelain", "--untracked-files=no"},
+	qDate:   {"show", "-s", "--format=%cI", "HEAD"},
+	qRemote: {"remote", "get-url", "origin"},
+}
+
+// fieldQuestion says which question answers a Git field or method, as
+// templates name them.
+var fieldQuestion = map[string]int{
+	"Commit": qCommit, "ShortCommit": qCommit, "FullCommit": qCommit,
+	"Root": qRoot, "Tag": qTag, "Branch": qBranch,
+	"Dirty": qStatus, "IsDirty": qStatus, "IsClean": qStatus, "TreeState": qStatus,
+	"CommitDate": qDate, "RemoteURL": qRemote,
+}
+
+// Reader asks git every question at once, when it starts, and answers each
+// caller as soon as the questions its fields need are answered: a build
+// whose flags use {{.Git.Tag}} waits for git describe, not git status.
+type Reader struct {
+	answers [nQuestions]string
+	done    [nQuestions]chan struct{}
+}
+
+// Start asks git about dir in the background.
+func Start(ctx context.Context, dir string) *Reader {
+	r := &Reader{}
+	for q := range r.done {
+		r.done[q] = make(chan struct{})
 	}
 	if _, err := exec.LookPath("git"); err != nil {
-		return Git{}, nil
+		for q := range r.done {
+			close(r.done[q])
+		}
+		return r
 	}
-	// Every question is asked at once: they are independent, and a build
-	// whose flags use git data waits for the slowest of them.
-	var g Git
-	var commit string
-	var wg sync.WaitGroup
-	ask := func(set func(string), args ...string) {
-		wg.Add(1)
+	for q, args := range questions {
 		go func() {
-			defer wg.Done()
-			if out, err := run(args...); err == nil {
-				set(out)
+			defer close(r.done[q])
+			cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			if cmd.Run() == nil {
+				r.answers[q] = strings.TrimSpace(out.String())
 			}
 		}()
 	}
-	ask(func(s string) { commit = s }, "rev-parse", "--verify", "-q", "HEAD")
-	ask(func(s string) { g.Root = s }, "rev-parse", "--show-toplevel")
-	ask(func(s string) { g.Tag = s }, "describe", "--tags", "--always")
-	ask(func(s string) { g.Branch = s }, "symbolic-ref", "-q", "--short", "HEAD")
-	ask(func(s string) { g.Dirty = s != "" }, "status", "--porcelain", "--untracked-files=no")
-	ask(func(s string) { g.CommitDate, _ = time.Parse(time.RFC3339, s) }, "show", "-s", "--format=%cI", "HEAD")
-	ask(func(s string) { g.RemoteURL = stripCredentials(s) }, "remote", "get-url", "origin")
-	wg.Wait()
-	if commit == "" {
-		return Git{}, nil // not a checkout, or no commit yet
+	return r
+}
+
+// Wait returns the fields named (Git field or method names, as in
+// templates), or every field when none is named. Fields not asked for are
+// left zero. An unknown name waits for everything.
+func (r *Reader) Wait(fields ...string) Git {
+	want := [nQuestions]bool{qCommit: true} // no commit: not a checkout at all
+	all := len(fields) == 0
+	for _, f := range fields {
+		q, ok := fieldQuestion[f]
+		if !ok {
+			all = true
+			break
+		}
+		want[q] = true
 	}
-	g.Commit, g.ShortCommit = commit, commit[:min(12, len(commit))]
-	return g, nil
+	for q := range want {
+		if all || want[q] {
+			want[q] = true
+			<-r.done[q]
+		}
+	}
+	commit := r.answers[qCommit]
+	if commit == "" {
+		return Git{} // not a checkout, or no commit yet
+	}
+	g := Git{Commit: commit, ShortCommit: commit[:min(12, len(commit))]}
+	if want[qRoot] {
+		g.Root = r.answers[qRoot]
+	}
+	if want[qTag] {
+		g.Tag = r.answers[qTag]
+	}
+	if want[qBranch] {
+		g.Branch = r.answers[qBranch]
+	}
+	if want[qStatus] {
+		g.Dirty = r.answers[qStatus] != ""
+	}
+	if want[qDate] {
+		g.CommitDate, _ = time.Parse(time.RFC3339, r.answers[qDate])
+	}
+	if want[qRemote] {
+		g.RemoteURL = stripCredentials(r.answers[qRemote])
+	}
+	return g
 }
 
 // stripCredentials removes "user:password@" from an http(s) URL.

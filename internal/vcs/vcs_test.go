@@ -60,3 +60,25 @@ func TestRead(t *testing.T) {
 		t.Error("modified tracked file: Dirty = false")
 	}
 }
+
+// Wait with fields fills those (and the commit) and nothing else; an
+// unknown name is everything.
+func TestReaderWaitsForFields(t *testing.T) {
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644)
+	git(t, dir, "add", "a.txt")
+	git(t, dir, "commit", "-q", "-m", "first")
+	git(t, dir, "tag", "v1")
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("b"), 0o644)
+	r := Start(context.Background(), dir)
+	if g := r.Wait("Tag"); g.Tag != "v1" || g.Commit == "" || g.Branch != "" || g.Dirty || g.Root != "" {
+		t.Errorf("Wait(Tag) = %+v", g)
+	}
+	if g := r.Wait("TreeState"); !g.Dirty || g.Tag != "" {
+		t.Errorf("Wait(TreeState) = %+v", g)
+	}
+	if g := r.Wait("Nonsense"); g.Tag != "v1" || g.Branch != "main" || !g.Dirty || g.Root == "" {
+		t.Errorf("Wait(Nonsense) = %+v, want every field", g)
+	}
+}
