@@ -167,7 +167,11 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	for _, p := range plats {
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
-	res.Record.Git, _ = r.git.wait()
+	if o.Provenance {
+		res.Record.Git = r.gitReader.Wait()
+	} else {
+		res.Record.Git = r.gitReader.Wait(labelGitFields...)
+	}
 	res.Record.GOROOT, _ = r.goroot.wait()
 	if h, ok := bs.Digest(); ok {
 		res.BaseDigest = h.String()
@@ -263,6 +267,9 @@ func (b *pkgBuild) sharedLayers(ctx context.Context) ([]image.Layer, error) {
 	return shared, nil
 }
 
+// labelGitFields are the git fields every image's labels carry.
+var labelGitFields = []string{"Commit", "RemoteURL"}
+
 // metadata is the labels and annotations of every image of the package.
 func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]string) {
 	annotations = map[string]string{image.AnnotationBaseName: bs.Name()}
@@ -270,15 +277,14 @@ func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]strin
 		annotations[image.AnnotationBaseDigest] = h.String()
 	}
 	labels = map[string]string{}
-	if git, err := b.r.git.wait(); err == nil {
-		if git.RemoteURL != "" {
-			annotations[image.AnnotationSource] = git.RemoteURL
-			labels[image.AnnotationSource] = git.RemoteURL
-		}
-		if git.Commit != "" {
-			annotations[image.AnnotationRevision] = git.Commit
-			labels[image.AnnotationRevision] = git.Commit
-		}
+	git := b.r.gitReader.Wait(labelGitFields...)
+	if git.RemoteURL != "" {
+		annotations[image.AnnotationSource] = git.RemoteURL
+		labels[image.AnnotationSource] = git.RemoteURL
+	}
+	if git.Commit != "" {
+		annotations[image.AnnotationRevision] = git.Commit
+		labels[image.AnnotationRevision] = git.Commit
 	}
 	for k, v := range b.settings.Labels {
 		labels[k] = v

@@ -50,6 +50,10 @@ type Options struct {
 	// published (Repo and Digest set, Ref not yet); an error stops the run
 	// with nothing published (signing checks its key here).
 	BeforePublish func(ctx context.Context, results []Result) error
+	// Provenance records in each Result all that an attestation states
+	// about the source (the git tree state among it), at the cost of
+	// asking git more.
+	Provenance bool
 	// AfterPublish, when set, runs for each Result once it is published,
 	// before the destination is closed: signing and attestations hook here.
 	AfterPublish func(ctx context.Context, res Result) error
@@ -133,9 +137,22 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// What every package may need starts now and is waited for only where
 	// it is used, so the first compile starts as early as it can.
 	g, gctx := errgroup.WithContext(ctx)
-	r.gitReader = vcs.Start(gctx, opts.Dir)
-	r.git = start(func() (vcs.Git, error) { return r.gitReader.Wait(), nil })
-	r.goroot = start(func() (string, error) { return opts.Builder.GOROOT(gctx, opts.Dir) })
+	// Git is asked only what the flags, the labels and (when asked for)
+	// provenance need; go env waits until the flags' answers are in, so
+	// that on a small machine the compile starts as early as it can.
+	first, uses := gitFields(configTemplates(opts.Config))
+	if !uses {
+		first = nil
+	}
+	first = append(first, labelGitFields...)
+	if opts.Provenance {
+		first = nil // everything
+	}
+	r.gitReader = vcs.Start(gctx, opts.Dir, first...)
+	r.goroot = start(func() (string, error) {
+		r.gitReader.Wait(first...)
+		return opts.Builder.GOROOT(gctx, opts.Dir)
+	})
 	r.builds = start(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
 	defer r.wait() // no go or git process outlives the run
 
@@ -178,7 +195,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 // wait blocks until every shared input has settled, so nothing started
 // for this run is still running when it returns.
 func (r *run) wait() {
-	r.git.wait()
+	r.gitReader.Settle()
 	r.goroot.wait()
 	r.builds.wait()
 	r.mu.Lock()

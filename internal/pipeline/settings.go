@@ -92,6 +92,18 @@ func (r *run) extraFiles(s config.Image) ([]image.File, error) {
 	return files, nil
 }
 
+// configTemplates are every flag and ldflag of the config, templates or not.
+func configTemplates(c *config.Config) []string {
+	if c == nil {
+		return nil
+	}
+	t := append(append([]string{}, c.DefaultFlags...), c.DefaultLdflags...)
+	for _, b := range c.Builds {
+		t = append(append(t, b.Flags...), b.Ldflags...)
+	}
+	return t
+}
+
 // gitFieldRE finds {{.Git.Field}} in a template.
 var gitFieldRE = regexp.MustCompile(`\.Git\.([A-Za-z]+)`)
 

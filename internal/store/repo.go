@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -42,10 +43,13 @@ var (
 	ErrUploadInvalid       = errors.New("blob upload invalid")
 )
 
+// The distribution spec's grammar for repository names and tags, compiled
+// on first use: every kiln command links the store, few validate names.
 var (
-	// The distribution spec's grammar for repository names and tags.
-	nameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	nameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
+	})
+	tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 )
 
 // maxNameLen bounds a repository name (with the host part, 255 in all).
@@ -54,7 +58,7 @@ const maxNameLen = 255
 // ValidName reports whether name is a repository name of the distribution
 // spec; only such names become paths under the layout.
 func ValidName(name string) error {
-	if len(name) > maxNameLen || !nameRE.MatchString(name) {
+	if len(name) > maxNameLen || !nameRE().MatchString(name) {
 		return fmt.Errorf("%w: %q (lower-case letters, digits and separators . _ __ - /)", ErrNameInvalid, name)
 	}
 	return nil
@@ -62,7 +66,7 @@ func ValidName(name string) error {
 
 // ValidTag reports whether tag is a tag of the distribution spec.
 func ValidTag(tag string) error {
-	if !tagRE.MatchString(tag) {
+	if !tagRE().MatchString(tag) {
 		return fmt.Errorf("%w: %q (up to 128 of [A-Za-z0-9._-], not starting with . or -)", ErrTagInvalid, tag)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"context"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,57 +75,98 @@ var fieldQuestion = map[string]int{
 	"CommitDate": qDate, "RemoteURL": qRemote,
 }
 
-// Reader asks git every question at once, when it starts, and answers each
-// caller as soon as the questions its fields need are answered: a build
-// whose flags use {{.Git.Tag}} waits for git describe, not git status.
+// Reader asks git only what its callers need, each question once, and
+// answers each caller as soon as the questions its fields need are
+// answered: a build whose flags use {{.Git.Tag}} waits for git describe,
+// and nobody runs git status unless the tree state is wanted.
 type Reader struct {
+	ctx     context.Context
+	dir     string
+	noGit   bool
+	asked   [nQuestions]sync.Once
+	started [nQuestions]atomic.Bool
 	answers [nQuestions]string
 	done    [nQuestions]chan struct{}
 }
 
-// Start asks git about dir in the background.
-func Start(ctx context.Context, dir string) *Reader {
-	r := &Reader{}
+// Start asks git about dir, in the background, what the fields named in
+// first need (every question when none is named).
+func Start(ctx context.Context, dir string, first ...string) *Reader {
+	r := &Reader{ctx: ctx, dir: dir}
 	for q := range r.done {
 		r.done[q] = make(chan struct{})
 	}
 	if _, err := exec.LookPath("git"); err != nil {
-		for q := range r.done {
-			close(r.done[q])
-		}
-		return r
+		r.noGit = true
 	}
-	for q, args := range questions {
-		go func() {
-			defer close(r.done[q])
-			cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
-			var out bytes.Buffer
-			cmd.Stdout = &out
-			if cmd.Run() == nil {
-				r.answers[q] = strings.TrimSpace(out.String())
-			}
-		}()
-	}
+	r.Prefetch(first...)
 	return r
+}
+
+// Prefetch starts asking what fields need without waiting for the answers
+// (every question when none is named).
+func (r *Reader) Prefetch(fields ...string) {
+	want := r.questionsFor(fields)
+	for q := range want {
+		if want[q] {
+			r.asked[q].Do(func() {
+				r.started[q].Store(true)
+				go r.ask(q)
+			})
+		}
+	}
+}
+
+// Settle waits until no git command the reader started is running.
+func (r *Reader) Settle() {
+	for q := range r.started {
+		if r.started[q].Load() {
+			<-r.done[q]
+		}
+	}
+}
+
+func (r *Reader) ask(q int) {
+	defer close(r.done[q])
+	if r.noGit {
+		return
+	}
+	cmd := exec.CommandContext(r.ctx, "git", append([]string{"-C", r.dir}, questions[q]...)...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if cmd.Run() == nil {
+		r.answers[q] = strings.TrimSpace(out.String())
+	}
+}
+
+// questionsFor says which questions answer fields (all for none or an
+// unknown name); the commit's is always among them.
+func (r *Reader) questionsFor(fields []string) [nQuestions]bool {
+	want := [nQuestions]bool{qCommit: true} // no commit: not a checkout at all
+	for _, f := range fields {
+		q, ok := fieldQuestion[f]
+		if !ok {
+			fields = nil
+			break
+		}
+		want[q] = true
+	}
+	if len(fields) == 0 {
+		for q := range want {
+			want[q] = true
+		}
+	}
+	return want
 }
 
 // Wait returns the fields named (Git field or method names, as in
 // templates), or every field when none is named. Fields not asked for are
 // left zero. An unknown name waits for everything.
 func (r *Reader) Wait(fields ...string) Git {
-	want := [nQuestions]bool{qCommit: true} // no commit: not a checkout at all
-	all := len(fields) == 0
-	for _, f := range fields {
-		q, ok := fieldQuestion[f]
-		if !ok {
-			all = true
-			break
-		}
-		want[q] = true
-	}
+	r.Prefetch(fields...)
+	want := r.questionsFor(fields)
 	for q := range want {
-		if all || want[q] {
-			want[q] = true
+		if want[q] {
 			<-r.done[q]
 		}
 	}
