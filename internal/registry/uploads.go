@@ -138,6 +138,21 @@ func checkRange(req *http.Request, u *upload) error {
 	return nil
 }
 
+// receive appends the request's body to u, which must start where u ends
+// when it says where it starts (Content-Range).
+func (r *Registry) receive(w http.ResponseWriter, req *http.Request, u *upload) bool {
+	if err := checkRange(req, u); err != nil {
+		setRange(w, u.up)
+		r.writeError(w, req, err)
+		return false
+	}
+	if _, err := u.up.Write(req.Body); err != nil {
+		r.writeError(w, req, fmt.Errorf("%w: %v", store.ErrUploadInvalid, err))
+		return false
+	}
+	return true
+}
+
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt route) {
 	u, err := r.session(rt.name, rt.ref)
 	if err != nil {
@@ -145,13 +160,7 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt rout
 		return
 	}
 	defer u.mu.Unlock()
-	if err := checkRange(req, u); err != nil {
-		setRange(w, u.up)
-		r.writeError(w, req, err)
-		return
-	}
-	if _, err := u.up.Write(req.Body); err != nil {
-		r.writeError(w, req, fmt.Errorf("%w: %v", store.ErrUploadInvalid, err))
+	if !r.receive(w, req, u) {
 		return
 	}
 	uploadAccepted(w, rt.name, u.up, http.StatusAccepted)
@@ -169,13 +178,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 		r.writeError(w, req, err)
 		return
 	}
-	if err := checkRange(req, u); err != nil {
-		setRange(w, u.up)
-		r.writeError(w, req, err)
-		return
-	}
-	if _, err := u.up.Write(req.Body); err != nil {
-		r.writeError(w, req, fmt.Errorf("%w: %v", store.ErrUploadInvalid, err))
+	if !r.receive(w, req, u) {
 		return
 	}
 	r.forget(u)
