@@ -93,12 +93,13 @@ func (o Options) attest(ctx context.Context, res pipeline.Result, img pipeline.P
 
 func (o Options) provenance(res pipeline.Result) provenance.Predicate {
 	rec := res.Record
+	git := res.SourceGit()
 	params := provenance.ExternalParameters{
 		Package: res.ImportPath, Platforms: rec.Platforms, Flags: rec.Flags, Ldflags: rec.Ldflags,
 		Env: rec.EnvNames, GOFLAGS: rec.GOFLAGS, Base: rec.BaseRef, SourceDateEpoch: o.Created.Unix(),
 		Compression: string(rec.Compression.Algorithm), CompressionLevel: rec.Compression.EffectiveLevel(),
 	}
-	if root := rec.Git.Root; root != "" {
+	if root := git.Root; root != "" {
 		params.Workdir = rel(root, o.Dir)
 		if o.ConfigPath != "" {
 			params.Config = rel(root, o.ConfigPath)
@@ -109,7 +110,7 @@ func (o Options) provenance(res pipeline.Result) provenance.Predicate {
 		goVersion = bi.GoVersion
 	}
 	return provenance.New(provenance.Input{
-		Params: params, Jobs: o.Jobs, SourceURL: rec.Git.RemoteURL, Commit: rec.Git.Commit, Dirty: rec.Git.Dirty,
+		Params: params, Jobs: o.Jobs, SourceURL: git.RemoteURL, Commit: git.Commit, Dirty: git.Dirty,
 		GoVersion: goVersion, BaseDigest: res.BaseDigest, KilnVersion: o.KilnVersion,
 		Started: rec.Started, Finished: rec.Ended,
 	})

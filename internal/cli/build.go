@@ -137,8 +137,6 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 		Progress:  inv.Stderr,
 		CacheDir:  cacheDir,
 
-		Provenance: afterPublish != nil, // signing attests the full git state
-
 		BeforePublish: beforePublish,
 		AfterPublish:  afterPublish,
 	}, args)

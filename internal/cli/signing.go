@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,7 +32,9 @@ import (
 // An image that already carries a signature and both attestations made
 // with this key (a rebuild of unchanged source) is not signed again: its
 // public key, remembered in the cache from an earlier decryption of the
-// same key file, verifies them without waiting for scrypt.
+// same key file, verifies them, and the key is not decrypted at all. The
+// price: with the public key remembered, a build that must sign decrypts
+// after its compile rather than beside it.
 func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Store, created time.Time, cacheDir string) (before func(context.Context, []pipeline.Result) error, after func(context.Context, pipeline.Result) error, err error) {
 	on := f.sign || cfg.Kiln.Defaults.Sign
 	if !on {
@@ -60,13 +65,28 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 		err error
 	}
 	ready := make(chan loaded, 1)
-	go func() {
-		sv, err := keys.LoadSigner(keyPath, []byte(inv.getenv("COSIGN_PASSWORD")))
-		if err == nil && pubCache != "" {
-			rememberPublicKey(pubCache, sv)
-		}
-		ready <- loaded{sv, err}
-	}()
+	var decrypting sync.Once
+	decrypt := func() {
+		decrypting.Do(func() {
+			go func() {
+				// scrypt takes a core for a third of a second here: at the
+				// lowest priority it takes what the compile leaves.
+				runtime.LockOSThread() // the thread dies with the goroutine
+				syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
+				sv, err := keys.LoadSigner(keyPath, []byte(inv.getenv("COSIGN_PASSWORD")))
+				if err == nil && pubCache != "" {
+					rememberPublicKey(pubCache, sv)
+				}
+				ready <- loaded{sv, err}
+			}()
+		})
+	}
+	// With the public key remembered, an unchanged image may need no
+	// signature: decrypt only once that is ruled out. Otherwise decrypt
+	// beside the compile.
+	if _, err := os.Stat(pubCache); pubCache == "" || err != nil {
+		decrypt()
+	}
 	var opts attest.Options
 	done := map[string]bool{} // results already signed and attested
 	before = func(ctx context.Context, results []pipeline.Result) error {
@@ -76,6 +96,7 @@ func signingHook(inv Invocation, f *buildFlags, cfg *config.Config, st sign.Stor
 			}
 			return nil
 		}
+		decrypt()
 		var l loaded
 		select {
 		case l = <-ready:

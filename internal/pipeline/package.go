@@ -167,11 +167,8 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	for _, p := range plats {
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
-	if o.Provenance {
-		res.Record.Git = r.gitReader.Wait()
-	} else {
-		res.Record.Git = r.gitReader.Wait(labelGitFields...)
-	}
+	res.Record.Git = r.gitReader.Wait(labelGitFields...)
+	res.git = r.gitReader
 	res.Record.GOROOT, _ = r.goroot.wait()
 	if h, ok := bs.Digest(); ok {
 		res.BaseDigest = h.String()

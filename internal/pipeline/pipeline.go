@@ -50,10 +50,6 @@ type Options struct {
 	// published (Repo and Digest set, Ref not yet); an error stops the run
 	// with nothing published (signing checks its key here).
 	BeforePublish func(ctx context.Context, results []Result) error
-	// Provenance records in each Result all that an attestation states
-	// about the source (the git tree state among it), at the cost of
-	// asking git more.
-	Provenance bool
 	// AfterPublish, when set, runs for each Result once it is published,
 	// before the destination is closed: signing and attestations hook here.
 	AfterPublish func(ctx context.Context, res Result) error
@@ -72,6 +68,18 @@ type Result struct {
 	Repo string `json:"repo"`
 	// Record is what went into the build, for provenance.
 	Record Record `json:"-"`
+
+	git *vcs.Reader // asks for the rest of the git state on demand
+}
+
+// SourceGit is the full git state of the build's checkout (tree state,
+// root and all), for provenance: asked of git only when called. Record.Git
+// holds what the labels needed.
+func (r Result) SourceGit() vcs.Git {
+	if r.git == nil {
+		return r.Record.Git
+	}
+	return r.git.Wait()
 }
 
 // Record is what a rebuild must repeat to reproduce a Result.
@@ -137,18 +145,17 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// What every package may need starts now and is waited for only where
 	// it is used, so the first compile starts as early as it can.
 	g, gctx := errgroup.WithContext(ctx)
-	// Git is asked only what the flags, the labels and (when asked for)
-	// provenance need; go env waits until the flags' answers are in, so
+	// Git is asked only what the flags and the labels need (the rest when
+	// a Result's SourceGit asks); go env waits until the flags' answers are in, so
 	// that on a small machine the compile starts as early as it can.
 	first, uses := gitFields(configTemplates(opts.Config))
 	if !uses {
 		first = nil
 	}
 	first = append(first, labelGitFields...)
-	if opts.Provenance {
-		first = nil // everything
-	}
-	r.gitReader = vcs.Start(gctx, opts.Dir, first...)
+	// The run's context, not the build group's: provenance asks for the
+	// rest of the git state after the builds are done.
+	r.gitReader = vcs.Start(ctx, opts.Dir, first...)
 	r.goroot = start(func() (string, error) {
 		r.gitReader.Wait(first...)
 		return opts.Builder.GOROOT(gctx, opts.Dir)
