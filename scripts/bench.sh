@@ -31,7 +31,10 @@ timed() {
   /usr/bin/time -f "%e %M" -o "$work/t" "$@" >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
   cat "$work/t" >>"$work/$file"
 }
-run_go()   { timed "$1.go" go build -trimpath -o "$work/server" ./cmd/server; }
+# The floor builds with the flags .ko.yaml gives both tools (netgo, -s -w, the
+# version stamp), so that all three link the same binary.
+version=$(git describe --tags --always)
+run_go()   { CGO_ENABLED=0 timed "$1.go" go build -trimpath -tags=netgo -ldflags="-s -w -X github.com/kilnbuild/kiln/internal/server.Version=$version" -o "$work/server" ./cmd/server; }
 run_ko()   { KO_DOCKER_REPO="$reg/ko" timed "$1.ko" ko build --bare ./cmd/server; }
 run_kiln() { timed "$1.kiln" "$KILN" build --bare --output "$reg/kiln" ./cmd/server; }
 median() { cut -d' ' -f1 "$work/$1" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
