@@ -38,8 +38,9 @@ run: build ## build ./cmd/server with kiln into the local store and print how to
 	echo "  $(PODMAN_RUN) --network host kiln.local/server:dev --addr 127.0.0.1:8080" && \
 	echo "  curl http://127.0.0.1:8080/healthz"
 
-bench: build ## compare kiln with ko and bare go build (writes numbers to stdout)
-	$(call TOOLS_ENV,ko crane) && bash scripts/bench.sh && bash scripts/bench-registry.sh
+bench: build ## kiln vs ko vs go build, kiln vs podman after an edit, the registry vs crane (numbers to stdout)
+	$(call TOOLS_ENV,ko crane podman debootstrap) && bash scripts/bench.sh && bash scripts/bench-registry.sh && \
+	out=$$(mktemp -d) && bash scripts/compare.sh $$out && sed -n '/^| build/,/plain multi-stage build/p' $$out/comparison.md && rm -rf $$out
 
 compare: build ## build Dockerfile.reference (podman) and ./cmd/server (kiln), write docs/comparison.{md,html,json}
 	$(call TOOLS_ENV,podman debootstrap) && bash scripts/compare.sh docs
