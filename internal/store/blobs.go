@@ -98,15 +98,35 @@ func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
 
 // reachable returns every manifest and blob the tags of repository name
 // lead to, which is how content the CLI wrote (index.json only) is found.
+// The walk reads every tagged manifest, so its result is kept until
+// index.json changes (what a manifest refers to never does).
 func (l *Layout) reachable(name string) (map[v1.Hash]bool, error) {
+	im, err := l.sharedIndex()
+	if err != nil {
+		return nil, err
+	}
+	l.reachMu.Lock()
+	if l.reachIndex != im {
+		l.reachIndex, l.reach = im, map[string]map[v1.Hash]bool{}
+	}
+	seen, ok := l.reach[name]
+	l.reachMu.Unlock()
+	if ok {
+		return seen, nil
+	}
 	tagged, err := l.taggedIn(name)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[v1.Hash]bool{}
+	seen = map[v1.Hash]bool{}
 	for _, d := range tagged {
 		l.walk(d.Digest, seen)
 	}
+	l.reachMu.Lock()
+	if l.reachIndex == im {
+		l.reach[name] = seen
+	}
+	l.reachMu.Unlock()
 	return seen, nil
 }
 

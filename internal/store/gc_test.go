@@ -91,3 +91,37 @@ func TestGCKeepsUntaggedPushedManifests(t *testing.T) {
 		t.Fatalf("gc removed an untagged pushed manifest: %v", err)
 	}
 }
+
+// What a repository's tags lead to is remembered until index.json changes:
+// a new tag's content is found, a deleted tag's is not.
+func TestReachableFollowsTheIndex(t *testing.T) {
+	l, _ := open(t)
+	ctx := context.Background()
+	first, second := randomImage(t), randomImage(t)
+	layerOf := func(img v1.Image) v1.Hash {
+		ls, _ := img.Layers()
+		h, _ := ls[0].Digest()
+		return h
+	}
+	if _, err := l.Put(ctx, first, []string{"app:v1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StatBlob("app", layerOf(first)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StatBlob("app", layerOf(second)); err == nil {
+		t.Fatal("a layer of an image not yet tagged is visible")
+	}
+	if _, err := l.Put(ctx, second, []string{"app:v2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StatBlob("app", layerOf(second)); err != nil {
+		t.Fatalf("after tagging v2: %v", err)
+	}
+	if err := l.DeleteManifest("app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StatBlob("app", layerOf(first)); err == nil {
+		t.Fatal("after untagging v1 its layer is still visible")
+	}
+}

@@ -80,14 +80,12 @@ func (l *Layout) manifestIn(name string, h v1.Hash) (types.MediaType, bool) {
 	if err != nil {
 		return "", false
 	}
-	seen := map[v1.Hash]bool{}
 	for _, d := range tagged {
 		if d.Digest == h {
 			return d.MediaType, true
 		}
-		l.walk(d.Digest, seen)
 	}
-	if !seen[h] {
+	if reach, err := l.reachable(name); err != nil || !reach[h] {
 		return "", false
 	}
 	return "", exists(l.blobPath(h)) // the caller reads the type from the manifest

@@ -114,7 +114,7 @@ func splitRefName(ref string) (name, tag string, ok bool) {
 
 // taggedIn returns the descriptors index.json names NAME:<tag>, by tag.
 func (l *Layout) taggedIn(name string) (map[string]v1.Descriptor, error) {
-	im, err := l.readIndex()
+	im, err := l.sharedIndex()
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,10 @@ type Layout struct {
 	indexMu  sync.Mutex
 	index    *v1.IndexManifest // the last index.json parsed, never edited
 	indexRaw []byte            // and its bytes
+
+	reachMu    sync.Mutex
+	reachIndex *v1.IndexManifest           // the index the sets below were walked from
+	reach      map[string]map[v1.Hash]bool // by repository: what its tags lead to
 }
 
 // Open creates the layout at dir if needed.
@@ -315,6 +319,19 @@ func (l *Layout) tagLocked(desc v1.Descriptor, refNames []string) error {
 func (l *Layout) Index() (*v1.IndexManifest, error) { return l.readIndex() }
 
 func (l *Layout) readIndex() (*v1.IndexManifest, error) {
+	cached, err := l.sharedIndex()
+	if err != nil {
+		return nil, err
+	}
+	// Callers edit what they get: hand out a copy of the descriptor list.
+	im := *cached
+	im.Manifests = slices.Clone(cached.Manifests)
+	return &im, nil
+}
+
+// sharedIndex is index.json as last parsed, shared: read it, never edit
+// it. Its pointer changes exactly when the file's bytes do.
+func (l *Layout) sharedIndex() (*v1.IndexManifest, error) {
 	raw, err := os.ReadFile(filepath.Join(l.dir, "index.json"))
 	if os.IsNotExist(err) {
 		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
@@ -335,10 +352,7 @@ func (l *Layout) readIndex() (*v1.IndexManifest, error) {
 		l.index, l.indexRaw = cached, raw
 		l.indexMu.Unlock()
 	}
-	// Callers edit what they get: hand out a copy of the descriptor list.
-	im := *cached
-	im.Manifests = slices.Clone(cached.Manifests)
-	return &im, nil
+	return cached, nil
 }
 
 func (l *Layout) lock() (func(), error) {
