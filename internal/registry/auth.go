@@ -98,7 +98,10 @@ func ReadTokens(file string) ([]string, error) {
 func (r *Registry) authenticate(req *http.Request) (bool, error) {
 	a := r.access
 	h := req.Header.Get("Authorization")
-	if h == "" {
+	if h == "" || !a.HasCredentials() {
+		// With no users or tokens there is nothing to check credentials
+		// against: a client that sends some anyway (stored for the host)
+		// is anonymous, not refused.
 		return false, nil
 	}
 	if user, pass, ok := req.BasicAuth(); ok {

@@ -193,6 +193,16 @@ func digestOf(b []byte) string {
 	return h.String()
 }
 
+// Credentials a client sends to a registry that has none configured are
+// ignored: it is anonymous, as it would be without them.
+func TestCredentialsWithoutAccessRulesAreIgnored(t *testing.T) {
+	f := newFixture(t, open())
+	img := randomImage(t)
+	if err := remote.Write(f.ref(t, "creds/app:v1"), img, remote.WithAuth(&authn.Basic{Username: "someone", Password: "stored"})); err != nil {
+		t.Fatalf("push with stray credentials: %v", err)
+	}
+}
+
 func TestChunkedUploadAndRanges(t *testing.T) {
 	f := newFixture(t, open())
 	data := bytes.Repeat([]byte("0123456789"), 1000)
