@@ -6,16 +6,12 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,7 +78,7 @@ func TestRegistryConformance(t *testing.T) {
 		}
 	}
 
-	url, _ := startKilnRegistry(t)
+	url := newRegistryProcess(t).url()
 
 	ctx := context.Background()
 	if d, ok := t.Deadline(); ok {
@@ -332,119 +328,4 @@ func tail(s string, max int) string {
 		return "…" + s[len(s)-max:]
 	}
 	return s
-}
-
-// serverBinary is ./cmd/server, built once per test process.
-var serverBinary struct {
-	once      sync.Once
-	dir, path string
-	err       error
-}
-
-func buildServer(t *testing.T) string {
-	t.Helper()
-	serverBinary.once.Do(func() {
-		dir, err := os.MkdirTemp("", "kiln-e2e-server-")
-		if err != nil {
-			serverBinary.err = err
-			return
-		}
-		serverBinary.dir = dir
-		path := filepath.Join(dir, "server")
-		cmd := exec.Command("go", "build", "-o", path, "./cmd/server")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			serverBinary.err = fmt.Errorf("go build ./cmd/server: %v\n%s", err, out)
-			return
-		}
-		serverBinary.path = path
-	})
-	if serverBinary.err != nil {
-		t.Fatal(serverBinary.err)
-	}
-	return serverBinary.path
-}
-
-// TestMain removes the server binary the tests built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if serverBinary.dir != "" {
-		os.RemoveAll(serverBinary.dir)
-	}
-	os.Exit(code)
-}
-
-// startKilnRegistry runs kiln's server as a registry (--registry-only) on a
-// free local port with a fresh data directory, waits until GET /v2/ answers
-// 200, and returns its base URL (http://127.0.0.1:PORT). extraArgs follow
-// the default flags. The server stops when the test ends, or at stop().
-func startKilnRegistry(t *testing.T, extraArgs ...string) (url string, stop func()) {
-	t.Helper()
-	bin := buildServer(t)
-	port := freePort(t)
-	args := append([]string{"--addr", "127.0.0.1:" + strconv.Itoa(port), "--data", t.TempDir(), "--registry-only"}, extraArgs...)
-	return startRegistryProcess(t, port, bin, args...)
-}
-
-// startRegistryProcess starts a registry program that listens on port and
-// waits for its /v2/ to answer 200.
-func startRegistryProcess(t *testing.T, port int, bin string, args ...string) (string, func()) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	serverLog := func() string { b, _ := os.ReadFile(logPath); return tail(string(b), 4000) }
-
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-exited
-			}
-		})
-	}
-	t.Cleanup(func() {
-		stop()
-		if t.Failed() {
-			t.Logf("%s log (tail):\n%s", filepath.Base(bin), serverLog())
-		}
-	})
-
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	client := &http.Client{Timeout: 2 * time.Second}
-	status := "no answer"
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		select {
-		case <-exited:
-			t.Fatalf("%s %s exited before serving (%v):\n%s", bin, strings.Join(args, " "), cmd.ProcessState, serverLog())
-		default:
-		}
-		resp, err := client.Get(url + "/v2/")
-		if err != nil {
-			status = err.Error()
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return url, stop
-		}
-		status = resp.Status
-	}
-	stop()
-	t.Fatalf("%s never answered GET /v2/ with 200 (last: %s):\n%s", bin, status, serverLog())
-	return "", nil
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,12 +26,54 @@ import (
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
+// serverBinary is ./cmd/server, built once per test process.
+var serverBinary struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+func buildServer(t *testing.T) string {
+	t.Helper()
+	serverBinary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "kiln-e2e-server-")
+		if err != nil {
+			serverBinary.err = err
+			return
+		}
+		serverBinary.dir = dir
+		path := filepath.Join(dir, "server")
+		cmd := exec.Command("go", "build", "-o", path, "./cmd/server")
+		cmd.Dir = repoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			serverBinary.err = fmt.Errorf("go build ./cmd/server: %v\n%s", err, out)
+			return
+		}
+		serverBinary.path = path
+	})
+	if serverBinary.err != nil {
+		t.Fatal(serverBinary.err)
+	}
+	return serverBinary.path
+}
+
+// TestMain removes the server binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if serverBinary.dir != "" {
+		os.RemoveAll(serverBinary.dir)
+	}
+	os.Exit(code)
+}
+
 // registryProcess is cmd/server --registry-only over a data directory that
-// outlives it, so a test can kill it and start it again.
+// outlives it, so a test can kill it and start it again. Its output goes
+// to a log whose tail a failing test shows.
 type registryProcess struct {
 	t    *testing.T
 	data string
 	port int
+	log  string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -40,10 +83,20 @@ func newRegistryProcess(t *testing.T) *registryProcess {
 	if testing.Short() {
 		t.Skip("end-to-end: not in -short")
 	}
-	p := &registryProcess{t: t, data: t.TempDir(), port: freePort(t)}
+	p := &registryProcess{t: t, data: t.TempDir(), port: freePort(t), log: filepath.Join(t.TempDir(), "server.log")}
 	p.start()
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("server log (tail):\n%s", p.logTail())
+		}
+	})
 	return p
+}
+
+func (p *registryProcess) logTail() string {
+	b, _ := os.ReadFile(p.log)
+	return tail(string(b), 4000)
 }
 
 func (p *registryProcess) url() string  { return "http://127.0.0.1:" + strconv.Itoa(p.port) }
@@ -52,22 +105,38 @@ func (p *registryProcess) host() string { return "127.0.0.1:" + strconv.Itoa(p.p
 func (p *registryProcess) start() {
 	t := p.t
 	t.Helper()
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.cmd = exec.Command(buildServer(t), "--addr", p.host(), "--data", p.data, "--registry-only")
-	p.cmd.Stderr = io.Discard
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
+		logf.Close()
 		t.Fatal(err)
 	}
 	p.done = make(chan struct{})
-	go func() { p.cmd.Wait(); close(p.done) }()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(p.url() + "/v2/"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
+	client := &http.Client{Timeout: 2 * time.Second}
+	status := "no answer"
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("the registry exited before serving (%v):\n%s", p.cmd.ProcessState, p.logTail())
+		default:
 		}
+		resp, err := client.Get(p.url() + "/v2/")
+		if err != nil {
+			status = err.Error()
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return
+		}
+		status = resp.Status
 	}
-	t.Fatal("the registry never answered /v2/")
+	t.Fatalf("the registry never answered GET /v2/ with 200 (last: %s):\n%s", status, p.logTail())
 }
 
 // kill ends the server with SIGKILL: no shutdown code runs.
