@@ -67,7 +67,7 @@ want=${*:-podman ko crane}
 paths=()
 for w in $want; do
   case $w in
-    podman) apt_install podman:podman runc:runc uidmap:uidmap ;;
+    podman) apt_install podman:podman runc:runc newuidmap:uidmap ;;
     debootstrap) apt_install debootstrap:debootstrap ;;
     chromium) apt_install chromium:chromium ;;
     ko) paths+=("$(go_tool ko github.com/google/ko "$KO_VERSION")") ;;
