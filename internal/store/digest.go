@@ -35,8 +35,6 @@ func validDigest(h v1.Hash) bool {
 	return true
 }
 
-func isSHA256Hex(s string) bool { return validDigest(v1.Hash{Algorithm: "sha256", Hex: s}) }
-
 // ParseDigest parses a digest of an algorithm the store keeps.
 // go-containerregistry's parser knows sha256 alone, so the hash is built
 // here.

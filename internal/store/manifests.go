@@ -278,11 +278,7 @@ func (l *Layout) untag(name string, drop func(tag string, d v1.Descriptor) bool)
 		return false, nil
 	}
 	im.Manifests = kept
-	raw, err := json.MarshalIndent(im, "", "  ")
-	if err != nil {
-		return false, err
-	}
-	return true, l.writeFileAtomic(filepath.Join(l.dir, "index.json"), raw)
+	return true, l.writeIndexLocked(im)
 }
 
 // Referrers lists the manifests of repository name whose subject is h:

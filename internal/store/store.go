@@ -308,6 +308,12 @@ func (l *Layout) tagLocked(desc v1.Descriptor, refNames []string) error {
 		d.Annotations = map[string]string{RefNameAnnotation: n}
 		im.Manifests = append(im.Manifests, d)
 	}
+	return l.writeIndexLocked(im)
+}
+
+// writeIndexLocked replaces index.json with im, for a caller that holds
+// the lock.
+func (l *Layout) writeIndexLocked(im *v1.IndexManifest) error {
 	raw, err := json.MarshalIndent(im, "", "  ")
 	if err != nil {
 		return err
