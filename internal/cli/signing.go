@@ -157,10 +157,8 @@ func alreadySigned(ctx context.Context, st sign.Store, pubCache string, format s
 	if pubCache == "" {
 		return false
 	}
-	if _, err := os.Stat(pubCache); err != nil {
-		return false
-	}
-	v, err := keys.LoadVerifier(pubCache)
+	v, err := keys.LoadVerifier(pubCache) // fails when nothing is remembered
+
 	if err != nil {
 		return false
 	}

@@ -105,8 +105,10 @@ func Start(ctx context.Context, dir string, first ...string) *Reader {
 
 // Prefetch starts asking what fields need without waiting for the answers
 // (every question when none is named).
-func (r *Reader) Prefetch(fields ...string) {
-	want := r.questionsFor(fields)
+func (r *Reader) Prefetch(fields ...string) { r.start(r.questionsFor(fields)) }
+
+// start asks the wanted questions not asked yet.
+func (r *Reader) start(want [nQuestions]bool) {
 	for q := range want {
 		if want[q] {
 			r.asked[q].Do(func() {
@@ -163,8 +165,8 @@ func (r *Reader) questionsFor(fields []string) [nQuestions]bool {
 // templates), or every field when none is named. Fields not asked for are
 // left zero. An unknown name waits for everything.
 func (r *Reader) Wait(fields ...string) Git {
-	r.Prefetch(fields...)
 	want := r.questionsFor(fields)
+	r.start(want)
 	for q := range want {
 		if want[q] {
 			<-r.done[q]
