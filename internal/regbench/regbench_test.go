@@ -345,9 +345,6 @@ func TestProcRSS(t *testing.T) {
 // waits for /v2/, RSS and its reset read /proc, Stop ends the child; a
 // child that exits at once is reported with its output.
 func TestServerStartStop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a child process")
-	}
 	addr, err := FreeAddr()
 	if err != nil {
 		t.Fatal(err)
