@@ -1,5 +1,12 @@
 package pipeline
 
+import (
+	"errors"
+	"sync"
+)
+
+var errSettled = errors.New("internal error: a lazy value was asked for after its run ended")
+
 // future is a value being computed in its own goroutine.
 type future[T any] struct {
 	done chan struct{}
@@ -20,4 +27,33 @@ func start[T any](f func() (T, error)) *future[T] {
 func (f *future[T]) wait() (T, error) {
 	<-f.done
 	return f.v, f.err
+}
+
+// lazy is a value computed, in its own goroutine, only once someone asks
+// for it: a question most runs never ask costs them nothing.
+type lazy[T any] struct {
+	once sync.Once
+	f    func() (T, error)
+	fu   *future[T]
+}
+
+func later[T any](f func() (T, error)) *lazy[T] { return &lazy[T]{f: f} }
+
+// wait starts the computation if nobody has yet, and blocks until it is done.
+func (l *lazy[T]) wait() (T, error) {
+	l.once.Do(func() { l.fu = start(l.f) })
+	if l.fu == nil {
+		var zero T
+		return zero, errSettled
+	}
+	return l.fu.wait()
+}
+
+// settle blocks until the computation is done if it was started, so that
+// nothing it started outlives its caller.
+func (l *lazy[T]) settle() {
+	l.once.Do(func() {}) // nobody may start it from now on
+	if l.fu != nil {
+		l.fu.wait()
+	}
 }

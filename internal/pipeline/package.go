@@ -20,6 +20,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/vcs"
 )
 
 // pkgBuild is one package's build: what every platform of it shares.
@@ -27,11 +28,11 @@ type pkgBuild struct {
 	r        *run
 	idx      int
 	pkg      gobuild.Package
-	settings config.Image
+	image    config.Image
 	baseF    *future[*base.Base]
-	listed   func() error // go list's verdict, waited for once
-	target   gobuild.Target
-	caps     []int
+	listed   func() error      // go list's verdict, waited for once
+	settings *future[settings] // expanded with git's answers
+	guess    *settings         // expanded with the remembered answers; nil: none
 	lopts    layer.Options
 	binName  string
 }
@@ -68,37 +69,29 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 		return Result{}, err
 	}
 	cb := builds[pkg.ImportPath]
-	b.settings = o.Config.ImageFor(cb.ID, pkg.ImportPath)
+	b.image = o.Config.ImageFor(cb.ID, pkg.ImportPath)
 	baseRef := r.baseRef(pkg.ImportPath)
 	b.baseF = r.baseFor(ctx, baseRef)
 	plats, err := r.platforms(b.baseF)
 	if err != nil {
 		return Result{}, err
 	}
-	if baseRef != base.StaticName && baseRef != base.ScratchName {
-		// A remote or layout base can be missing, refused or lack a
-		// platform: find out before compiling anything.
-		bs, err := b.baseF.wait()
-		if err != nil {
-			return Result{}, err
-		}
-		for _, p := range plats {
-			if _, err := bs.Image(p); err != nil {
-				return Result{}, err
-			}
-		}
-	}
-	comp, err := r.compression(b.settings)
+	comp, err := r.compression(b.image)
 	if err != nil {
 		return Result{}, err
 	}
 	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
-	flags, ldflags, env, caps, err := r.buildSettings(cb)
-	if err != nil {
-		return Result{}, err
+	// The compile starts with what git answered last time, if that is
+	// remembered, and is kept only if git answers the same now.
+	b.settings = start(func() (settings, error) { return r.buildSettings(cb, r.gitReader.Wait) })
+	if r.gitMemory != nil {
+		if g, ok := r.gitMemory.guess(); ok {
+			if s, err := r.buildSettings(cb, func(...string) vcs.Git { return g }); err == nil {
+				b.guess = &s
+			}
+		}
 	}
-	b.target = gobuild.Target{Package: pkg, Env: env, Flags: flags, Ldflags: ldflags}
-	b.caps = caps
+	r.gitReader.Prefetch(labelGitFields...) // answered while the compiles run
 
 	// The platforms compile while the shared layers are written.
 	images := make([]image.Platformed, len(plats))
@@ -106,6 +99,11 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	var shared []image.Layer
 	sharedReady := make(chan struct{})
 	g, gctx := errgroup.WithContext(ctx)
+	if baseRef != base.StaticName && baseRef != base.ScratchName {
+		// A remote or layout base can be missing, refused or lack a
+		// platform: that is found out beside the compiles, and stops them.
+		g.Go(func() error { return checkBase(b.baseF, plats) })
+	}
 	g.Go(func() error {
 		defer close(sharedReady)
 		var err error
@@ -119,11 +117,11 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	}
 	for i, p := range plats {
 		g.Go(func() error {
-			bin, buildID, compile, err := b.compile(gctx, i, p)
+			c, err := b.compile(gctx, i, p)
 			if err != nil {
 				return err
 			}
-			bl, err := b.binaryLayer(gctx, bin, buildID, p)
+			bl, err := b.binaryLayer(gctx, c.bin, c.buildID, p)
 			if err != nil {
 				return err
 			}
@@ -143,15 +141,15 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 			meta.once.Do(func() { meta.labels, meta.annotations = b.metadata(bs) })
 			layers := append(append([]image.Layer{}, shared...), image.Layer{Layer: bl, CreatedBy: "kiln build " + pkg.ImportPath, Comment: "binary"})
 			img, err := image.Assemble(baseImg, layers, image.Config{
-				Name: b.binName, Env: b.settings.Env, Labels: meta.labels, Annotations: meta.annotations,
-				Args: b.settings.Args, User: b.settings.User, Workdir: b.settings.Workdir,
+				Name: b.binName, Env: b.image.Env, Labels: meta.labels, Annotations: meta.annotations,
+				Args: b.image.Args, User: b.image.User, Workdir: b.image.Workdir,
 				Created: o.Created, Platform: p,
 			})
 			if err != nil {
 				return err
 			}
 			images[i] = image.Platformed{Image: img, Platform: p}
-			results[i], err = describe(img, p, bin, bl, shared, compile)
+			results[i], err = describe(img, p, c.bin, bl, shared, c.took)
 			return err
 		})
 	}
@@ -160,8 +158,9 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	}
 
 	bs, _ := b.baseF.wait()
+	s, _ := b.settings.wait()
 	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results, Record: Record{
-		Flags: flags, Ldflags: ldflags, EnvNames: envNames(env), GOFLAGS: lookup(o.Env, "GOFLAGS"),
+		Flags: s.flags, Ldflags: s.ldflags, EnvNames: envNames(s.env), GOFLAGS: lookup(o.Env, "GOFLAGS"),
 		BaseRef: baseRef, Compression: comp, Started: started, Ended: time.Now(),
 	}}
 	for _, p := range plats {
@@ -169,7 +168,9 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	}
 	res.Record.Git = r.gitReader.Wait(labelGitFields...)
 	res.git = r.gitReader
-	res.Record.GOROOT, _ = r.goroot.wait()
+	if baseRef == base.StaticName {
+		res.Record.GOROOT, _ = r.goroot.wait()
+	}
 	if h, ok := bs.Digest(); ok {
 		res.BaseDigest = h.String()
 	}
@@ -181,50 +182,116 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	return res, nil
 }
 
-// compile links the binary for p, holding one of the -j compile slots.
-func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (string, string, time.Duration, error) {
+// checkBase fails when the base cannot be had or lacks one of plats.
+func checkBase(baseF *future[*base.Base], plats []v1.Platform) error {
+	bs, err := baseF.wait()
+	if err != nil {
+		return err
+	}
+	for _, p := range plats {
+		if _, err := bs.Image(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compiled is one platform's linked binary.
+type compiled struct {
+	bin, buildID string
+	took         time.Duration
+}
+
+// compile links the binary for p. With a guess it starts at once with the
+// guessed settings and keeps that compile only if the settings git's
+// answers give are the same; otherwise it stops it and compiles again.
+func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (compiled, error) {
+	var c compiled
+	if b.guess == nil {
+		s, err := b.settings.wait()
+		if err != nil {
+			return c, err
+		}
+		c, err = b.compileWith(ctx, i, p, s)
+		if err != nil {
+			return c, err
+		}
+	} else {
+		gctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		guessed := start(func() (compiled, error) { return b.compileWith(gctx, i, p, *b.guess) })
+		s, err := b.settings.wait()
+		switch {
+		case err != nil:
+			cancel()
+			guessed.wait()
+			return c, err
+		case s.sameCompile(*b.guess):
+			if c, err = guessed.wait(); err != nil {
+				return c, err
+			}
+		default:
+			cancel()
+			guessed.wait()
+			if c, err = b.compileWith(ctx, i, p, s); err != nil {
+				return c, err
+			}
+		}
+	}
+	st, err := os.Stat(c.bin)
+	if err != nil {
+		return c, err
+	}
+	b.r.p.printf("%s %s: compiled %s in %s", b.pkg.ImportPath, platform.String(p), bytesize(st.Size()), secs(c.took))
+	return c, nil
+}
+
+// compileWith links the binary for p with s, holding one of the -j compile
+// slots.
+func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s settings) (compiled, error) {
 	r := b.r
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return "", "", 0, ctx.Err()
+		return compiled{}, ctx.Err()
 	}
 	defer func() { <-r.sem }()
-	t := b.target
-	t.Platform = p
+	t := gobuild.Target{Package: b.pkg, Platform: p, Env: s.env, Flags: s.flags, Ldflags: s.ldflags}
 	bin, unlock, err := r.binaryPath(b.idx, i, b.binName, b.pkg, p, t.Env, t.Flags, t.Ldflags)
 	if err != nil {
-		return "", "", 0, err
+		return compiled{}, err
 	}
 	defer unlock()
 	start := time.Now()
 	if err := r.opts.Builder.Build(ctx, t, bin); err != nil {
-		if lerr := b.listed(); lerr != nil && ctx.Err() == nil {
-			return "", "", 0, lerr // not found or not main explains a failed build best
+		if ctx.Err() != nil {
+			return compiled{}, ctx.Err()
 		}
-		return "", "", 0, err
+		if lerr := b.listed(); lerr != nil {
+			return compiled{}, lerr // not found or not main explains a failed build best
+		}
+		return compiled{}, err
 	}
 	took := time.Since(start)
 	buildID, err := gobuild.BuildID(bin)
 	if err != nil {
 		// go build of a non-main package writes an archive, not a program.
 		if lerr := b.listed(); lerr != nil {
-			return "", "", 0, lerr
+			return compiled{}, lerr
 		}
-		return "", "", 0, fmt.Errorf("%s: go build wrote no Go executable for %s: %v", b.pkg.ImportPath, platform.String(p), err)
+		return compiled{}, fmt.Errorf("%s: go build wrote no Go executable for %s: %v", b.pkg.ImportPath, platform.String(p), err)
 	}
-	st, err := os.Stat(bin)
-	if err != nil {
-		return "", "", 0, err
-	}
-	r.p.printf("%s %s: compiled %s in %s", b.pkg.ImportPath, platform.String(p), bytesize(st.Size()), secs(took))
-	return bin, buildID, took, nil
+	return compiled{bin: bin, buildID: buildID, took: took}, nil
 }
 
 // binaryLayer layers the binary, from the cache when its build ID was seen.
 func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Platform) (v1.Layer, error) {
 	start := time.Now()
-	l, err := b.r.layers.Build(ctx, "go-buildid:"+buildID, image.BinaryEntries(bin, b.binName, b.caps), b.lopts)
+	s, err := b.settings.wait()
+	if err != nil {
+		return nil, err
+	}
+	l, err := b.r.layers.Build(ctx, "go-buildid:"+buildID, image.BinaryEntries(bin, b.binName, s.caps), b.lopts)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +307,7 @@ func (b *pkgBuild) sharedLayers(ctx context.Context) ([]image.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := b.r.extraFiles(b.settings)
+	files, err := b.r.extraFiles(b.image)
 	if err != nil {
 		return nil, err
 	}
@@ -283,10 +350,10 @@ func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]strin
 		annotations[image.AnnotationRevision] = git.Commit
 		labels[image.AnnotationRevision] = git.Commit
 	}
-	for k, v := range b.settings.Labels {
+	for k, v := range b.image.Labels {
 		labels[k] = v
 	}
-	for k, v := range b.settings.Annotations {
+	for k, v := range b.image.Annotations {
 		annotations[k] = v
 	}
 	return labels, annotations

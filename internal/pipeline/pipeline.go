@@ -91,7 +91,7 @@ type Record struct {
 	BaseRef        string
 	Compression    layer.Compression
 	Git            vcs.Git
-	GOROOT         string // the Go toolchain that built it
+	GOROOT         string // the Go toolchain's root, for the static base's contents; "" for other bases
 	Started, Ended time.Time
 }
 
@@ -129,9 +129,6 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if err := gobuild.CheckToolexec(opts.Config.DefaultFlags, opts.Env); err != nil {
 		return nil, err
 	}
-	if err := opts.Publisher.Check(ctx); err != nil {
-		return nil, err
-	}
 	tmp, err := os.MkdirTemp(opts.TempDir, "kiln-build-*")
 	if err != nil {
 		return nil, err
@@ -143,20 +140,28 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
 	}
 	// What every package may need starts now and is waited for only where
-	// it is used, so the first compile starts as early as it can.
-	g, gctx := errgroup.WithContext(ctx)
-	// Git is asked only what the flags and the labels need (the rest when
-	// a Result's SourceGit asks); go env waits until the flags' answers are in, so
-	// that on a small machine the compile starts as early as it can.
+	// it is used, so the first compile starts as early as it can. Git is
+	// asked first what the flags need, since the compile waits for it; the
+	// labels' questions follow once those are answered, and the rest only
+	// when a Result's SourceGit asks.
 	first, uses := gitFields(configTemplates(opts.Config))
 	if !uses {
-		first = nil
+		first = labelGitFields
 	}
-	first = append(first, labelGitFields...)
 	// The run's context, not the build group's: provenance asks for the
 	// rest of the git state after the builds are done.
 	r.gitReader = vcs.Start(ctx, opts.Dir, first...)
-	r.goroot = start(func() (string, error) {
+	if uses {
+		r.gitMemory = loadGitMemory(opts.CacheDir, opts.Dir)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	// The destination is checked beside the compiles: a refusal stops them,
+	// and nothing is published before every check and build is through.
+	g.Go(func() error { return opts.Publisher.Check(gctx) })
+	// go env runs only for the static base, the one input that needs the
+	// toolchain's root; it waits for the flags' git answers so that on a
+	// small machine the compile starts first.
+	r.goroot = later(func() (string, error) {
 		r.gitReader.Wait(first...)
 		return opts.Builder.GOROOT(gctx, opts.Dir)
 	})
@@ -173,6 +178,9 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	if uses {
+		r.gitMemory.remember(r.gitReader.Wait(first...))
 	}
 	for i := range results {
 		res := &results[i]
@@ -203,7 +211,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 // for this run is still running when it returns.
 func (r *run) wait() {
 	r.gitReader.Settle()
-	r.goroot.wait()
+	r.goroot.settle()
 	r.builds.wait()
 	r.mu.Lock()
 	bases := make([]*future[*base.Base], 0, len(r.bases))
@@ -223,9 +231,9 @@ type run struct {
 	p      *progress
 	layers *layer.Cache // nil: no cache
 
-	gitReader *vcs.Reader      // answers templates field by field
-	git       *future[vcs.Git] // every field, for labels and provenance
-	goroot    *future[string]
+	gitReader *vcs.Reader                      // answers templates field by field
+	gitMemory *gitMemory                       // what git answered last time; nil when templates ask nothing of git
+	goroot    *lazy[string]                    // asked only for the static base
 	builds    *future[map[string]config.Build] // config builds by import path
 
 	mu    sync.Mutex

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -31,45 +32,59 @@ func (r *run) compression(s config.Image) (layer.Compression, error) {
 	return layer.Compression{Algorithm: alg, Level: s.CompressionLevel}, nil
 }
 
-// buildSettings merges defaults and the build entry, and expands templates.
-func (r *run) buildSettings(b config.Build) (flags, ldflags, env []string, caps []int, err error) {
+// settings is how one package is compiled: flags and ldflags expanded.
+type settings struct {
+	flags, ldflags, env []string
+	caps                []int // from the config alone
+}
+
+// sameCompile reports whether s and o compile the same binary.
+func (s settings) sameCompile(o settings) bool {
+	return slices.Equal(s.flags, o.flags) && slices.Equal(s.ldflags, o.ldflags) && slices.Equal(s.env, o.env)
+}
+
+// buildSettings merges defaults and the build entry, and expands templates
+// with what git answers for the fields they name.
+func (r *run) buildSettings(b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
 	c := r.opts.Config
-	flags = c.DefaultFlags
+	var s settings
+	flags := c.DefaultFlags
 	if len(b.Flags) > 0 {
 		flags = b.Flags
 	}
-	ldflags = []string{"-s", "-w"}
+	ldflags := []string{"-s", "-w"}
 	if len(c.DefaultLdflags) > 0 {
 		ldflags = c.DefaultLdflags
 	}
 	if len(b.Ldflags) > 0 {
 		ldflags = b.Ldflags
 	}
-	env = append(append([]string{}, c.DefaultEnv...), b.Env...)
-	if err := gobuild.CheckToolexec(flags, env); err != nil {
-		return nil, nil, nil, nil, err
+	s.env = append(append([]string{}, c.DefaultEnv...), b.Env...)
+	if err := gobuild.CheckToolexec(flags, s.env); err != nil {
+		return settings{}, err
 	}
-	var git vcs.Git
+	var g vcs.Git
 	if fields, uses := gitFields(append(append([]string{}, flags...), ldflags...)); uses {
-		git = r.gitReader.Wait(fields...)
+		g = git(fields...)
 	}
-	data := gobuild.NewTemplateData(r.opts.Env, git, r.opts.Created)
-	if flags, err = gobuild.Expand(flags, data); err != nil {
-		return nil, nil, nil, nil, err
+	data := gobuild.NewTemplateData(r.opts.Env, g, r.opts.Created)
+	var err error
+	if s.flags, err = gobuild.Expand(flags, data); err != nil {
+		return settings{}, err
 	}
-	if ldflags, err = gobuild.Expand(ldflags, data); err != nil {
-		return nil, nil, nil, nil, err
+	if s.ldflags, err = gobuild.Expand(ldflags, data); err != nil {
+		return settings{}, err
 	}
 	set, err := config.ParseCapabilities(b.LinuxCapabilities)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return settings{}, err
 	}
 	for n := 0; n < 64; n++ {
 		if set.Permitted&(1<<n) != 0 {
-			caps = append(caps, n)
+			s.caps = append(s.caps, n)
 		}
 	}
-	return flags, ldflags, env, caps, nil
+	return s, nil
 }
 
 func (r *run) extraFiles(s config.Image) ([]image.File, error) {
