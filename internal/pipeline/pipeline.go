@@ -150,10 +150,17 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	}
 	// The run's context, not the build group's: provenance asks for the
 	// rest of the git state after the builds are done.
-	r.gitReader = vcs.Start(ctx, opts.Dir, first...)
+	// Unless the compile must wait for git, git runs with what CPU the
+	// compile leaves: the flags ask nothing of it, or the compile goes on
+	// with the answers remembered from last time and git only checks them.
+	startGit := vcs.StartIdle
 	if uses {
 		r.gitMemory = loadGitMemory(opts.CacheDir, opts.Dir)
+		if _, ok := r.gitMemory.guess(); !ok {
+			startGit = vcs.Start
+		}
 	}
+	r.gitReader = startGit(ctx, opts.Dir, first...)
 	g, gctx := errgroup.WithContext(ctx)
 	// The destination is checked beside the compiles: a refusal stops them,
 	// and nothing is published before every check and build is through.

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -83,6 +85,7 @@ type Reader struct {
 	ctx     context.Context
 	dir     string
 	noGit   bool
+	idle    bool // git runs at the lowest CPU priority
 	asked   [nQuestions]sync.Once
 	started [nQuestions]atomic.Bool
 	answers [nQuestions]string
@@ -92,7 +95,18 @@ type Reader struct {
 // Start asks git about dir, in the background, what the fields named in
 // first need (every question when none is named).
 func Start(ctx context.Context, dir string, first ...string) *Reader {
-	r := &Reader{ctx: ctx, dir: dir}
+	return start(ctx, dir, false, first)
+}
+
+// StartIdle is Start with git at the lowest CPU priority, so that it takes
+// only what other work leaves: for a caller that goes on with answers it
+// remembered and only checks them against git's.
+func StartIdle(ctx context.Context, dir string, first ...string) *Reader {
+	return start(ctx, dir, true, first)
+}
+
+func start(ctx context.Context, dir string, idle bool, first []string) *Reader {
+	r := &Reader{ctx: ctx, dir: dir, idle: idle}
 	for q := range r.done {
 		r.done[q] = make(chan struct{})
 	}
@@ -132,6 +146,12 @@ func (r *Reader) ask(q int) {
 	defer close(r.done[q])
 	if r.noGit {
 		return
+	}
+	if r.idle {
+		// A child takes its priority from the thread that starts it; the
+		// thread, locked to this goroutine, ends with it.
+		runtime.LockOSThread()
+		syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
 	}
 	cmd := exec.CommandContext(r.ctx, "git", append([]string{"-C", r.dir}, questions[q]...)...)
 	var out bytes.Buffer
