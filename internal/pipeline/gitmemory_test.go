@@ -5,9 +5,11 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -23,34 +25,50 @@ import (
 func TestGitMemory(t *testing.T) {
 	cache := t.TempDir()
 	m := loadGitMemory(cache, "/src/a")
-	if _, ok := m.guess(); ok {
+	if _, ok := m.guess("Tag"); ok {
 		t.Fatal("a fresh cache has a guess")
 	}
-	g := vcs.Git{Commit: "abc", ShortCommit: "abc", Tag: "v1.0.0"}
-	m.remember(g)
-	got, ok := loadGitMemory(cache, "/src/a").guess()
-	if !ok || got.Tag != "v1.0.0" || got.Commit != "abc" {
-		t.Fatalf("guess after remember = %+v, %v", got, ok)
+	answers := vcs.Answers{"commit": "abc", "tag": "v1.0.0"}
+	m.remember("state-1", answers)
+	m = loadGitMemory(cache, "/src/a")
+	if g, ok := m.guess("Tag"); !ok || g.Tag != "v1.0.0" || g.Commit != "abc" {
+		t.Fatalf("guess after remember = %+v, %v", g, ok)
 	}
-	if _, ok := loadGitMemory(cache, "/src/b").guess(); ok {
+	if _, ok := m.guess("RemoteURL"); ok {
+		t.Error("a guess for a field never answered")
+	}
+	if a, ok := m.known("state-1"); !ok || a["tag"] != "v1.0.0" {
+		t.Errorf("known in the same state = %v, %v", a, ok)
+	}
+	for _, state := range []string{"state-2", ""} {
+		if _, ok := m.known(state); ok {
+			t.Errorf("known in state %q", state)
+		}
+	}
+	if _, ok := loadGitMemory(cache, "/src/b").guess("Tag"); ok {
 		t.Error("another checkout shares the guess")
 	}
-	if _, ok := loadGitMemory("", "/src/a").guess(); ok {
+	if _, ok := loadGitMemory("", "/src/a").guess("Tag"); ok {
 		t.Error("no cache dir, yet a guess")
 	}
-	loadGitMemory("", "/src/a").remember(g) // no cache: nothing written, no panic
+	loadGitMemory("", "/src/a").remember("s", answers) // no cache: nothing written, no panic
 
-	// A corrupt memory is no guess, and is replaced by the next answer.
-	path := loadGitMemory(cache, "/src/a").path
-	if err := os.WriteFile(path, []byte("{not json"), 0o644); err != nil {
+	// Answers without a state are a guess, never known.
+	m.remember("", answers)
+	if _, ok := loadGitMemory(cache, "/src/a").known(""); ok {
+		t.Error("answers without a state are known")
+	}
+
+	// A corrupt memory is nothing remembered, and is replaced.
+	if err := os.WriteFile(m.path, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	m = loadGitMemory(cache, "/src/a")
-	if _, ok := m.guess(); ok {
+	if _, ok := m.guess("Tag"); ok {
 		t.Error("corrupt memory gives a guess")
 	}
-	m.remember(g)
-	if _, ok := loadGitMemory(cache, "/src/a").guess(); !ok {
+	m.remember("state-1", answers)
+	if _, ok := loadGitMemory(cache, "/src/a").known("state-1"); !ok {
 		t.Error("corrupt memory not replaced")
 	}
 }
@@ -101,6 +119,25 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
+	// git is a script that logs each question and asks the real git.
+	realGit := testutil.RequireTool(t, "git")
+	bin, gitLog := t.TempDir(), filepath.Join(t.TempDir(), "git.log")
+	testutil.WriteFiles(t, bin, map[string]string{"git": "#!/bin/sh\necho \"$*\" >>" + gitLog + "\nexec " + realGit + " \"$@\"\n"})
+	if err := os.Chmod(filepath.Join(bin, "git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	questions := func() []string { // kiln's (the go command asks its own)
+		data, _ := os.ReadFile(gitLog)
+		os.Remove(gitLog)
+		var q []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "-C "+dir+" ") {
+				q = append(q, strings.TrimPrefix(line, "-C "+dir+" "))
+			}
+		}
+		return q
+	}
 	git("init", "-q")
 	git("add", ".")
 	git("commit", "-q", "-m", "one")
@@ -141,6 +178,8 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	}
 
 	// First build: nothing remembered, one compile with git's answer.
+	time.Sleep(2 * racyWindowForTests) // let the commit's times settle
+	questions()
 	_, img := run()
 	if b := runner.take(); len(b) != 1 || !strings.Contains(b[0], "v1.0.0 ok") {
 		t.Fatalf("first build compiled %q", b)
@@ -149,10 +188,21 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 		t.Fatal("first binary lacks v1.0.0")
 	}
 
-	// Nothing changed: the remembered answer is right, one compile.
+	if q := questions(); len(q) == 0 {
+		t.Error("the first build asked git nothing")
+	}
+
+	// Nothing changed: the remembered answers are git's, and git is not
+	// asked at all; one compile.
 	first, _ := run()
 	if b := runner.take(); len(b) != 1 || !strings.Contains(b[0], "v1.0.0 ok") {
 		t.Fatalf("unchanged rebuild compiled %q", b)
+	}
+	if q := questions(); len(q) != 0 {
+		t.Errorf("an unchanged checkout was asked %q", q)
+	}
+	if first.Record.Git.Commit == "" {
+		t.Error("the labels' commit is missing")
 	}
 
 	// A new commit and tag: the guess (v1.0.0) is wrong; the binary and
@@ -180,7 +230,14 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	if second.Digest == first.Digest {
 		t.Error("a new tag left the digest unchanged")
 	}
-	if g, _ := loadGitMemory(cache, dir).guess(); g.Tag != "v2.0.0" {
+	if q := strings.Join(questions(), " "); !strings.Contains(q, "describe") {
+		t.Errorf("after a new tag git was asked only %q", q)
+	}
+	if g, _ := loadGitMemory(cache, dir).guess("Tag"); g.Tag != "v2.0.0" {
 		t.Errorf("remembered tag = %q, want v2.0.0", g.Tag)
 	}
 }
+
+// racyWindowForTests is how long a test waits for vcs.State to vouch for
+// times it just wrote.
+const racyWindowForTests = 150 * time.Millisecond

@@ -83,15 +83,12 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
 	// The compile starts with what git answered last time, if that is
 	// remembered, and is kept only if git answers the same now.
-	b.settings = start(func() (settings, error) { return r.buildSettings(cb, r.gitReader.Wait) })
-	if r.gitMemory != nil {
-		if g, ok := r.gitMemory.guess(); ok {
-			if s, err := r.buildSettings(cb, func(...string) vcs.Git { return g }); err == nil {
-				b.guess = &s
-			}
+	b.settings = start(func() (settings, error) { return r.buildSettings(cb, r.git) })
+	if g := r.gitGuess; g != nil {
+		if s, err := r.buildSettings(cb, func(...string) vcs.Git { return *g }); err == nil {
+			b.guess = &s
 		}
 	}
-	r.gitReader.Prefetch(labelGitFields...) // answered while the compiles run
 
 	// The platforms compile while the shared layers are written.
 	images := make([]image.Platformed, len(plats))
@@ -166,7 +163,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	for _, p := range plats {
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
-	res.Record.Git = r.gitReader.Wait(labelGitFields...)
+	res.Record.Git = r.git(labelGitFields...)
 	res.git = r.gitReader
 	if baseRef == base.StaticName {
 		res.Record.GOROOT, _ = r.goroot.wait()
@@ -341,7 +338,7 @@ func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]strin
 		annotations[image.AnnotationBaseDigest] = h.String()
 	}
 	labels = map[string]string{}
-	git := b.r.gitReader.Wait(labelGitFields...)
+	git := b.r.git(labelGitFields...)
 	if git.RemoteURL != "" {
 		annotations[image.AnnotationSource] = git.RemoteURL
 		labels[image.AnnotationSource] = git.RemoteURL

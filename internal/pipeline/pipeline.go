@@ -140,27 +140,8 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
 	}
 	// What every package may need starts now and is waited for only where
-	// it is used, so the first compile starts as early as it can. Git is
-	// asked first what the flags need, since the compile waits for it; the
-	// labels' questions follow once those are answered, and the rest only
-	// when a Result's SourceGit asks.
-	first, uses := gitFields(configTemplates(opts.Config))
-	if !uses {
-		first = labelGitFields
-	}
-	// The run's context, not the build group's: provenance asks for the
-	// rest of the git state after the builds are done.
-	// Unless the compile must wait for git, git runs with what CPU the
-	// compile leaves: the flags ask nothing of it, or the compile goes on
-	// with the answers remembered from last time and git only checks them.
-	startGit := vcs.StartIdle
-	if uses {
-		r.gitMemory = loadGitMemory(opts.CacheDir, opts.Dir)
-		if _, ok := r.gitMemory.guess(); !ok {
-			startGit = vcs.Start
-		}
-	}
-	r.gitReader = startGit(ctx, opts.Dir, first...)
+	// it is used, so the first compile starts as early as it can.
+	r.startGit(ctx)
 	g, gctx := errgroup.WithContext(ctx)
 	// The destination is checked beside the compiles: a refusal stops them,
 	// and nothing is published before every check and build is through.
@@ -169,7 +150,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// toolchain's root; it waits for the flags' git answers so that on a
 	// small machine the compile starts first.
 	r.goroot = later(func() (string, error) {
-		r.gitReader.Wait(first...)
+		r.git(r.gitFirst...)
 		return opts.Builder.GOROOT(gctx, opts.Dir)
 	})
 	r.builds = start(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
@@ -186,9 +167,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if uses {
-		r.gitMemory.remember(r.gitReader.Wait(first...))
-	}
+	r.rememberGit()
 	for i := range results {
 		res := &results[i]
 		res.Repo = opts.Naming.Name(res.ImportPath)
@@ -217,6 +196,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 // wait blocks until every shared input has settled, so nothing started
 // for this run is still running when it returns.
 func (r *run) wait() {
+	<-r.gitReady
 	r.gitReader.Settle()
 	r.goroot.settle()
 	r.builds.wait()
@@ -238,8 +218,13 @@ type run struct {
 	p      *progress
 	layers *layer.Cache // nil: no cache
 
-	gitReader *vcs.Reader                      // answers templates field by field
-	gitMemory *gitMemory                       // what git answered last time; nil when templates ask nothing of git
+	gitReader *vcs.Reader                      // answers templates and labels field by field
+	gitReady  chan struct{}                    // closed once gitReader may be asked (see startGit)
+	gitFirst  []string                         // the fields the flags' templates ask for
+	gitUses   bool                             // whether the flags' templates ask git anything
+	gitMemory *gitMemory                       // what git answered last time
+	gitState  string                           // the checkout's vcs.State before git was asked; "" if none
+	gitGuess  *vcs.Git                         // the remembered answers for the flags, if any
 	goroot    *lazy[string]                    // asked only for the static base
 	builds    *future[map[string]config.Build] // config builds by import path
 

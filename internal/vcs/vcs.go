@@ -68,6 +68,12 @@ var questions = [nQuestions][]string{
 	qRemote: {"remote", "get-url", "origin"},
 }
 
+// questionNames name the questions in Answers.
+var questionNames = [nQuestions]string{
+	qCommit: "commit", qRoot: "root", qTag: "tag", qBranch: "branch",
+	qStatus: "status", qDate: "date", qRemote: "remote",
+}
+
 // fieldQuestion says which question answers a Git field or method, as
 // templates name them.
 var fieldQuestion = map[string]int{
@@ -95,17 +101,16 @@ type Reader struct {
 // Start asks git about dir, in the background, what the fields named in
 // first need (every question when none is named).
 func Start(ctx context.Context, dir string, first ...string) *Reader {
-	return start(ctx, dir, false, first)
+	r := NewReader(ctx, dir, false)
+	r.Prefetch(first...)
+	return r
 }
 
-// StartIdle is Start with git at the lowest CPU priority, so that it takes
-// only what other work leaves: for a caller that goes on with answers it
-// remembered and only checks them against git's.
-func StartIdle(ctx context.Context, dir string, first ...string) *Reader {
-	return start(ctx, dir, true, first)
-}
-
-func start(ctx context.Context, dir string, idle bool, first []string) *Reader {
+// NewReader returns a Reader of dir that asks git nothing until asked.
+// With idle, git runs at the lowest CPU priority and takes only what other
+// work leaves: for a caller that goes on with answers it remembered and
+// only checks them against git's.
+func NewReader(ctx context.Context, dir string, idle bool) *Reader {
 	r := &Reader{ctx: ctx, dir: dir, idle: idle}
 	for q := range r.done {
 		r.done[q] = make(chan struct{})
@@ -113,13 +118,64 @@ func start(ctx context.Context, dir string, idle bool, first []string) *Reader {
 	if _, err := exec.LookPath("git"); err != nil {
 		r.noGit = true
 	}
-	r.Prefetch(first...)
 	return r
+}
+
+// Answers are answers to the reader's questions, by question name, as
+// Reader.Answers gives them and Reader.Know takes them back.
+type Answers map[string]string
+
+// Answers returns the answers given so far, but the tree status: it
+// depends on the work tree, which State does not cover.
+func (r *Reader) Answers() Answers {
+	a := Answers{}
+	for q := range r.done {
+		select {
+		case <-r.done[q]:
+			if q != qStatus {
+				a[questionNames[q]] = r.answers[q]
+			}
+		default:
+		}
+	}
+	return a
+}
+
+// Know takes a as git's answers to the questions it names, which are then
+// not asked of git; questions already asked keep git's answers. A caller
+// knows a to be right when State is what it was when a was given.
+func (r *Reader) Know(a Answers) {
+	for q, name := range questionNames {
+		if v, ok := a[name]; ok && q != qStatus {
+			r.asked[q].Do(func() {
+				r.answers[q] = v
+				close(r.done[q])
+			})
+		}
+	}
+}
+
+// Git is what the answers say of the named fields (every field when none
+// is named), as Reader.Wait would; ok is false when a question they need
+// is not answered in a.
+func (a Answers) Git(fields ...string) (g Git, ok bool) {
+	var answers [nQuestions]string
+	want := questionsFor(fields)
+	for q := range want {
+		if want[q] {
+			v, found := a[questionNames[q]]
+			if !found {
+				return Git{}, false
+			}
+			answers[q] = v
+		}
+	}
+	return gitFrom(answers, want), true
 }
 
 // Prefetch starts asking what fields need without waiting for the answers
 // (every question when none is named).
-func (r *Reader) Prefetch(fields ...string) { r.start(r.questionsFor(fields)) }
+func (r *Reader) Prefetch(fields ...string) { r.start(questionsFor(fields)) }
 
 // start asks the wanted questions not asked yet.
 func (r *Reader) start(want [nQuestions]bool) {
@@ -163,7 +219,7 @@ func (r *Reader) ask(q int) {
 
 // questionsFor says which questions answer fields (all for none or an
 // unknown name); the commit's is always among them.
-func (r *Reader) questionsFor(fields []string) [nQuestions]bool {
+func questionsFor(fields []string) [nQuestions]bool {
 	want := [nQuestions]bool{qCommit: true} // no commit: not a checkout at all
 	for _, f := range fields {
 		q, ok := fieldQuestion[f]
@@ -185,35 +241,46 @@ func (r *Reader) questionsFor(fields []string) [nQuestions]bool {
 // templates), or every field when none is named. Fields not asked for are
 // left zero. An unknown name waits for everything.
 func (r *Reader) Wait(fields ...string) Git {
-	want := r.questionsFor(fields)
+	want := questionsFor(fields)
 	r.start(want)
 	for q := range want {
 		if want[q] {
 			<-r.done[q]
 		}
 	}
-	commit := r.answers[qCommit]
+	var answers [nQuestions]string
+	for q := range want {
+		if want[q] {
+			answers[q] = r.answers[q] // only what was waited for is read
+		}
+	}
+	return gitFrom(answers, want)
+}
+
+// gitFrom makes the wanted fields of a Git from answers.
+func gitFrom(answers [nQuestions]string, want [nQuestions]bool) Git {
+	commit := answers[qCommit]
 	if commit == "" {
 		return Git{} // not a checkout, or no commit yet
 	}
 	g := Git{Commit: commit, ShortCommit: commit[:min(12, len(commit))]}
 	if want[qRoot] {
-		g.Root = r.answers[qRoot]
+		g.Root = answers[qRoot]
 	}
 	if want[qTag] {
-		g.Tag = r.answers[qTag]
+		g.Tag = answers[qTag]
 	}
 	if want[qBranch] {
-		g.Branch = r.answers[qBranch]
+		g.Branch = answers[qBranch]
 	}
 	if want[qStatus] {
-		g.Dirty = r.answers[qStatus] != ""
+		g.Dirty = answers[qStatus] != ""
 	}
 	if want[qDate] {
-		g.CommitDate, _ = time.Parse(time.RFC3339, r.answers[qDate])
+		g.CommitDate, _ = time.Parse(time.RFC3339, answers[qDate])
 	}
 	if want[qRemote] {
-		g.RemoteURL = stripCredentials(r.answers[qRemote])
+		g.RemoteURL = stripCredentials(answers[qRemote])
 	}
 	return g
 }
