@@ -267,6 +267,20 @@ func TestRegistrySurvivesSIGKILL(t *testing.T) {
 	if got := status(t, "GET", p.url()+"/v2/crash/app/manifests/v1"); got != http.StatusNotFound {
 		t.Fatalf("tag of a half-put manifest after restart: GET %d, want 404", got)
 	}
+	// The small blobs acknowledged before the kill were in the journal
+	// only: the restart wrote them out.
+	for _, l := range mustLayers(t, img) {
+		d, _ := l.Digest()
+		if got := status(t, "HEAD", p.url()+"/v2/crash/app/blobs/"+d.String()); got != http.StatusOK {
+			t.Errorf("layer %s acknowledged before the kill: HEAD %d after restart, want 200", d, got)
+		}
+		if _, err := os.Stat(filepath.Join(p.data, "store", "blobs", d.Algorithm, d.Hex)); err != nil {
+			t.Errorf("layer %s is not a file after restart: %v", d, err)
+		}
+	}
+	if got := status(t, "HEAD", p.url()+"/v2/crash/app/blobs/"+cfgName.String()); got != http.StatusOK {
+		t.Errorf("config acknowledged before the kill: HEAD %d after restart, want 200", got)
+	}
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatalf("redoing the push: %v", err)
 	}

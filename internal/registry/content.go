@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -62,22 +63,23 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) {
 		r.writeError(w, req, err)
 		return
 	}
-	f, err := r.st.OpenBlob(rt.name, h)
+	blob, size, err := r.st.OpenBlob(rt.name, h)
 	if err != nil {
 		r.writeError(w, req, err)
 		return
 	}
-	defer f.Close()
+	defer blob.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", h.String())
 	w.Header().Set("ETag", `"`+h.String()+`"`)
-	// ServeContent answers HEAD and Range requests and streams from the
-	// file. It seeks twice to learn the size; a small blob's size comes from
-	// one fstat instead and its bytes from one pread (a large one keeps the
-	// file itself, which the kernel can send without copying).
-	var content io.ReadSeeker = f
-	if st, err := f.Stat(); err == nil && st.Size() <= smallBlob {
-		content = io.NewSectionReader(f, 0, st.Size())
+	// ServeContent answers HEAD and Range requests and streams the blob. It
+	// seeks twice to learn a file's size and reads it to EOF; a small
+	// file is read through a SectionReader of the size known, with one
+	// pread (a large one is passed as it is, for the kernel to send
+	// without copying).
+	var content io.ReadSeeker = blob
+	if f, ok := blob.(*os.File); ok && size <= smallBlob {
+		content = io.NewSectionReader(f, 0, size)
 	}
 	http.ServeContent(w, req, "", time.Time{}, content)
 }

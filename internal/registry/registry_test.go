@@ -47,12 +47,21 @@ func newFixture(t testing.TB, access registry.Access) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As the server does: small blobs go through the journal.
+	if err := st.OpenJournal(); err != nil {
+		t.Fatal(err)
+	}
 	reg, err := registry.New(st, registry.Options{Access: access})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		if err := st.CloseJournal(); err != nil {
+			t.Error(err)
+		}
+	})
 	return &fixture{dir: dir, st: st, srv: srv, host: strings.TrimPrefix(srv.URL, "http://")}
 }
 

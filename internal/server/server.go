@@ -193,6 +193,16 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if f.noSync {
 			st.DisableSyncUnsafe()
 		}
+		// Small blobs are kept in the store's journal until they are
+		// needed as files; what a crash left there is written out now.
+		if err := st.OpenJournal(); err != nil {
+			return err
+		}
+		defer func() {
+			if err := st.CloseJournal(); err != nil {
+				log.Error("writing out the blob journal", "err", err)
+			}
+		}()
 		reg, err := registry.New(st, registry.Options{Access: access, Log: log})
 		if err != nil {
 			return err

@@ -1,29 +1,50 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // OpenBlob opens blob h of repository name for reading.
-func (l *Layout) OpenBlob(name string, h v1.Hash) (*os.File, error) {
+func (l *Layout) OpenBlob(name string, h v1.Hash) (io.ReadSeekCloser, int64, error) {
 	if err := l.checkBlob(name, h); err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if data, ok := l.journal.get(name, h); ok {
+		return memBlob{bytes.NewReader(data)}, int64(len(data)), nil
 	}
 	f, err := os.Open(l.blobPath(h))
 	if os.IsNotExist(err) {
-		return nil, fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
+		return nil, 0, fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
 	}
-	return f, err
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }
+
+// memBlob is a blob the journal holds, read from memory.
+type memBlob struct{ *bytes.Reader }
+
+func (memBlob) Close() error { return nil }
 
 // StatBlob returns the size of blob h of repository name.
 func (l *Layout) StatBlob(name string, h v1.Hash) (int64, error) {
 	if err := l.checkBlob(name, h); err != nil {
 		return 0, err
+	}
+	if data, ok := l.journal.get(name, h); ok {
+		return int64(len(data)), nil
 	}
 	fi, err := os.Stat(l.blobPath(h))
 	if os.IsNotExist(err) {
@@ -44,6 +65,9 @@ func (l *Layout) checkBlob(name string, h v1.Hash) error {
 	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
+	if _, ok := l.journal.get(name, h); ok {
+		return nil
+	}
 	if exists(l.blobLink(name, h)) || exists(l.manifestLink(name, h)) {
 		return nil
 	}
@@ -58,6 +82,9 @@ func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
 	if err := l.checkBlob(from, h); err != nil {
 		return err
 	}
+	if err := l.journal.flush([]v1.Hash{h}); err != nil {
+		return err
+	}
 	if err := ValidName(to); err != nil {
 		return err
 	}
@@ -70,6 +97,11 @@ func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
 func (l *Layout) FindBlob(h v1.Hash, readable func(name string) bool) (string, bool) {
 	if !validDigest(h) {
 		return "", false
+	}
+	for _, n := range l.journal.repos(h) {
+		if readable(n) {
+			return n, true
+		}
 	}
 	names, err := l.Repositories()
 	if err != nil {
@@ -88,6 +120,11 @@ func (l *Layout) FindBlob(h v1.Hash, readable func(name string) bool) (string, b
 func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
 	if err := ValidName(name); err != nil {
 		return err
+	}
+	if validDigest(h) {
+		if err := l.journal.flush([]v1.Hash{h}); err != nil {
+			return err
+		}
 	}
 	err := os.Remove(l.blobLink(name, h))
 	if os.IsNotExist(err) {
@@ -154,6 +191,18 @@ func (l *Layout) walk(h v1.Hash, seen map[v1.Hash]bool) {
 	for _, d := range m.Manifests {
 		l.walk(d.hash(), seen)
 	}
+}
+
+// refs are the digests m refers to.
+func (m manifestRefs) refs() []v1.Hash {
+	var hs []v1.Hash
+	if m.Config != nil {
+		hs = append(hs, m.Config.hash())
+	}
+	for _, d := range append(append([]descriptor{}, m.Layers...), m.Manifests...) {
+		hs = append(hs, d.hash())
+	}
+	return hs
 }
 
 // manifestRefs is what an image manifest or an index refers to.

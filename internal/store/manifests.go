@@ -124,6 +124,11 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 	}
 	desc := v1.Descriptor{MediaType: mt, Size: size, Digest: h}
 
+	// What it refers to is written out of the journal first, so that a
+	// layout reader following index.json finds every blob.
+	if err := l.journal.flush(m.refs()); err != nil {
+		return v1.Descriptor{}, nil, err
+	}
 	// Blob, then link, then referrer, then tag: a crash between any two
 	// leaves only what is complete visible.
 	if err := l.writeBlobBytes(h, raw); err != nil {

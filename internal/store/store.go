@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,6 +40,8 @@ type Layout struct {
 
 	// noSync skips every fsync: see DisableSyncUnsafe.
 	noSync bool
+
+	journal *journal // small blobs not yet files; nil unless OpenJournal
 
 	indexMu  sync.Mutex
 	index    *v1.IndexManifest // the last index.json parsed, never edited
@@ -166,13 +167,21 @@ func (l *Layout) blobPath(h v1.Hash) string {
 }
 
 func (l *Layout) writeBlobBytes(h v1.Hash, b []byte) error {
-	return l.writeBlob(h, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil })
+	return l.writeBlob(h, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 }
 
 // ErrDigestMismatch means a blob's bytes do not hash to its name.
 var ErrDigestMismatch = errors.New("blob content does not match its digest")
 
 func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error {
+	return l.writeBlobFile(h, open, true)
+}
+
+// writeBlobFile writes blob h from what open yields, checking its digest.
+// Unless durable, neither the file nor its directory is synced: for a
+// blob that is durable elsewhere (the journal) until a sync of the whole
+// file system.
+func (l *Layout) writeBlobFile(h v1.Hash, open func() (io.ReadCloser, error), durable bool) error {
 	if _, ok := algorithms[h.Algorithm]; !ok {
 		return fmt.Errorf("blob %s: only sha256 and sha512 digests are supported", h)
 	}
@@ -208,9 +217,11 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 		tmp.Close()
 		return fmt.Errorf("blob %s: %w (got %s:%s)", h, ErrDigestMismatch, h.Algorithm, got)
 	}
-	if err := l.syncFile(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing blob %s: %w", h, err)
+	if durable {
+		if err := l.syncFile(tmp); err != nil {
+			tmp.Close()
+			return fmt.Errorf("writing blob %s: %w", h, err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
@@ -221,6 +232,9 @@ func (l *Layout) writeBlob(h v1.Hash, open func() (io.ReadCloser, error)) error 
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	if !durable {
+		return nil
 	}
 	return l.syncer(filepath.Dir(final)).Sync()
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,14 +14,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Upload is a blob being received into DIR/uploads/<id>. It becomes a blob
+// Upload is a blob being received into DIR/uploads/<id> (or, while it is
+// small and the layout has a journal, into memory). It becomes a blob
 // only through Commit, which checks the digest first; until then nothing
 // a reader can see has changed. An Upload is not safe for concurrent use.
 type Upload struct {
 	l    *Layout
 	name string
 	id   string
-	f    *os.File
+	f    *os.File // nil while the bytes are in buf
+	buf  []byte
 	hash hash.Hash
 	size int64
 	// renamed: the file became a blob
@@ -36,17 +39,52 @@ func (l *Layout) NewUpload(name string) (*Upload, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	id := hex.EncodeToString(b[:])
-	dir := filepath.Join(l.dir, "uploads")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("starting upload: %w", err)
+	u := &Upload{l: l, name: name, id: hex.EncodeToString(b[:]), hash: sha256.New()}
+	if l.journal == nil {
+		if err := u.spill(); err != nil {
+			return nil, err
+		}
 	}
-	f, err := os.OpenFile(filepath.Join(dir, id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("starting upload: %w", err)
-	}
-	return &Upload{l: l, name: name, id: id, f: f, hash: sha256.New()}, nil
+	return u, nil
 }
+
+// spill moves the upload from memory to its staging file.
+func (u *Upload) spill() error {
+	dir := filepath.Join(u.l.dir, "uploads")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("starting upload: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, u.id), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("starting upload: %w", err)
+	}
+	if _, err := f.Write(u.buf); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("receiving upload %s: %w", u.id, err)
+	}
+	u.f, u.buf = f, nil
+	return nil
+}
+
+// write keeps p in memory while the upload fits the journal, else in the
+// staging file.
+func (u *Upload) write(p []byte) (int, error) {
+	if u.f == nil {
+		if len(u.buf)+len(p) <= JournalMax {
+			u.buf = append(u.buf, p...)
+			return len(p), nil
+		}
+		if err := u.spill(); err != nil {
+			return 0, err
+		}
+	}
+	return u.f.Write(p)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // ID names the upload.
 func (u *Upload) ID() string { return u.id }
@@ -60,7 +98,7 @@ func (u *Upload) Size() int64 { return u.size }
 // Write appends what r yields. Bytes received before an error count: the
 // client can ask for the size and resume from there.
 func (u *Upload) Write(r io.Reader) (int64, error) {
-	n, err := io.Copy(io.MultiWriter(u.f, u.hash), r)
+	n, err := io.Copy(io.MultiWriter(writerFunc(u.write), u.hash), r)
 	u.size += n
 	if err != nil {
 		return n, fmt.Errorf("receiving upload %s: %w", u.id, err)
@@ -79,10 +117,15 @@ func (u *Upload) Commit(h v1.Hash) error {
 	if h.Algorithm != got.Algorithm {
 		// Hashed on the way in with the canonical algorithm only: read the
 		// bytes again for the rare client that asks for another.
-		r, err := os.Open(u.f.Name())
-		if err != nil {
-			return err
+		var r io.ReadCloser = io.NopCloser(bytes.NewReader(u.buf))
+		if u.f != nil {
+			f, err := os.Open(u.f.Name())
+			if err != nil {
+				return err
+			}
+			r = f
 		}
+		var err error
 		got, err = digestReader(h.Algorithm, r)
 		r.Close()
 		if err != nil {
@@ -95,6 +138,8 @@ func (u *Upload) Commit(h v1.Hash) error {
 	final := u.l.blobPath(h)
 	if exists(final) {
 		touch(final)
+	} else if u.f == nil {
+		return u.l.journal.put(u.name, h, u.buf)
 	} else {
 		if err := u.l.syncFile(u.f); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
@@ -115,6 +160,10 @@ func (u *Upload) Commit(h v1.Hash) error {
 
 // Cancel drops the upload.
 func (u *Upload) Cancel() error {
+	if u.f == nil {
+		u.buf = nil
+		return nil
+	}
 	u.f.Close()
 	if u.renamed {
 		return nil

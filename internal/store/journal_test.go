@@ -1,0 +1,212 @@
+package store_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/store"
+)
+
+func sha(data []byte) v1.Hash {
+	s := sha256.Sum256(data)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
+}
+
+// push uploads data into repo as a registry would.
+func push(t *testing.T, l *store.Layout, repo string, data []byte) v1.Hash {
+	t.Helper()
+	up, err := l.NewUpload(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := up.Write(bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	h := sha(data)
+	if err := up.Commit(h); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func readBlob(t *testing.T, l *store.Layout, repo string, h v1.Hash) ([]byte, error) {
+	t.Helper()
+	rc, _, err := l.OpenBlob(repo, h)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func openJournal(t *testing.T, dir string) *store.Layout {
+	t.Helper()
+	l, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.OpenJournal(); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	small := []byte("a small blob")
+	big := bytes.Repeat([]byte("x"), store.JournalMax+1)
+	hs, hb := push(t, l, "app", small), push(t, l, "app", big)
+
+	// The small blob is served at once, from the journal: no file yet.
+	if got, err := readBlob(t, l, "app", hs); err != nil || !bytes.Equal(got, small) {
+		t.Fatalf("small blob = %q, %v", got, err)
+	}
+	if n, err := l.StatBlob("app", hs); err != nil || n != int64(len(small)) {
+		t.Errorf("StatBlob = %d, %v", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", hs.Hex)); !os.IsNotExist(err) {
+		t.Errorf("the small blob is a file before it is needed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", hb.Hex)); err != nil {
+		t.Errorf("the large blob is not a file: %v", err)
+	}
+	if _, err := readBlob(t, l, "other", hs); !errors.Is(err, store.ErrBlobUnknown) {
+		t.Errorf("another repository reads the blob: %v", err)
+	}
+	if from, ok := l.FindBlob(hs, func(string) bool { return true }); !ok || from != "app" {
+		t.Errorf("FindBlob = %q, %v", from, ok)
+	}
+
+	// A manifest that needs it writes it out, so a layout reader (which
+	// goes through index.json) finds every blob.
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	hc := push(t, l, "app", config)
+	manifest := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
+		types.OCIManifestSchema1, types.OCIConfigJSON, hc, len(config), types.OCILayer, hs, len(small)))
+	if _, _, err := l.PutManifest("app", "v1", types.OCIManifestSchema1, manifest); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []v1.Hash{hs, hc} {
+		if data, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", h.Hex)); err != nil || sha(data) != h {
+			t.Errorf("blob %s after the manifest: %v", h, err)
+		}
+	}
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := p.Image(sha(manifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := img.Layers(); err != nil || len(ls) != 1 {
+		t.Fatalf("layers = %v, %v", ls, err)
+	} else if rc, err := ls[0].Compressed(); err != nil {
+		t.Fatal(err)
+	} else if got, _ := io.ReadAll(rc); !bytes.Equal(got, small) {
+		t.Errorf("layer read from the layout = %q", got)
+	}
+
+	// Mounting and deleting write out what they touch first.
+	other := push(t, l, "app", []byte("another small blob"))
+	if err := l.MountBlob("app", "mounted", other); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readBlob(t, l, "mounted", other); err != nil || string(got) != "another small blob" {
+		t.Errorf("mounted blob = %q, %v", got, err)
+	}
+	gone := push(t, l, "app", []byte("deleted soon"))
+	if err := l.DeleteBlob("app", gone); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readBlob(t, l, "app", gone); !errors.Is(err, store.ErrBlobUnknown) {
+		t.Errorf("deleted blob read: %v", err)
+	}
+
+	// Closing writes out the rest and empties the journal.
+	last := push(t, l, "app", []byte("the last one"))
+	if err := l.CloseJournal(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "journal")); err != nil || st.Size() != 0 {
+		t.Errorf("journal after close: %v, %v", st, err)
+	}
+	l2, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readBlob(t, l2, "app", last); err != nil || string(got) != "the last one" {
+		t.Errorf("after close = %q, %v", got, err)
+	}
+	if _, err := readBlob(t, l2, "app", gone); !errors.Is(err, store.ErrBlobUnknown) {
+		t.Errorf("a deleted blob came back: %v", err)
+	}
+}
+
+// A process killed with blobs in the journal loses none of them: the next
+// one to open it writes them out. A record cut short was never
+// acknowledged and is dropped.
+func TestJournalRecoversAfterAKill(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	var hs []v1.Hash
+	for i := range 20 {
+		hs = append(hs, push(t, l, "app", []byte(fmt.Sprintf("blob %d", i))))
+	}
+	// Stand in for the killed process: copy its journal, torn mid-record,
+	// to a fresh store, as a crash would leave it.
+	data, err := os.ReadFile(filepath.Join(dir, "journal"))
+	if err != nil || len(data) == 0 {
+		t.Fatalf("journal: %d bytes, %v", len(data), err)
+	}
+	_, dir2 := open(t)
+	torn := append(append([]byte{}, data...), data[:len(data)/20]...)
+	if err := os.WriteFile(filepath.Join(dir2, "journal"), torn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A file written out before the crash but never synced may be empty.
+	if err := os.MkdirAll(filepath.Join(dir2, "blobs", "sha256"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir2, "blobs", "sha256", hs[3].Hex), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	l2 := openJournal(t, dir2)
+	defer l2.CloseJournal()
+	for i, h := range hs {
+		got, err := os.ReadFile(filepath.Join(dir2, "blobs", "sha256", h.Hex))
+		if err != nil || string(got) != fmt.Sprintf("blob %d", i) {
+			t.Errorf("blob %d after recovery = %q, %v", i, got, err)
+		}
+		if got, err := readBlob(t, l2, "app", h); err != nil || string(got) != fmt.Sprintf("blob %d", i) {
+			t.Errorf("blob %d read after recovery = %q, %v", i, got, err)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir2, "journal")); st.Size() != 0 {
+		t.Errorf("journal not emptied after recovery: %d bytes", st.Size())
+	}
+
+	// One process at a time.
+	l3, err := store.Open(dir2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l3.OpenJournal(); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a second journal opened: %v", err)
+	}
+	l.CloseJournal()
+}
