@@ -34,12 +34,14 @@ type journal struct {
 	f    *os.File
 	sync *dirSyncer // the fdatasync writers share
 
-	mu       sync.Mutex
-	size     int64 // bytes appended
-	inflight int   // records appended, not yet synced
-	pending  map[v1.Hash]*journalBlob
-	held     int64 // bytes of pending blobs
-	flushing bool  // a background write-out is running
+	mu        sync.Mutex
+	gen       uint64 // the generation records are written in
+	size      int64  // where the next record goes
+	allocated int64  // the file's length: zeros past size
+	inflight  int    // records appended, not yet synced
+	pending   map[v1.Hash]*journalBlob
+	held      int64 // bytes of pending blobs
+	flushing  bool  // a background write-out is running
 }
 
 type journalBlob struct {
@@ -97,9 +99,18 @@ func (l *Layout) CloseJournal() error {
 // torn or corrupt one (a write a crash cut short was never acknowledged),
 // then empties the journal.
 func (j *journal) recover() error {
-	r := bufio.NewReader(io.NewSectionReader(j.f, 0, 1<<62))
-	for {
-		repo, h, data, err := readRecord(r)
+	var head [journalHeader]byte
+	if _, err := j.f.ReadAt(head[:], 0); err == nil && string(head[:8]) == journalMagic {
+		j.gen = binary.LittleEndian.Uint64(head[8:])
+	}
+	st, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("opening the blob journal: %w", err)
+	}
+	j.allocated = st.Size()
+	r := bufio.NewReader(io.NewSectionReader(j.f, journalHeader, 1<<62))
+	for j.gen != 0 {
+		repo, h, data, err := readRecord(r, j.gen)
 		if err != nil {
 			break // the end, or a torn tail
 		}
@@ -127,31 +138,76 @@ func (j *journal) writeOut(h v1.Hash, data []byte) error {
 	return j.l.writeBlobFile(h, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, false)
 }
 
-// truncate empties the journal file once what was written out of it is
-// durable; every record in it must be written out.
+// truncate empties the journal once what was written out of it is durable
+// (every record in it must be): it starts a new generation, whose header
+// makes the records of the last one invalid, and keeps the file's length,
+// so that appends overwrite zeros or stale records and an fdatasync has
+// only data to flush, no file size or block allocation.
 func (j *journal) truncate() error {
 	if !j.l.noSync {
 		if err := unix.Syncfs(int(j.f.Fd())); err != nil {
 			return fmt.Errorf("syncing the blobs written out of the journal: %w", err)
 		}
 	}
-	if err := j.f.Truncate(0); err != nil {
+	var head [journalHeader]byte
+	copy(head[:], journalMagic)
+	binary.LittleEndian.PutUint64(head[8:], j.gen+1)
+	if _, err := j.f.WriteAt(head[:], 0); err != nil {
 		return fmt.Errorf("emptying the blob journal: %w", err)
 	}
-	j.size = 0
-	return j.l.syncFile(j.f)
+	if err := j.l.syncFile(j.f); err != nil {
+		return fmt.Errorf("emptying the blob journal: %w", err)
+	}
+	j.gen++
+	j.size = journalHeader
+	j.allocated = max(j.allocated, journalHeader)
+	return nil
+}
+
+// journalMagic starts the journal's header, which also holds the
+// generation (8 bytes, little endian).
+const (
+	journalMagic  = "KILNJRN1"
+	journalHeader = 16
+)
+
+// journalGrow is how far the journal file is extended with zeros at a
+// time, ahead of the records.
+const journalGrow = 8 << 20
+
+// reserve makes room for n more bytes past size, extending the file with
+// zeros and syncing its new length; under j.mu.
+func (j *journal) reserve(n int64) error {
+	if j.size+n <= j.allocated {
+		return nil
+	}
+	grow := max(journalGrow, j.size+n-j.allocated)
+	zeros := make([]byte, 1<<20)
+	for off := j.allocated; off < j.allocated+grow; off += int64(len(zeros)) {
+		if _, err := j.f.WriteAt(zeros[:min(int64(len(zeros)), j.allocated+grow-off)], off); err != nil {
+			return err
+		}
+	}
+	if err := j.l.syncFile(j.f); err != nil {
+		return err
+	}
+	j.allocated += grow
+	return nil
 }
 
 // put makes data, which the caller has checked hashes to h, blob h of repo
 // once it is durable in the journal.
 func (j *journal) put(repo string, h v1.Hash, data []byte) error {
-	rec := encodeRecord(repo, h, data)
 	j.mu.Lock()
 	if b, ok := j.pending[h]; ok && b.repos[repo] {
 		j.mu.Unlock()
 		return nil
 	}
-	_, err := j.f.WriteAt(rec, j.size)
+	rec := encodeRecord(j.gen, repo, h, data)
+	err := j.reserve(int64(len(rec)))
+	if err == nil {
+		_, err = j.f.WriteAt(rec, j.size)
+	}
 	if err == nil {
 		j.size += int64(len(rec))
 		j.inflight++
@@ -297,7 +353,7 @@ func (j *journal) flush(hs []v1.Hash) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.pending) == 0 && j.inflight == 0 && j.size > 0 {
+	if len(j.pending) == 0 && j.inflight == 0 && j.size > journalHeader {
 		return j.truncate()
 	}
 	return nil
@@ -313,9 +369,10 @@ func contains(list []string, s string) bool {
 }
 
 // A record: its payload's length and CRC-32C (4 bytes each, little
-// endian), then the payload: the repository, the digest and the blob, each
-// preceded by its length as a uvarint.
-func encodeRecord(repo string, h v1.Hash, data []byte) []byte {
+// endian; the CRC also covers the generation, so a record left from an
+// earlier one is invalid), then the payload: the repository, the digest
+// and the blob, each preceded by its length as a uvarint.
+func encodeRecord(gen uint64, repo string, h v1.Hash, data []byte) []byte {
 	digest := h.String()
 	payload := make([]byte, 0, 3*binary.MaxVarintLen64+len(repo)+len(digest)+len(data))
 	for _, part := range [][]byte{[]byte(repo), []byte(digest), data} {
@@ -324,13 +381,19 @@ func encodeRecord(repo string, h v1.Hash, data []byte) []byte {
 	}
 	rec := make([]byte, 8, 8+len(payload))
 	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, crcTable))
+	binary.LittleEndian.PutUint32(rec[4:], recordCRC(gen, payload))
 	return append(rec, payload...)
+}
+
+func recordCRC(gen uint64, payload []byte) uint32 {
+	var g [8]byte
+	binary.LittleEndian.PutUint64(g[:], gen)
+	return crc32.Update(crc32.Checksum(g[:], crcTable), crcTable, payload)
 }
 
 var errBadRecord = errors.New("bad journal record")
 
-func readRecord(r *bufio.Reader) (repo string, h v1.Hash, data []byte, err error) {
+func readRecord(r *bufio.Reader, gen uint64) (repo string, h v1.Hash, data []byte, err error) {
 	var head [8]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
 		return "", v1.Hash{}, nil, err
@@ -343,7 +406,7 @@ func readRecord(r *bufio.Reader) (repo string, h v1.Hash, data []byte, err error
 	if _, err := io.ReadFull(r, payload); err != nil {
 		return "", v1.Hash{}, nil, err
 	}
-	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
+	if recordCRC(gen, payload) != binary.LittleEndian.Uint32(head[4:]) {
 		return "", v1.Hash{}, nil, errBadRecord
 	}
 	var parts [3][]byte

@@ -141,9 +141,6 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 	if err := l.CloseJournal(); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := os.Stat(filepath.Join(dir, "journal")); err != nil || st.Size() != 0 {
-		t.Errorf("journal after close: %v, %v", st, err)
-	}
 	l2, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +150,23 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 	}
 	if _, err := readBlob(t, l2, "app", gone); !errors.Is(err, store.ErrBlobUnknown) {
 		t.Errorf("a deleted blob came back: %v", err)
+	}
+	assertJournalEmpty(t, dir, last)
+}
+
+// assertJournalEmpty checks that the journal of the closed store at dir
+// holds no record of h: were it there, opening the journal would write
+// the blob out again.
+func assertJournalEmpty(t *testing.T, dir string, h v1.Hash) {
+	t.Helper()
+	path := filepath.Join(dir, "blobs", h.Algorithm, h.Hex)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	l := openJournal(t, dir)
+	defer l.CloseJournal()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the journal still held %s: %v", h, err)
 	}
 }
 
@@ -196,10 +210,6 @@ func TestJournalRecoversAfterAKill(t *testing.T) {
 			t.Errorf("blob %d read after recovery = %q, %v", i, got, err)
 		}
 	}
-	if st, _ := os.Stat(filepath.Join(dir2, "journal")); st.Size() != 0 {
-		t.Errorf("journal not emptied after recovery: %d bytes", st.Size())
-	}
-
 	// One process at a time.
 	l3, err := store.Open(dir2)
 	if err != nil {
@@ -209,4 +219,48 @@ func TestJournalRecoversAfterAKill(t *testing.T) {
 		t.Errorf("a second journal opened: %v", err)
 	}
 	l.CloseJournal()
+	if err := l2.CloseJournal(); err != nil {
+		t.Fatal(err)
+	}
+	assertJournalEmpty(t, dir2, hs[5])
+}
+
+// Records of a generation the journal has emptied are never replayed,
+// even where the file still holds them: the journal keeps its length, so
+// that appends overwrite old bytes rather than grow the file.
+func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	var hs []v1.Hash
+	for i := range 50 {
+		hs = append(hs, push(t, l, "app", []byte(fmt.Sprintf("first generation %02d", i))))
+	}
+	if err := l.CloseJournal(); err != nil { // written out, a new generation begun
+		t.Fatal(err)
+	}
+	l = openJournal(t, dir)
+	// A record as long as each of the first generation's: the next one in
+	// the file is whole, and valid but for its generation.
+	short := push(t, l, "app", []byte("later generation 00"))
+	// Simulate a crash: copy the journal as it is, then delete the blobs of
+	// the first generation, as a client's DELETE and gc would.
+	data, err := os.ReadFile(filepath.Join(dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.CloseJournal()
+	_, dir2 := open(t)
+	if err := os.WriteFile(filepath.Join(dir2, "journal"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openJournal(t, dir2)
+	defer l2.CloseJournal()
+	if got, err := readBlob(t, l2, "app", short); err != nil || string(got) != "later generation 00" {
+		t.Errorf("second generation blob = %q, %v", got, err)
+	}
+	for _, h := range hs {
+		if _, err := os.Stat(filepath.Join(dir2, "blobs", h.Algorithm, h.Hex)); !os.IsNotExist(err) {
+			t.Fatalf("a blob of the emptied generation was replayed: %v", err)
+		}
+	}
 }
