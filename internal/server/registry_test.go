@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/store"
 )
 
 // serve runs the server with args on a free port until the test ends and
@@ -118,6 +120,16 @@ func TestRunBadFlags(t *testing.T) {
 	dir := t.TempDir()
 	htpasswd := filepath.Join(dir, "htpasswd")
 	os.WriteFile(htpasswd, []byte("alice:plain\n"), 0o600)
+	// A store another server is serving: its journal is taken.
+	busy := filepath.Join(t.TempDir(), "store")
+	held, err := store.Open(busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := held.OpenJournal(); err != nil {
+		t.Fatal(err)
+	}
+	defer held.CloseJournal()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -130,6 +142,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"plain-text htpasswd", []string{"--data", dir, "--htpasswd", htpasswd}, "only bcrypt"},
 		{"missing token file", []string{"--data", dir, "--token-file", filepath.Join(dir, "nope")}, "token file"},
 		{"stray argument", []string{"serve"}, "unexpected argument"},
+		{"store served by another server", []string{"--store", busy, "--registry-only"}, "another server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := Run(context.Background(), append([]string{"--addr", "127.0.0.1:0"}, tc.args...), io.Discard)
