@@ -1,8 +1,8 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -30,9 +31,11 @@ import (
 // Only the process that opened the journal (kiln's server) knows its
 // blobs; it holds an exclusive lock on the file while it is open.
 type journal struct {
-	l    *Layout
-	f    *os.File
-	sync *dirSyncer // the fdatasync writers share
+	l      *Layout
+	f      *os.File   // for reading, locking and syncing
+	w      *os.File   // for writing: f itself, or the file opened O_DIRECT|O_DSYNC
+	direct bool       // each write through w is durable when it returns
+	sync   *dirSyncer // otherwise: the fdatasync writers share
 
 	mu        sync.Mutex
 	gen       uint64 // the generation records are written in
@@ -42,6 +45,13 @@ type journal struct {
 	pending   map[v1.Hash]*journalBlob
 	held      int64 // bytes of pending blobs
 	flushing  bool  // a background write-out is running
+
+	queue          []byte // records waiting for the next write, from queueAt
+	queueAt        int64
+	writing        bool       // a write is running
+	taken, written uint64     // batches taken by a writer, and written
+	wrote          *sync.Cond // on j.mu: a batch was written
+	failed         error      // a write failed: the journal takes no more
 }
 
 type journalBlob struct {
@@ -71,15 +81,37 @@ func (l *Layout) OpenJournal() error {
 		f.Close()
 		return fmt.Errorf("the blob journal %s is in use by another process (is another server running on this store?)", f.Name())
 	}
-	j := &journal{l: l, f: f, pending: map[v1.Hash]*journalBlob{}}
+	j := &journal{l: l, f: f, w: f, pending: map[v1.Hash]*journalBlob{}}
+	j.wrote = sync.NewCond(&j.mu)
 	j.sync = &dirSyncer{syncFn: func() error { return syscall.Fdatasync(int(f.Fd())) }, noSync: l.noSync}
 	j.sync.init()
+	// Direct, synchronous writes into the journal's preallocated blocks go
+	// to the disk each on its own, in parallel, durable when they return
+	// (a write with forced unit access, no cache flush of the whole
+	// disk): ~50 µs a record here with 8 writers, where writers sharing
+	// fdatasyncs waited ~600 µs. File systems without O_DIRECT (tmpfs)
+	// get the fdatasyncs.
+	if !l.noSync && journalDirect {
+		if w, err := os.OpenFile(f.Name(), os.O_RDWR|syscall.O_DIRECT|syscall.O_DSYNC, 0); err == nil {
+			j.w, j.direct = w, true
+		}
+	}
 	if err := j.recover(); err != nil {
-		f.Close()
+		j.close()
 		return err
 	}
 	l.journal = j
 	return nil
+}
+
+// journalDirect is false only in tests of the fdatasync path.
+var journalDirect = true
+
+func (j *journal) close() error {
+	if j.w != j.f {
+		j.w.Close()
+	}
+	return j.f.Close()
 }
 
 // CloseJournal writes out every blob the journal holds and closes it.
@@ -89,17 +121,19 @@ func (l *Layout) CloseJournal() error {
 		return nil
 	}
 	err := j.flushAll()
-	if cerr := j.f.Close(); err == nil {
+	if cerr := j.close(); err == nil {
 		err = cerr
 	}
 	return err
 }
 
-// recover writes out the records a previous process left, up to the first
-// torn or corrupt one (a write a crash cut short was never acknowledged),
-// then empties the journal.
+// recover writes out the records of the current generation a previous
+// process left, then empties the journal. Records start at block
+// boundaries; writers write side by side, so a record cut short by a crash
+// (never acknowledged) may lie between whole ones: the scan goes on at the
+// next block.
 func (j *journal) recover() error {
-	var head [journalHeader]byte
+	var head [16]byte
 	if _, err := j.f.ReadAt(head[:], 0); err == nil && string(head[:8]) == journalMagic {
 		j.gen = binary.LittleEndian.Uint64(head[8:])
 	}
@@ -107,13 +141,15 @@ func (j *journal) recover() error {
 	if err != nil {
 		return fmt.Errorf("opening the blob journal: %w", err)
 	}
-	j.allocated = st.Size()
-	r := bufio.NewReader(io.NewSectionReader(j.f, journalHeader, 1<<62))
-	for j.gen != 0 {
-		repo, h, data, err := readRecord(r, j.gen)
-		if err != nil {
-			break // the end, or a torn tail
+	size := st.Size() / journalBlock * journalBlock
+	j.allocated = size
+	for off := int64(journalBlock); j.gen != 0 && off < size; {
+		repo, h, data, n := readRecord(j.f, off, size, j.gen)
+		if n == 0 {
+			off += journalBlock // zeros, a stale or torn record: try the next block
+			continue
 		}
+		off += n
 		// A file written out before the crash but never synced may be
 		// short: what is there must be the blob, or it is written again.
 		if got, err := os.ReadFile(j.l.blobPath(h)); err == nil && !bytes.Equal(got, data) {
@@ -149,27 +185,55 @@ func (j *journal) truncate() error {
 			return fmt.Errorf("syncing the blobs written out of the journal: %w", err)
 		}
 	}
-	var head [journalHeader]byte
-	copy(head[:], journalMagic)
-	binary.LittleEndian.PutUint64(head[8:], j.gen+1)
-	if _, err := j.f.WriteAt(head[:], 0); err != nil {
+	// A random generation: records of an earlier one, and bytes a client
+	// pushed that look like a record, fail the CRC.
+	var gen [8]byte
+	if _, err := rand.Read(gen[:]); err != nil {
+		return err
+	}
+	head := alignedBlock(journalBlock)
+	copy(head, journalMagic)
+	copy(head[8:], gen[:])
+	if _, err := j.w.WriteAt(head, 0); err != nil {
 		return fmt.Errorf("emptying the blob journal: %w", err)
 	}
-	if err := j.l.syncFile(j.f); err != nil {
+	if err := j.syncWrites(); err != nil {
 		return fmt.Errorf("emptying the blob journal: %w", err)
 	}
-	j.gen++
-	j.size = journalHeader
-	j.allocated = max(j.allocated, journalHeader)
+	j.gen = binary.LittleEndian.Uint64(gen[:])
+	j.size = journalBlock
+	j.allocated = max(j.allocated, journalBlock)
 	return nil
 }
 
-// journalMagic starts the journal's header, which also holds the
-// generation (8 bytes, little endian).
+// syncWrites makes writes through w durable, unless each already is.
+func (j *journal) syncWrites() error {
+	if j.direct {
+		return nil
+	}
+	return j.l.syncFile(j.f)
+}
+
+// journalMagic starts the journal's header block, which also holds the
+// generation (8 bytes, little endian). Records start at block boundaries,
+// as direct I/O needs.
 const (
-	journalMagic  = "KILNJRN1"
-	journalHeader = 16
+	journalMagic = "KILNJRN1"
+	journalBlock = 4096
 )
+
+// alignedBlock returns n zero bytes (a multiple of journalBlock) at an
+// address aligned to journalBlock, as direct I/O needs.
+func alignedBlock(n int) []byte {
+	b := make([]byte, n+journalBlock)
+	off := 0
+	if r := int(uintptr(unsafe.Pointer(&b[0])) % journalBlock); r != 0 {
+		off = journalBlock - r
+	}
+	return b[off : off+n : off+n]
+}
+
+func padded(n int64) int64 { return (n + journalBlock - 1) / journalBlock * journalBlock }
 
 // journalGrow is how far the journal file is extended with zeros at a
 // time, ahead of the records.
@@ -181,14 +245,14 @@ func (j *journal) reserve(n int64) error {
 	if j.size+n <= j.allocated {
 		return nil
 	}
-	grow := max(journalGrow, j.size+n-j.allocated)
-	zeros := make([]byte, 1<<20)
+	grow := padded(max(journalGrow, j.size+n-j.allocated))
+	zeros := alignedBlock(1 << 20)
 	for off := j.allocated; off < j.allocated+grow; off += int64(len(zeros)) {
-		if _, err := j.f.WriteAt(zeros[:min(int64(len(zeros)), j.allocated+grow-off)], off); err != nil {
+		if _, err := j.w.WriteAt(zeros[:min(int64(len(zeros)), j.allocated+grow-off)], off); err != nil {
 			return err
 		}
 	}
-	if err := j.l.syncFile(j.f); err != nil {
+	if err := j.syncWrites(); err != nil {
 		return err
 	}
 	j.allocated += grow
@@ -206,19 +270,8 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	rec := encodeRecord(j.gen, repo, h, data)
 	err := j.reserve(int64(len(rec)))
 	if err == nil {
-		_, err = j.f.WriteAt(rec, j.size)
+		err = j.write(rec)
 	}
-	if err == nil {
-		j.size += int64(len(rec))
-		j.inflight++
-	}
-	j.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("writing blob %s to the journal: %w", h, err)
-	}
-	err = j.sync.Sync()
-	j.mu.Lock()
-	j.inflight--
 	if err == nil {
 		b := j.pending[h]
 		if b == nil {
@@ -245,6 +298,48 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 		}()
 	}
 	return nil
+}
+
+// write appends rec and returns once it is durable; under j.mu, which it
+// releases while it waits. Records queue up while a write is running and
+// the next writer writes them all in one (a group commit): one disk write
+// and its wait for many records.
+func (j *journal) write(rec []byte) error {
+	if len(j.queue) == 0 {
+		j.queueAt = j.size
+	}
+	j.queue = append(j.queue, rec...)
+	j.size += int64(len(rec))
+	j.inflight++
+	defer func() { j.inflight-- }()
+	batch := j.taken + 1 // the batch rec goes out in
+	for j.written < batch {
+		if j.failed != nil {
+			return j.failed
+		}
+		if j.writing {
+			j.wrote.Wait()
+			continue
+		}
+		j.writing = true
+		j.taken++
+		buf, at := alignedBlock(len(j.queue)), j.queueAt
+		copy(buf, j.queue)
+		j.queue = j.queue[:0]
+		j.mu.Unlock()
+		_, err := j.w.WriteAt(buf, at)
+		if err == nil && !j.direct {
+			err = j.sync.Sync()
+		}
+		j.mu.Lock()
+		j.writing = false
+		j.written = j.taken
+		if err != nil {
+			j.failed = fmt.Errorf("the blob journal failed: %w", err)
+		}
+		j.wrote.Broadcast()
+	}
+	return j.failed
 }
 
 // get returns blob h of repo if the journal holds it.
@@ -353,7 +448,7 @@ func (j *journal) flush(hs []v1.Hash) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.pending) == 0 && j.inflight == 0 && j.size > journalHeader {
+	if len(j.pending) == 0 && j.inflight == 0 && j.size > journalBlock {
 		return j.truncate()
 	}
 	return nil
@@ -371,7 +466,8 @@ func contains(list []string, s string) bool {
 // A record: its payload's length and CRC-32C (4 bytes each, little
 // endian; the CRC also covers the generation, so a record left from an
 // earlier one is invalid), then the payload: the repository, the digest
-// and the blob, each preceded by its length as a uvarint.
+// and the blob, each preceded by its length as a uvarint; then zeros to
+// the next block boundary. It is returned in aligned memory.
 func encodeRecord(gen uint64, repo string, h v1.Hash, data []byte) []byte {
 	digest := h.String()
 	payload := make([]byte, 0, 3*binary.MaxVarintLen64+len(repo)+len(digest)+len(data))
@@ -379,10 +475,11 @@ func encodeRecord(gen uint64, repo string, h v1.Hash, data []byte) []byte {
 		payload = binary.AppendUvarint(payload, uint64(len(part)))
 		payload = append(payload, part...)
 	}
-	rec := make([]byte, 8, 8+len(payload))
+	rec := alignedBlock(int(padded(int64(8 + len(payload)))))
 	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(rec[4:], recordCRC(gen, payload))
-	return append(rec, payload...)
+	copy(rec[8:], payload)
+	return rec
 }
 
 func recordCRC(gen uint64, payload []byte) uint32 {
@@ -391,35 +488,33 @@ func recordCRC(gen uint64, payload []byte) uint32 {
 	return crc32.Update(crc32.Checksum(g[:], crcTable), crcTable, payload)
 }
 
-var errBadRecord = errors.New("bad journal record")
-
-func readRecord(r *bufio.Reader, gen uint64) (repo string, h v1.Hash, data []byte, err error) {
+// readRecord reads the record of generation gen at off in f, a file of
+// size bytes, and returns it with the bytes it takes (0: no valid record
+// there).
+func readRecord(f *os.File, off, size int64, gen uint64) (repo string, h v1.Hash, data []byte, n int64) {
 	var head [8]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return "", v1.Hash{}, nil, err
+	if _, err := f.ReadAt(head[:], off); err != nil {
+		return "", v1.Hash{}, nil, 0
 	}
-	n := binary.LittleEndian.Uint32(head[0:])
-	if n > JournalMax+4096 {
-		return "", v1.Hash{}, nil, errBadRecord
+	l := int64(binary.LittleEndian.Uint32(head[0:]))
+	if l == 0 || l > JournalMax+4096 || off+8+l > size {
+		return "", v1.Hash{}, nil, 0
 	}
-	payload := make([]byte, n)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return "", v1.Hash{}, nil, err
-	}
-	if recordCRC(gen, payload) != binary.LittleEndian.Uint32(head[4:]) {
-		return "", v1.Hash{}, nil, errBadRecord
+	payload := make([]byte, l)
+	if _, err := f.ReadAt(payload, off+8); err != nil || recordCRC(gen, payload) != binary.LittleEndian.Uint32(head[4:]) {
+		return "", v1.Hash{}, nil, 0
 	}
 	var parts [3][]byte
 	for i := range parts {
-		l, k := binary.Uvarint(payload)
-		if k <= 0 || l > uint64(len(payload)-k) {
-			return "", v1.Hash{}, nil, errBadRecord
+		pl, k := binary.Uvarint(payload)
+		if k <= 0 || pl > uint64(len(payload)-k) {
+			return "", v1.Hash{}, nil, 0
 		}
-		parts[i], payload = payload[k:k+int(l)], payload[k+int(l):]
+		parts[i], payload = payload[k:k+int(pl)], payload[k+int(pl):]
 	}
-	h, err = ParseDigest(string(parts[1]))
+	h, err := ParseDigest(string(parts[1]))
 	if err != nil || ValidName(string(parts[0])) != nil {
-		return "", v1.Hash{}, nil, errBadRecord
+		return "", v1.Hash{}, nil, 0
 	}
-	return string(parts[0]), h, parts[2], nil
+	return string(parts[0]), h, parts[2], padded(8 + l)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -242,8 +243,76 @@ func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
 	// A record as long as each of the first generation's: the next one in
 	// the file is whole, and valid but for its generation.
 	short := push(t, l, "app", []byte("later generation 00"))
-	// Simulate a crash: copy the journal as it is, then delete the blobs of
-	// the first generation, as a client's DELETE and gc would.
+	// A crash now, into a store without the first generation's blobs, as
+	// a client's DELETE and gc would leave it.
+	l2 := afterCrash(t, l, dir)
+	defer l2.CloseJournal()
+	if got, err := readBlob(t, l2, "app", short); err != nil || string(got) != "later generation 00" {
+		t.Errorf("second generation blob = %q, %v", got, err)
+	}
+	for _, h := range hs {
+		if _, err := readBlob(t, l2, "app", h); !errors.Is(err, store.ErrBlobUnknown) {
+			t.Fatalf("a blob of the emptied generation was replayed: %v", err)
+		}
+	}
+}
+
+// The journal's other write path, for file systems without direct I/O.
+func TestJournalWithoutDirectIO(t *testing.T) {
+	store.SetJournalDirect(false)
+	defer store.SetJournalDirect(true)
+	t.Run("needed", TestJournalKeepsSmallBlobsUntilTheyAreNeeded)
+	t.Run("kill", TestJournalRecoversAfterAKill)
+	t.Run("generations", TestJournalNeverReplaysAnEmptiedGeneration)
+	t.Run("concurrent", TestJournalTakesConcurrentWriters)
+}
+
+// Writers at once share the journal's writes; every blob acknowledged is
+// in the journal, and in the blobs a recovery writes out.
+func TestJournalTakesConcurrentWriters(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	hashes := make([][]v1.Hash, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				data := []byte(fmt.Sprintf("writer %d blob %d", w, i))
+				up, err := l.NewUpload("app")
+				if err == nil {
+					_, err = up.Write(bytes.NewReader(data))
+				}
+				if err == nil {
+					err = up.Commit(sha(data))
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				hashes[w] = append(hashes[w], sha(data))
+			}
+		}()
+	}
+	wg.Wait()
+	l2 := afterCrash(t, l, dir)
+	defer l2.CloseJournal()
+	for w := range writers {
+		for i, h := range hashes[w] {
+			if got, err := readBlob(t, l2, "app", h); err != nil || string(got) != fmt.Sprintf("writer %d blob %d", w, i) {
+				t.Fatalf("writer %d blob %d after recovery = %q, %v", w, i, got, err)
+			}
+		}
+	}
+}
+
+// afterCrash stands in for a process killed while l had the journal of
+// the store at dir open: the journal as it is, in a fresh store, opened
+// again (l is closed).
+func afterCrash(t *testing.T, l *store.Layout, dir string) *store.Layout {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, "journal"))
 	if err != nil {
 		t.Fatal(err)
@@ -253,14 +322,5 @@ func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir2, "journal"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l2 := openJournal(t, dir2)
-	defer l2.CloseJournal()
-	if got, err := readBlob(t, l2, "app", short); err != nil || string(got) != "later generation 00" {
-		t.Errorf("second generation blob = %q, %v", got, err)
-	}
-	for _, h := range hs {
-		if _, err := os.Stat(filepath.Join(dir2, "blobs", h.Algorithm, h.Hex)); !os.IsNotExist(err) {
-			t.Fatalf("a blob of the emptied generation was replayed: %v", err)
-		}
-	}
+	return openJournal(t, dir2)
 }
