@@ -108,16 +108,21 @@ func (r *run) startGit(ctx context.Context) {
 	// The run's context: provenance asks for the rest of the git state
 	// after the builds are done.
 	r.gitReader = vcs.NewReader(ctx, o.Dir, !waits)
+	r.gitReady = make(chan struct{})
 	if waits {
+		// Nothing to go on: git is asked at once, after the State its
+		// answers will be remembered under is taken.
+		r.gitState, _ = vcs.State(o.Dir)
 		r.gitReader.Prefetch(r.gitFirst...)
 	}
-	r.gitReady = make(chan struct{})
 	go func() {
 		defer close(r.gitReady)
-		if state, ok := vcs.State(o.Dir); ok {
-			r.gitState = state
-			if known, ok := r.gitMemory.known(state); ok {
-				r.gitReader.Know(known)
+		if !waits {
+			if state, ok := vcs.State(o.Dir); ok {
+				r.gitState = state
+				if known, ok := r.gitMemory.known(state); ok {
+					r.gitReader.Know(known)
+				}
 			}
 		}
 		if r.gitUses {

@@ -82,14 +82,16 @@ func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
 	if err := l.checkBlob(from, h); err != nil {
 		return err
 	}
-	if err := l.journal.flush([]v1.Hash{h}); err != nil {
+	// Synced too: the new link shares the file, which a recovery would
+	// replace rather than repair.
+	if err := l.journal.flushSync([]v1.Hash{h}, true); err != nil {
 		return err
 	}
 	if err := ValidName(to); err != nil {
 		return err
 	}
 	touch(l.blobPath(h))
-	return l.linkBlob(to, h)
+	return l.linkBlobDurably(to, h)
 }
 
 // FindBlob returns a repository that holds blob h through a push or a
@@ -124,6 +126,11 @@ func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
 	if validDigest(h) {
 		if err := l.journal.flush([]v1.Hash{h}); err != nil {
 			return err
+		}
+		if exists(l.blobLink(name, h)) {
+			if err := l.journal.forget(name, h); err != nil {
+				return err
+			}
 		}
 	}
 	err := os.Remove(l.blobLink(name, h))

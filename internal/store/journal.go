@@ -52,6 +52,7 @@ type journal struct {
 	taken, written uint64     // batches taken by a writer, and written
 	wrote          *sync.Cond // on j.mu: a batch was written
 	failed         error      // a write failed: the journal takes no more
+	writingOut     int        // flushes running
 }
 
 type journalBlob struct {
@@ -143,25 +144,48 @@ func (j *journal) recover() error {
 	}
 	size := st.Size() / journalBlock * journalBlock
 	j.allocated = size
+	// The records are applied in order first, so a delete cancels the
+	// puts before it, and only what remains is written out.
+	type key struct {
+		repo string
+		h    v1.Hash
+	}
+	var order []key
+	kept := map[key][]byte{}
 	for off := int64(journalBlock); j.gen != 0 && off < size; {
-		repo, h, data, n := readRecord(j.f, off, size, j.gen)
+		op, repo, h, data, n := readRecord(j.f, off, size, j.gen)
 		if n == 0 {
 			off += journalBlock // zeros, a stale or torn record: try the next block
 			continue
 		}
 		off += n
+		k := key{repo, h}
+		if op == opDelete {
+			delete(kept, k)
+			continue
+		}
+		if _, ok := kept[k]; !ok {
+			order = append(order, k)
+		}
+		kept[k] = data
+	}
+	for _, k := range order {
+		data, ok := kept[k]
+		if !ok {
+			continue
+		}
 		// A file written out before the crash but never synced may be
 		// short: what is there must be the blob, or it is written again.
-		if got, err := os.ReadFile(j.l.blobPath(h)); err == nil && !bytes.Equal(got, data) {
-			os.Remove(j.l.blobPath(h))
+		if got, err := os.ReadFile(j.l.blobPath(k.h)); err == nil && !bytes.Equal(got, data) {
+			os.Remove(j.l.blobPath(k.h))
 		}
-		if err := j.writeOut(h, data); err != nil {
+		if err := j.writeOut(k.h, data); err != nil {
 			if errors.Is(err, ErrDigestMismatch) {
 				continue // cannot happen unless the file was edited: skip it
 			}
 			return fmt.Errorf("recovering the blob journal: %w", err)
 		}
-		if err := j.l.linkBlob(repo, h); err != nil {
+		if err := j.l.linkBlob(k.repo, k.h); err != nil {
 			return fmt.Errorf("recovering the blob journal: %w", err)
 		}
 	}
@@ -194,11 +218,15 @@ func (j *journal) truncate() error {
 	head := alignedBlock(journalBlock)
 	copy(head, journalMagic)
 	copy(head[8:], gen[:])
-	if _, err := j.w.WriteAt(head, 0); err != nil {
-		return fmt.Errorf("emptying the blob journal: %w", err)
+	_, err := j.w.WriteAt(head, 0)
+	if err == nil {
+		err = j.syncWrites()
 	}
-	if err := j.syncWrites(); err != nil {
-		return fmt.Errorf("emptying the blob journal: %w", err)
+	if err != nil {
+		// The header on disk may be either generation: records of either
+		// could be lost, so the journal takes none from now on.
+		j.failed = fmt.Errorf("emptying the blob journal: %w", err)
+		return j.failed
 	}
 	j.gen = binary.LittleEndian.Uint64(gen[:])
 	j.size = journalBlock
@@ -267,7 +295,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 		j.mu.Unlock()
 		return nil
 	}
-	rec := encodeRecord(j.gen, repo, h, data)
+	rec := encodeRecord(j.gen, opPut, repo, h, data)
 	err := j.reserve(int64(len(rec)))
 	if err == nil {
 		err = j.write(rec)
@@ -281,7 +309,10 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 		}
 		b.repos[repo] = true
 	}
-	full := j.held > journalHold && !j.flushing
+	// Written out past journalHold bytes held, or past journalHold bytes
+	// of file since it was last emptied (a blob pushed and never used
+	// would otherwise keep the journal from ever emptying).
+	full := (j.held > journalHold || j.size > journalHold) && !j.flushing
 	if full {
 		j.flushing = true
 	}
@@ -398,7 +429,11 @@ func (j *journal) flushAll() error {
 // flush writes out the blobs hs that the journal holds, as files linked
 // into their repositories, and empties the journal file once it holds
 // nothing more.
-func (j *journal) flush(hs []v1.Hash) error {
+func (j *journal) flush(hs []v1.Hash) error { return j.flushSync(hs, false) }
+
+// flushSync is flush; with durable, what it writes out is synced before it
+// returns, for a manifest that layout readers may follow at once.
+func (j *journal) flushSync(hs []v1.Hash, durable bool) (err error) {
 	if j == nil {
 		return nil
 	}
@@ -413,7 +448,24 @@ func (j *journal) flush(hs []v1.Hash) error {
 			todo = append(todo, out{h, b})
 		}
 	}
+	// While blobs are being written out the journal is not emptied: a
+	// file not yet synced may be all there is of them.
+	j.writingOut++
 	j.mu.Unlock()
+	defer func() {
+		j.mu.Lock()
+		j.writingOut--
+		j.mu.Unlock()
+	}()
+	if durable && len(todo) > 0 && !j.l.noSync {
+		defer func() {
+			if err == nil {
+				if serr := unix.Syncfs(int(j.f.Fd())); serr != nil {
+					err = fmt.Errorf("syncing blobs written out of the journal: %w", serr)
+				}
+			}
+		}()
+	}
 	for _, o := range todo {
 		if err := j.writeOut(o.h, o.b.data); err != nil {
 			return err
@@ -448,8 +500,31 @@ func (j *journal) flush(hs []v1.Hash) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if len(j.pending) == 0 && j.inflight == 0 && j.size > journalBlock {
+	if len(j.pending) == 0 && j.inflight == 0 && j.writingOut == 1 && j.size > journalBlock {
 		return j.truncate()
+	}
+	return nil
+}
+
+// forget records that blob h left repository repo, so that a recovery
+// does not bring it back from an earlier record; the caller writes it out
+// first.
+func (j *journal) forget(repo string, h v1.Hash) error {
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.size <= journalBlock {
+		return nil // an empty journal has no record of it
+	}
+	rec := encodeRecord(j.gen, opDelete, repo, h, nil)
+	err := j.reserve(int64(len(rec)))
+	if err == nil {
+		err = j.write(rec)
+	}
+	if err != nil {
+		return fmt.Errorf("recording the delete of %s in the journal: %w", h, err)
 	}
 	return nil
 }
@@ -465,12 +540,14 @@ func contains(list []string, s string) bool {
 
 // A record: its payload's length and CRC-32C (4 bytes each, little
 // endian; the CRC also covers the generation, so a record left from an
-// earlier one is invalid), then the payload: the repository, the digest
-// and the blob, each preceded by its length as a uvarint; then zeros to
-// the next block boundary. It is returned in aligned memory.
-func encodeRecord(gen uint64, repo string, h v1.Hash, data []byte) []byte {
+// earlier one is invalid), then the payload: the operation (opPut or
+// opDelete), then the repository, the digest and the blob, each preceded
+// by its length as a uvarint; then zeros to the next block boundary. It
+// is returned in aligned memory.
+func encodeRecord(gen uint64, op byte, repo string, h v1.Hash, data []byte) []byte {
 	digest := h.String()
-	payload := make([]byte, 0, 3*binary.MaxVarintLen64+len(repo)+len(digest)+len(data))
+	payload := make([]byte, 1, 1+3*binary.MaxVarintLen64+len(repo)+len(digest)+len(data))
+	payload[0] = op
 	for _, part := range [][]byte{[]byte(repo), []byte(digest), data} {
 		payload = binary.AppendUvarint(payload, uint64(len(part)))
 		payload = append(payload, part...)
@@ -482,6 +559,12 @@ func encodeRecord(gen uint64, repo string, h v1.Hash, data []byte) []byte {
 	return rec
 }
 
+// The operations a record holds.
+const (
+	opPut    = 'P' // the blob, into the repository
+	opDelete = 'D' // cancels the puts of the blob into the repository before it
+)
+
 func recordCRC(gen uint64, payload []byte) uint32 {
 	var g [8]byte
 	binary.LittleEndian.PutUint64(g[:], gen)
@@ -491,30 +574,34 @@ func recordCRC(gen uint64, payload []byte) uint32 {
 // readRecord reads the record of generation gen at off in f, a file of
 // size bytes, and returns it with the bytes it takes (0: no valid record
 // there).
-func readRecord(f *os.File, off, size int64, gen uint64) (repo string, h v1.Hash, data []byte, n int64) {
+func readRecord(f *os.File, off, size int64, gen uint64) (op byte, repo string, h v1.Hash, data []byte, n int64) {
 	var head [8]byte
 	if _, err := f.ReadAt(head[:], off); err != nil {
-		return "", v1.Hash{}, nil, 0
+		return 0, "", v1.Hash{}, nil, 0
 	}
 	l := int64(binary.LittleEndian.Uint32(head[0:]))
 	if l == 0 || l > JournalMax+4096 || off+8+l > size {
-		return "", v1.Hash{}, nil, 0
+		return 0, "", v1.Hash{}, nil, 0
 	}
 	payload := make([]byte, l)
 	if _, err := f.ReadAt(payload, off+8); err != nil || recordCRC(gen, payload) != binary.LittleEndian.Uint32(head[4:]) {
-		return "", v1.Hash{}, nil, 0
+		return 0, "", v1.Hash{}, nil, 0
 	}
+	if len(payload) == 0 || (payload[0] != opPut && payload[0] != opDelete) {
+		return 0, "", v1.Hash{}, nil, 0
+	}
+	op, payload = payload[0], payload[1:]
 	var parts [3][]byte
 	for i := range parts {
 		pl, k := binary.Uvarint(payload)
 		if k <= 0 || pl > uint64(len(payload)-k) {
-			return "", v1.Hash{}, nil, 0
+			return 0, "", v1.Hash{}, nil, 0
 		}
 		parts[i], payload = payload[k:k+int(pl)], payload[k+int(pl):]
 	}
 	h, err := ParseDigest(string(parts[1]))
 	if err != nil || ValidName(string(parts[0])) != nil {
-		return "", v1.Hash{}, nil, 0
+		return 0, "", v1.Hash{}, nil, 0
 	}
-	return string(parts[0]), h, parts[2], padded(8 + l)
+	return op, string(parts[0]), h, parts[2], padded(8 + l)
 }

@@ -265,6 +265,7 @@ func TestJournalWithoutDirectIO(t *testing.T) {
 	t.Run("kill", TestJournalRecoversAfterAKill)
 	t.Run("generations", TestJournalNeverReplaysAnEmptiedGeneration)
 	t.Run("concurrent", TestJournalTakesConcurrentWriters)
+	t.Run("delete", TestJournalDeleteSurvivesACrash)
 }
 
 // Writers at once share the journal's writes; every blob acknowledged is
@@ -323,4 +324,36 @@ func afterCrash(t *testing.T, l *store.Layout, dir string) *store.Layout {
 		t.Fatal(err)
 	}
 	return openJournal(t, dir2)
+}
+
+// A blob deleted while the journal still holds its record stays deleted
+// after a crash, and a later push of it is not cancelled by the delete.
+func TestJournalDeleteSurvivesACrash(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	gone := push(t, l, "app", []byte("deleted before the crash"))
+	kept := push(t, l, "app", []byte("keeps the journal from emptying"))
+	back := push(t, l, "other", []byte("deleted, then pushed again"))
+	for _, d := range []struct {
+		repo string
+		h    v1.Hash
+	}{{"app", gone}, {"other", back}} {
+		if err := l.DeleteBlob(d.repo, d.h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(t, l, "other", []byte("deleted, then pushed again"))
+	l2 := afterCrash(t, l, dir)
+	defer l2.CloseJournal()
+	if _, err := readBlob(t, l2, "app", gone); !errors.Is(err, store.ErrBlobUnknown) {
+		t.Errorf("a deleted blob came back after the crash: %v", err)
+	}
+	for _, d := range []struct {
+		repo string
+		h    v1.Hash
+	}{{"app", kept}, {"other", back}} {
+		if _, err := readBlob(t, l2, d.repo, d.h); err != nil {
+			t.Errorf("%s@%s after the crash: %v", d.repo, d.h, err)
+		}
+	}
 }

@@ -126,7 +126,7 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 
 	// What it refers to is written out of the journal first, so that a
 	// layout reader following index.json finds every blob.
-	if err := l.journal.flush(m.refs()); err != nil {
+	if err := l.journal.flushSync(m.refs(), true); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
 	// Blob, then link, then referrer, then tag: a crash between any two

@@ -98,6 +98,16 @@ func (l *Layout) linkBlob(name string, h v1.Hash) error {
 	return nil
 }
 
+// linkBlobDurably is linkBlob made durable before it returns: an
+// acknowledged push or mount must survive a crash of the machine. Writers
+// waiting at once share the directory's fsync.
+func (l *Layout) linkBlobDurably(name string, h v1.Hash) error {
+	if err := l.linkBlob(name, h); err != nil {
+		return err
+	}
+	return l.syncer(filepath.Dir(l.blobLink(name, h))).Sync()
+}
+
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil

@@ -230,11 +230,17 @@ func (l *Layout) writeBlobFile(h v1.Hash, open func() (io.ReadCloser, error), du
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
+	if !durable {
+		// Never over a file already there: it may be a synced copy that
+		// the journal no longer backs, which an unsynced one must not
+		// replace.
+		if err := os.Link(tmp.Name(), final); err != nil && !os.IsExist(err) {
+			return fmt.Errorf("writing blob %s: %w", h, err)
+		}
+		return nil // the deferred Remove drops the temporary name
+	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
-	}
-	if !durable {
-		return nil
 	}
 	return l.syncer(filepath.Dir(final)).Sync()
 }

@@ -135,11 +135,15 @@ func (u *Upload) Commit(h v1.Hash) error {
 	if got != h {
 		return fmt.Errorf("%w: upload has %s, not %s", ErrDigestInvalid, got, h)
 	}
+	if u.f == nil {
+		// Small, and the layout has a journal: the journal makes the blob
+		// and its place in the repository durable, even when the bytes
+		// are already a file.
+		return u.l.journal.put(u.name, h, u.buf)
+	}
 	final := u.l.blobPath(h)
 	if exists(final) {
 		touch(final)
-	} else if u.f == nil {
-		return u.l.journal.put(u.name, h, u.buf)
 	} else {
 		if err := u.l.syncFile(u.f); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
@@ -155,7 +159,7 @@ func (u *Upload) Commit(h v1.Hash) error {
 			return err
 		}
 	}
-	return u.l.linkBlob(u.name, h)
+	return u.l.linkBlobDurably(u.name, h)
 }
 
 // Cancel drops the upload.

@@ -46,22 +46,32 @@ func State(dir string) (state string, ok bool) {
 	if err != nil {
 		return "", false
 	}
-	gitDir, commonDir, ok := findGitDir(abs)
+	// git works from the real path (the top level it reports is one).
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", false
+	}
+	gitDir, commonDir, ok := findGitDir(real)
 	if !ok {
 		return "", false
 	}
-	fmt.Fprintf(fp.h, "dir %s\n", abs)
+	fmt.Fprintf(fp.h, "dir %s %s\n", abs, real)
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
 		return "", false
 	}
-	fp.stat(gitBin)
+	gitReal, err := filepath.EvalSymlinks(gitBin)
+	if err != nil {
+		return "", false
+	}
+	fmt.Fprintf(fp.h, "git %s\n", gitBin)
+	fp.stat(gitReal)
 	for _, name := range []string{"reftable", "objects/info/alternates"} {
 		if _, err := os.Lstat(filepath.Join(commonDir, name)); err == nil {
 			return "", false
 		}
 	}
-	for _, f := range configFiles(commonDir, gitDir) {
+	for _, f := range configFiles(commonDir, gitDir, gitReal) {
 		fp.config(f)
 	}
 	// The files at the top that answers depend on, present or not (the
@@ -87,7 +97,8 @@ func State(dir string) (state string, ok bool) {
 // does not look at: another git directory, work tree, object store, config
 // file, graft or shallow file, or a search that ends elsewhere.
 func redirects(k string) bool {
-	for _, part := range []string{"DIR", "WORK_TREE", "FILE", "DISCOVERY", "CONFIG_GLOBAL", "CONFIG_SYSTEM", "CONFIG_NOSYSTEM"} {
+	// Config given in the environment may include files by name.
+	for _, part := range []string{"DIR", "WORK_TREE", "FILE", "DISCOVERY", "CONFIG_GLOBAL", "CONFIG_SYSTEM", "CONFIG_NOSYSTEM", "CONFIG_COUNT", "CONFIG_PARAMETERS", "CONFIG_KEY_"} {
 		if strings.Contains(k, part) {
 			return true
 		}
@@ -103,6 +114,8 @@ func findGitDir(dir string) (gitDir, commonDir string, ok bool) {
 		p := filepath.Join(d, ".git")
 		st, err := os.Lstat(p)
 		switch {
+		case err == nil && st.Mode()&os.ModeSymlink != 0:
+			return "", "", false // followed by git, not fingerprinted here
 		case err == nil && st.IsDir():
 			gitDir = p
 		case err == nil && st.Mode().IsRegular():
@@ -143,14 +156,19 @@ func findGitDir(dir string) (gitDir, commonDir string, ok bool) {
 	return gitDir, commonDir, true
 }
 
-// configFiles are the config files git reads, system to worktree.
-func configFiles(commonDir, gitDir string) []string {
+// configFiles are the config files git reads, system to worktree. The
+// system file is /etc/gitconfig for a git installed under /usr, else
+// PREFIX/etc/gitconfig for one at PREFIX/bin/git: both are looked at.
+func configFiles(commonDir, gitDir, gitBin string) []string {
 	home, _ := os.UserHomeDir()
 	xdg := os.Getenv("XDG_CONFIG_HOME")
 	if xdg == "" && home != "" {
 		xdg = filepath.Join(home, ".config")
 	}
 	files := []string{"/etc/gitconfig"}
+	if prefix := filepath.Dir(filepath.Dir(gitBin)); prefix != "/usr" && prefix != "/" {
+		files = append(files, filepath.Join(prefix, "etc", "gitconfig"))
+	}
 	if xdg != "" {
 		files = append(files, filepath.Join(xdg, "git", "config"))
 	}
@@ -183,15 +201,20 @@ func (fp *fingerprint) stat(path string) fs.FileInfo {
 
 func (fp *fingerprint) add(path string, st fs.FileInfo) {
 	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		fp.bad = true
+	if !ok || st.Mode()&os.ModeSymlink != 0 {
+		fp.bad = true // a link's target is not fingerprinted
 		return
 	}
 	mtime := time.Unix(sys.Mtim.Unix())
 	ctime := time.Unix(sys.Ctim.Unix())
 	// A change in the clock tick this was read in could leave the same
-	// times behind: too recent to vouch for.
-	if fp.now.Sub(mtime) < racyWindow || fp.now.Sub(ctime) < racyWindow {
+	// times behind: too recent to vouch for. File systems that keep whole
+	// seconds get a window of two.
+	window := racyWindow
+	if mtime.Nanosecond() == 0 && ctime.Nanosecond() == 0 {
+		window = max(window, 2*time.Second)
+	}
+	if fp.now.Sub(mtime) < window || fp.now.Sub(ctime) < window {
 		fp.bad = true
 	}
 	fmt.Fprintf(fp.h, "%s %o %d %d %d %d\n", path, st.Mode(), sys.Ino, st.Size(), mtime.UnixNano(), ctime.UnixNano())
@@ -217,8 +240,8 @@ func (fp *fingerprint) config(path string) {
 var skipped = map[string]bool{"logs": true, "hooks": true, "lfs": true, "modules": true, "rr-cache": true}
 
 // tree adds every directory under root but root itself (renames into them
-// change their times) and every file under refs/, which a hand edit may
-// rewrite in place. Loose objects are never rewritten: their directories
+// change their times) and every file under refs/ (and the old remotes/
+// and branches/), which a hand edit may rewrite in place. Loose objects are never rewritten: their directories
 // suffice.
 func (fp *fingerprint) tree(root, rel string, skipWorktrees bool) {
 	dir := filepath.Join(root, rel)
@@ -227,8 +250,15 @@ func (fp *fingerprint) tree(root, rel string, skipWorktrees bool) {
 		fp.bad = true
 		return
 	}
-	inRefs := rel == "refs" || strings.HasPrefix(rel, "refs"+string(filepath.Separator))
+	inRefs := false // where a file's contents matter
+	for _, d := range []string{"refs", "remotes", "branches"} {
+		inRefs = inRefs || rel == d || strings.HasPrefix(rel, d+string(filepath.Separator))
+	}
 	for _, e := range entries {
+		if e.Type()&os.ModeSymlink != 0 {
+			fp.bad = true // a link's target is not fingerprinted
+			return
+		}
 		name := filepath.Join(rel, e.Name())
 		if rel == "" && (skipped[e.Name()] || skipWorktrees && e.Name() == "worktrees") {
 			continue

@@ -134,6 +134,30 @@ func TestStateCannotVouch(t *testing.T) {
 		{"alternates", func(t *testing.T, dir string) {
 			testutil.WriteFiles(t, dir, map[string]string{".git/objects/info/alternates": "/elsewhere/objects\n"})
 		}},
+		{"config through the environment", func(t *testing.T, dir string) {
+			t.Setenv("GIT_CONFIG_COUNT", "1")
+			t.Setenv("GIT_CONFIG_KEY_0", "include.path")
+			t.Setenv("GIT_CONFIG_VALUE_0", "/elsewhere")
+		}},
+		{"symlinked .git", func(t *testing.T, dir string) {
+			elsewhere := filepath.Join(t.TempDir(), "git")
+			if err := os.Rename(filepath.Join(dir, ".git"), elsewhere); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(elsewhere, filepath.Join(dir, ".git")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symlinked global config", func(t *testing.T, dir string) {
+			home := t.TempDir()
+			t.Setenv("HOME", home)
+			t.Setenv("XDG_CONFIG_HOME", "")
+			target := filepath.Join(t.TempDir(), "gitconfig")
+			testutil.WriteFiles(t, filepath.Dir(target), map[string]string{"gitconfig": "[core]\n\tabbrev = 9\n"})
+			if err := os.Symlink(target, filepath.Join(home, ".gitconfig")); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"reftable", func(t *testing.T, dir string) {
 			if err := os.Mkdir(filepath.Join(dir, ".git", "reftable"), 0o755); err != nil {
 				t.Fatal(err)
@@ -156,6 +180,35 @@ func TestStateCannotVouch(t *testing.T) {
 			t.Errorf("State vouches for times inside the window: %s", s)
 		}
 	})
+}
+
+// A checkout reached through a symlink is fingerprinted where it really
+// is, as git finds it.
+func TestStateThroughASymlinkedDirectory(t *testing.T) {
+	racyWindow = 30 * time.Millisecond
+	dir := newRepo(t)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	before := mustState(t, link)
+	gitIn(t, dir, "commit", "-q", "--allow-empty", "-m", "through the link")
+	gitIn(t, dir, "tag", "v9")
+	if mustState(t, link) == before {
+		t.Error("a commit and a tag left the State through a symlink unchanged")
+	}
+}
+
+// The old remotes/ files name remotes too; an edit in place counts.
+func TestStateSeesLegacyRemoteFiles(t *testing.T) {
+	racyWindow = 30 * time.Millisecond
+	dir := newRepo(t)
+	testutil.WriteFiles(t, dir, map[string]string{".git/remotes/origin": "URL: https://example.com/a.git\n"})
+	before := mustState(t, dir)
+	appendTo(t, filepath.Join(dir, ".git", "remotes", "origin"), "URL: https://example.com/b.git\n")
+	if mustState(t, dir) == before {
+		t.Error("an edit of .git/remotes/origin left the State unchanged")
+	}
 }
 
 func TestStateOfALinkedWorktree(t *testing.T) {
@@ -196,5 +249,19 @@ func TestKnownAnswers(t *testing.T) {
 	}
 	if _, ok := a.Git("RemoteURL"); ok {
 		t.Error("Answers.Git answers a question never asked")
+	}
+}
+
+// git stopped before it answered (here: the context ended) gives no
+// answer to remember.
+func TestUnfinishedQuestionsAreNotAnswers(t *testing.T) {
+	dir := newRepo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := NewReader(ctx, dir, false)
+	r.Wait("Commit", "Tag")
+	r.Settle()
+	if a := r.Answers(); len(a) != 0 {
+		t.Errorf("Answers after git was stopped = %v, want none", a)
 	}
 }

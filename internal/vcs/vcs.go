@@ -3,6 +3,7 @@ package vcs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -95,6 +96,7 @@ type Reader struct {
 	asked   [nQuestions]sync.Once
 	started [nQuestions]atomic.Bool
 	answers [nQuestions]string
+	broken  [nQuestions]bool // git did not run to the end: no answer to remember
 	done    [nQuestions]chan struct{}
 }
 
@@ -132,7 +134,7 @@ func (r *Reader) Answers() Answers {
 	for q := range r.done {
 		select {
 		case <-r.done[q]:
-			if q != qStatus {
+			if q != qStatus && !r.broken[q] {
 				a[questionNames[q]] = r.answers[q]
 			}
 		default:
@@ -212,8 +214,15 @@ func (r *Reader) ask(q int) {
 	cmd := exec.CommandContext(r.ctx, "git", append([]string{"-C", r.dir}, questions[q]...)...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
-	if cmd.Run() == nil {
+	err := cmd.Run()
+	if err == nil {
 		r.answers[q] = strings.TrimSpace(out.String())
+	}
+	// git saying no (no tag, no remote, detached) is an answer; git not
+	// running to the end is none, and is never handed out to remember.
+	var exit *exec.ExitError
+	if err != nil && (!errors.As(err, &exit) || !exit.Exited() || r.ctx.Err() != nil) {
+		r.broken[q] = true
 	}
 }
 
