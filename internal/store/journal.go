@@ -53,6 +53,7 @@ type journal struct {
 	wrote          *sync.Cond // on j.mu: a batch was written
 	failed         error      // a write failed: the journal takes no more
 	writingOut     int        // flushes running
+	switching      bool       // the journal is being emptied: records wait
 }
 
 type journalBlob struct {
@@ -189,6 +190,8 @@ func (j *journal) recover() error {
 			return fmt.Errorf("recovering the blob journal: %w", err)
 		}
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	return j.truncate()
 }
 
@@ -202,10 +205,18 @@ func (j *journal) writeOut(h v1.Hash, data []byte) error {
 // (every record in it must be): it starts a new generation, whose header
 // makes the records of the last one invalid, and keeps the file's length,
 // so that appends overwrite zeros or stale records and an fdatasync has
-// only data to flush, no file size or block allocation.
+// only data to flush, no file size or block allocation. Under j.mu.
 func (j *journal) truncate() error {
 	if !j.l.noSync {
-		if err := unix.Syncfs(int(j.f.Fd())); err != nil {
+		// Under j.mu. Reads go on while the file system syncs, which can
+		// take a while on a busy one; records wait (see awaitSwitch).
+		j.switching = true
+		j.mu.Unlock()
+		err := unix.Syncfs(int(j.f.Fd()))
+		j.mu.Lock()
+		j.switching = false
+		j.wrote.Broadcast()
+		if err != nil {
 			return fmt.Errorf("syncing the blobs written out of the journal: %w", err)
 		}
 	}
@@ -295,6 +306,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 		j.mu.Unlock()
 		return nil
 	}
+	j.awaitSwitch() // before the record takes the generation and an offset
 	rec := encodeRecord(j.gen, opPut, repo, h, data)
 	err := j.reserve(int64(len(rec)))
 	if err == nil {
@@ -331,8 +343,8 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	return nil
 }
 
-// write appends rec and returns once it is durable; under j.mu, which it
-// releases while it waits. Records queue up while a write is running and
+// write appends rec (encoded after awaitSwitch) and returns once it is
+// durable; under j.mu, which it releases while it waits. Records queue up while a write is running and
 // the next writer writes them all in one (a group commit): one disk write
 // and its wait for many records.
 func (j *journal) write(rec []byte) error {
@@ -371,6 +383,14 @@ func (j *journal) write(rec []byte) error {
 		j.wrote.Broadcast()
 	}
 	return j.failed
+}
+
+// awaitSwitch waits, under j.mu, while the journal is being emptied: a
+// record written then would belong to the generation being retired.
+func (j *journal) awaitSwitch() {
+	for j.switching {
+		j.wrote.Wait()
+	}
 }
 
 // get returns blob h of repo if the journal holds it.
@@ -515,6 +535,7 @@ func (j *journal) forget(repo string, h v1.Hash) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.awaitSwitch()
 	if j.size <= journalBlock {
 		return nil // an empty journal has no record of it
 	}

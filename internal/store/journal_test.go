@@ -266,47 +266,7 @@ func TestJournalWithoutDirectIO(t *testing.T) {
 	t.Run("generations", TestJournalNeverReplaysAnEmptiedGeneration)
 	t.Run("concurrent", TestJournalTakesConcurrentWriters)
 	t.Run("delete", TestJournalDeleteSurvivesACrash)
-}
-
-// Writers at once share the journal's writes; every blob acknowledged is
-// in the journal, and in the blobs a recovery writes out.
-func TestJournalTakesConcurrentWriters(t *testing.T) {
-	_, dir := open(t)
-	l := openJournal(t, dir)
-	const writers, each = 32, 20
-	var wg sync.WaitGroup
-	hashes := make([][]v1.Hash, writers)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				data := []byte(fmt.Sprintf("writer %d blob %d", w, i))
-				up, err := l.NewUpload("app")
-				if err == nil {
-					_, err = up.Write(bytes.NewReader(data))
-				}
-				if err == nil {
-					err = up.Commit(sha(data))
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				hashes[w] = append(hashes[w], sha(data))
-			}
-		}()
-	}
-	wg.Wait()
-	l2 := afterCrash(t, l, dir)
-	defer l2.CloseJournal()
-	for w := range writers {
-		for i, h := range hashes[w] {
-			if got, err := readBlob(t, l2, "app", h); err != nil || string(got) != fmt.Sprintf("writer %d blob %d", w, i) {
-				t.Fatalf("writer %d blob %d after recovery = %q, %v", w, i, got, err)
-			}
-		}
-	}
+	t.Run("emptying", TestJournalEmptiesWhilePushesGoOn)
 }
 
 // afterCrash stands in for a process killed while l had the journal of
@@ -354,6 +314,100 @@ func TestJournalDeleteSurvivesACrash(t *testing.T) {
 	}{{"app", kept}, {"other", back}} {
 		if _, err := readBlob(t, l2, d.repo, d.h); err != nil {
 			t.Errorf("%s@%s after the crash: %v", d.repo, d.h, err)
+		}
+	}
+}
+
+// Writers at once share the journal's writes; every blob acknowledged is
+// in the journal, and in the blobs a recovery writes out.
+func TestJournalTakesConcurrentWriters(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	hashes := pushConcurrently(t, l, 32, 20, nil)
+	l2 := afterCrash(t, l, dir)
+	defer l2.CloseJournal()
+	checkPushed(t, l2, hashes)
+}
+
+// Pushes that arrive while the journal is being emptied (a manifest push
+// wrote its blobs out) are recorded in the new generation: a copy of the
+// store taken afterwards, opened as after a crash, has every blob.
+func TestJournalEmptiesWhilePushesGoOn(t *testing.T) {
+	_, dir := open(t)
+	l := openJournal(t, dir)
+	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	hashes := pushConcurrently(t, l, 8, 25, func(w, i int, h v1.Hash, size int) error {
+		if w != 0 {
+			return nil
+		}
+		// A manifest now and then writes its blobs out and empties the journal.
+		up, err := l.NewUpload("app")
+		if err == nil {
+			_, err = up.Write(bytes.NewReader(config))
+		}
+		if err == nil {
+			err = up.Commit(sha(config))
+		}
+		if err != nil {
+			return err
+		}
+		m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
+			types.OCIManifestSchema1, types.OCIConfigJSON, sha(config), len(config), types.OCILayer, h, size))
+		_, _, err = l.PutManifest("app", fmt.Sprintf("t%d", i), types.OCIManifestSchema1, m)
+		return err
+	})
+	copyDir := filepath.Join(t.TempDir(), "copy")
+	if err := os.CopyFS(copyDir, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	l.CloseJournal()
+	l2 := openJournal(t, copyDir)
+	defer l2.CloseJournal()
+	checkPushed(t, l2, hashes)
+}
+
+// pushConcurrently pushes each blobs from each of writers goroutines into
+// repository app, calling after (if set) once each is acknowledged.
+func pushConcurrently(t *testing.T, l *store.Layout, writers, each int, after func(w, i int, h v1.Hash, size int) error) [][]v1.Hash {
+	t.Helper()
+	var wg sync.WaitGroup
+	hashes := make([][]v1.Hash, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				data := []byte(fmt.Sprintf("writer %d blob %d", w, i))
+				up, err := l.NewUpload("app")
+				if err == nil {
+					_, err = up.Write(bytes.NewReader(data))
+				}
+				if err == nil {
+					err = up.Commit(sha(data))
+				}
+				if err == nil && after != nil {
+					err = after(w, i, sha(data), len(data))
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				hashes[w] = append(hashes[w], sha(data))
+			}
+		}()
+	}
+	wg.Wait()
+	return hashes
+}
+
+// checkPushed fails unless l serves every blob pushConcurrently pushed.
+func checkPushed(t *testing.T, l *store.Layout, hashes [][]v1.Hash) {
+	t.Helper()
+	for w := range hashes {
+		for i, h := range hashes[w] {
+			if got, err := readBlob(t, l, "app", h); err != nil || string(got) != fmt.Sprintf("writer %d blob %d", w, i) {
+				t.Fatalf("writer %d blob %d = %q, %v", w, i, got, err)
+			}
 		}
 	}
 }
