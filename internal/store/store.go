@@ -23,17 +23,25 @@ import (
 // RefNameAnnotation names a manifest in index.json.
 const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
-// Layout is an OCI image layout directory:
+// Layout is an OCI image layout directory, with what a registry needs
+// beside it:
 //
 //	DIR/
-//	├── oci-layout            {"imageLayoutVersion": "1.0.0"}
-//	├── index.json            one descriptor per tag, annotated with its ref name
-//	├── .lock                 serialises index.json updates between processes
-//	└── blobs/sha256/<hex>    manifests, configs and layers
+//	├── oci-layout              {"imageLayoutVersion": "1.0.0"}
+//	├── index.json              one descriptor per tag, its ref name NAME:TAG
+//	├── .lock                   serialises index.json updates between processes
+//	├── blobs/<alg>/<hex>       manifests, configs and layers (sha256, sha512)
+//	├── repositories/NAME/
+//	│   ├── _blobs/<hex>        hard links: the blobs pushed or mounted into NAME
+//	│   ├── _manifests/<hex>    the media type of each manifest pushed to NAME
+//	│   └── _referrers/<subject>/<hex>
+//	├── uploads/<id>            uploads being received (staging files)
+//	└── journal                 small pushed blobs not yet files (see OpenJournal)
 //
-// Every blob is staged in blobs/sha256/.tmp-*, checked against its digest,
+// Every blob is staged in blobs/<alg>/.tmp-*, checked against its digest,
 // synced and renamed into place; index.json is replaced the same way, under
 // the lock, so readers never see a partial file and writers lose no tags.
+// Only the registry's small blobs take the journal's path instead.
 type Layout struct {
 	dir     string
 	syncers sync.Map // directory → *dirSyncer
