@@ -6,13 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -20,8 +19,9 @@ import (
 
 // A journal keeps small blobs durable in one append-only file, DIR/journal,
 // until they are written out as layout files. A blob file costs a new
-// inode and an fsync of its own; a journal record costs a write, and
-// writers waiting at once share one fdatasync. Blobs are written out when
+// inode and an fsync of its own; a journal record costs a share of one
+// synchronous write, which carries every record queued while the last one
+// ran (a group commit). Blobs are written out when
 // a manifest that needs them is stored (so layout readers, which go
 // through index.json, always find them), when they are mounted or
 // deleted, when the journal holds more than journalHold bytes, and when
@@ -69,8 +69,6 @@ const JournalMax = 256 << 10
 // too) before it writes them all out.
 const journalHold = 64 << 20
 
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
 // OpenJournal starts keeping small blobs that uploads commit in the
 // journal, first writing out any blobs a crash left in it. It fails if
 // another process has the journal open.
@@ -87,12 +85,11 @@ func (l *Layout) OpenJournal() error {
 	j.wrote = sync.NewCond(&j.mu)
 	j.sync = &dirSyncer{syncFn: func() error { return syscall.Fdatasync(int(f.Fd())) }, noSync: l.noSync}
 	j.sync.init()
-	// Direct, synchronous writes into the journal's preallocated blocks go
-	// to the disk each on its own, in parallel, durable when they return
-	// (a write with forced unit access, no cache flush of the whole
-	// disk): ~50 µs a record here with 8 writers, where writers sharing
-	// fdatasyncs waited ~600 µs. File systems without O_DIRECT (tmpfs)
-	// get the fdatasyncs.
+	// Direct, synchronous writes into the journal's preallocated blocks are
+	// durable when they return, with no separate fdatasync and no page
+	// cache between; file systems without O_DIRECT (tmpfs) write through
+	// the cache and share fdatasyncs instead. On this project's machines
+	// the two measured the same (docs/benchmarks.md).
 	if !l.noSync && journalDirect {
 		if w, err := os.OpenFile(f.Name(), os.O_RDWR|syscall.O_DIRECT|syscall.O_DSYNC, 0); err == nil {
 			j.w, j.direct = w, true
@@ -208,8 +205,8 @@ func (j *journal) writeOut(h v1.Hash, data []byte) error {
 // only data to flush, no file size or block allocation. Under j.mu.
 func (j *journal) truncate() error {
 	if !j.l.noSync {
-		// Under j.mu. Reads go on while the file system syncs, which can
-		// take a while on a busy one; records wait (see awaitSwitch).
+		// Reads go on while the file system syncs, which can take a while
+		// on a busy one; records wait (see awaitSwitch).
 		j.switching = true
 		j.mu.Unlock()
 		err := unix.Syncfs(int(j.f.Fd()))
@@ -253,27 +250,6 @@ func (j *journal) syncWrites() error {
 	return j.l.syncFile(j.f)
 }
 
-// journalMagic starts the journal's header block, which also holds the
-// generation (8 bytes, little endian). Records start at block boundaries,
-// as direct I/O needs.
-const (
-	journalMagic = "KILNJRN1"
-	journalBlock = 4096
-)
-
-// alignedBlock returns n zero bytes (a multiple of journalBlock) at an
-// address aligned to journalBlock, as direct I/O needs.
-func alignedBlock(n int) []byte {
-	b := make([]byte, n+journalBlock)
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&b[0])) % journalBlock); r != 0 {
-		off = journalBlock - r
-	}
-	return b[off : off+n : off+n]
-}
-
-func padded(n int64) int64 { return (n + journalBlock - 1) / journalBlock * journalBlock }
-
 // journalGrow is how far the journal file is extended with zeros at a
 // time, ahead of the records.
 const journalGrow = 8 << 20
@@ -306,12 +282,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 		j.mu.Unlock()
 		return nil
 	}
-	j.awaitSwitch() // before the record takes the generation and an offset
-	rec := encodeRecord(j.gen, opPut, repo, h, data)
-	err := j.reserve(int64(len(rec)))
-	if err == nil {
-		err = j.write(rec)
-	}
+	err := j.append(opPut, repo, h, data)
 	if err == nil {
 		b := j.pending[h]
 		if b == nil {
@@ -343,10 +314,22 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	return nil
 }
 
-// write appends rec (encoded after awaitSwitch) and returns once it is
-// durable; under j.mu, which it releases while it waits. Records queue up while a write is running and
-// the next writer writes them all in one (a group commit): one disk write
-// and its wait for many records.
+// append writes a record and returns once it is durable; under j.mu,
+// which it releases while it waits. It first waits out an emptying of the
+// journal, so the record takes the new generation and offset.
+func (j *journal) append(op byte, repo string, h v1.Hash, data []byte) error {
+	j.awaitSwitch()
+	rec := encodeRecord(j.gen, op, repo, h, data)
+	if err := j.reserve(int64(len(rec))); err != nil {
+		return err
+	}
+	return j.write(rec)
+}
+
+// write queues rec and returns once it is durable; under j.mu, which it
+// releases while it waits. Records queue up while a write is running, and
+// the next writer writes them all in one: one disk write and its wait for
+// many records.
 func (j *journal) write(rec []byte) error {
 	if len(j.queue) == 0 {
 		j.queueAt = j.size
@@ -505,7 +488,7 @@ func (j *journal) flushSync(hs []v1.Hash, durable bool) (err error) {
 		// A push to another repository between the links and now is
 		// linked too before the blob leaves the journal.
 		for r := range o.b.repos {
-			if !contains(repos, r) {
+			if !slices.Contains(repos, r) {
 				if err := j.l.linkBlob(r, o.h); err != nil {
 					j.mu.Unlock()
 					return err
@@ -539,90 +522,8 @@ func (j *journal) forget(repo string, h v1.Hash) error {
 	if j.size <= journalBlock {
 		return nil // an empty journal has no record of it
 	}
-	rec := encodeRecord(j.gen, opDelete, repo, h, nil)
-	err := j.reserve(int64(len(rec)))
-	if err == nil {
-		err = j.write(rec)
-	}
-	if err != nil {
+	if err := j.append(opDelete, repo, h, nil); err != nil {
 		return fmt.Errorf("recording the delete of %s in the journal: %w", h, err)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-// A record: its payload's length and CRC-32C (4 bytes each, little
-// endian; the CRC also covers the generation, so a record left from an
-// earlier one is invalid), then the payload: the operation (opPut or
-// opDelete), then the repository, the digest and the blob, each preceded
-// by its length as a uvarint; then zeros to the next block boundary. It
-// is returned in aligned memory.
-func encodeRecord(gen uint64, op byte, repo string, h v1.Hash, data []byte) []byte {
-	digest := h.String()
-	payload := make([]byte, 1, 1+3*binary.MaxVarintLen64+len(repo)+len(digest)+len(data))
-	payload[0] = op
-	for _, part := range [][]byte{[]byte(repo), []byte(digest), data} {
-		payload = binary.AppendUvarint(payload, uint64(len(part)))
-		payload = append(payload, part...)
-	}
-	rec := alignedBlock(int(padded(int64(8 + len(payload)))))
-	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(rec[4:], recordCRC(gen, payload))
-	copy(rec[8:], payload)
-	return rec
-}
-
-// The operations a record holds.
-const (
-	opPut    = 'P' // the blob, into the repository
-	opDelete = 'D' // cancels the puts of the blob into the repository before it
-)
-
-func recordCRC(gen uint64, payload []byte) uint32 {
-	var g [8]byte
-	binary.LittleEndian.PutUint64(g[:], gen)
-	return crc32.Update(crc32.Checksum(g[:], crcTable), crcTable, payload)
-}
-
-// readRecord reads the record of generation gen at off in f, a file of
-// size bytes, and returns it with the bytes it takes (0: no valid record
-// there).
-func readRecord(f *os.File, off, size int64, gen uint64) (op byte, repo string, h v1.Hash, data []byte, n int64) {
-	var head [8]byte
-	if _, err := f.ReadAt(head[:], off); err != nil {
-		return 0, "", v1.Hash{}, nil, 0
-	}
-	l := int64(binary.LittleEndian.Uint32(head[0:]))
-	if l == 0 || l > JournalMax+4096 || off+8+l > size {
-		return 0, "", v1.Hash{}, nil, 0
-	}
-	payload := make([]byte, l)
-	if _, err := f.ReadAt(payload, off+8); err != nil || recordCRC(gen, payload) != binary.LittleEndian.Uint32(head[4:]) {
-		return 0, "", v1.Hash{}, nil, 0
-	}
-	if len(payload) == 0 || (payload[0] != opPut && payload[0] != opDelete) {
-		return 0, "", v1.Hash{}, nil, 0
-	}
-	op, payload = payload[0], payload[1:]
-	var parts [3][]byte
-	for i := range parts {
-		pl, k := binary.Uvarint(payload)
-		if k <= 0 || pl > uint64(len(payload)-k) {
-			return 0, "", v1.Hash{}, nil, 0
-		}
-		parts[i], payload = payload[k:k+int(pl)], payload[k+int(pl):]
-	}
-	h, err := ParseDigest(string(parts[1]))
-	if err != nil || ValidName(string(parts[0])) != nil {
-		return 0, "", v1.Hash{}, nil, 0
-	}
-	return op, string(parts[0]), h, parts[2], padded(8 + l)
 }
