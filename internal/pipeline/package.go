@@ -203,37 +203,27 @@ type compiled struct {
 // guessed settings and keeps that compile only if the settings git's
 // answers give are the same; otherwise it stops it and compiles again.
 func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (compiled, error) {
-	var c compiled
-	if b.guess == nil {
-		s, err := b.settings.wait()
-		if err != nil {
-			return c, err
-		}
-		c, err = b.compileWith(ctx, i, p, s)
-		if err != nil {
-			return c, err
-		}
-	} else {
+	var guessed *future[compiled]
+	stop := func() {} // ends the guessed compile and waits for it
+	if b.guess != nil {
 		gctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		guessed := start(func() (compiled, error) { return b.compileWith(gctx, i, p, *b.guess) })
-		s, err := b.settings.wait()
-		switch {
-		case err != nil:
-			cancel()
-			guessed.wait()
-			return c, err
-		case s.sameCompile(*b.guess):
-			if c, err = guessed.wait(); err != nil {
-				return c, err
-			}
-		default:
-			cancel()
-			guessed.wait()
-			if c, err = b.compileWith(ctx, i, p, s); err != nil {
-				return c, err
-			}
-		}
+		guessed = start(func() (compiled, error) { return b.compileWith(gctx, i, p, *b.guess) })
+		stop = func() { cancel(); guessed.wait() }
+		defer stop()
+	}
+	s, err := b.settings.wait()
+	if err != nil {
+		return compiled{}, err
+	}
+	var c compiled
+	if guessed != nil && s.sameCompile(*b.guess) {
+		c, err = guessed.wait()
+	} else {
+		stop() // a wrong guess: its go build ends before the right one starts
+		c, err = b.compileWith(ctx, i, p, s)
+	}
+	if err != nil {
+		return c, err
 	}
 	st, err := os.Stat(c.bin)
 	if err != nil {

@@ -12,11 +12,13 @@ import (
 
 // OpenBlob opens blob h of repository name for reading.
 func (l *Layout) OpenBlob(name string, h v1.Hash) (io.ReadSeekCloser, int64, error) {
-	if err := l.checkBlob(name, h); err != nil {
-		return nil, 0, err
-	}
+	// The journal holds only valid names and digests: a blob found there
+	// needs no other check.
 	if data, ok := l.journal.get(name, h); ok {
 		return memBlob{bytes.NewReader(data)}, int64(len(data)), nil
+	}
+	if err := l.checkBlob(name, h); err != nil {
+		return nil, 0, err
 	}
 	f, err := os.Open(l.blobPath(h))
 	if os.IsNotExist(err) {
@@ -40,11 +42,11 @@ func (memBlob) Close() error { return nil }
 
 // StatBlob returns the size of blob h of repository name.
 func (l *Layout) StatBlob(name string, h v1.Hash) (int64, error) {
-	if err := l.checkBlob(name, h); err != nil {
-		return 0, err
-	}
 	if data, ok := l.journal.get(name, h); ok {
 		return int64(len(data)), nil
+	}
+	if err := l.checkBlob(name, h); err != nil {
+		return 0, err
 	}
 	fi, err := os.Stat(l.blobPath(h))
 	if os.IsNotExist(err) {

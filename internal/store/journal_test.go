@@ -42,6 +42,16 @@ func push(t *testing.T, l *store.Layout, repo string, data []byte) v1.Hash {
 	return h
 }
 
+// pushNumbered pushes n blobs into app, the i-th the text format gives i.
+func pushNumbered(t *testing.T, l *store.Layout, n int, format string) []v1.Hash {
+	t.Helper()
+	hs := make([]v1.Hash, n)
+	for i := range hs {
+		hs[i] = push(t, l, "app", []byte(fmt.Sprintf(format, i)))
+	}
+	return hs
+}
+
 func readBlob(t *testing.T, l *store.Layout, repo string, h v1.Hash) ([]byte, error) {
 	t.Helper()
 	rc, _, err := l.OpenBlob(repo, h)
@@ -177,10 +187,7 @@ func assertJournalEmpty(t *testing.T, dir string, h v1.Hash) {
 func TestJournalRecoversAfterAKill(t *testing.T) {
 	_, dir := open(t)
 	l := openJournal(t, dir)
-	var hs []v1.Hash
-	for i := range 20 {
-		hs = append(hs, push(t, l, "app", []byte(fmt.Sprintf("blob %d", i))))
-	}
+	hs := pushNumbered(t, l, 20, "blob %d")
 	// Stand in for the killed process: copy its journal, torn mid-record,
 	// to a fresh store, as a crash would leave it.
 	data, err := os.ReadFile(filepath.Join(dir, "journal"))
@@ -232,10 +239,7 @@ func TestJournalRecoversAfterAKill(t *testing.T) {
 func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
 	_, dir := open(t)
 	l := openJournal(t, dir)
-	var hs []v1.Hash
-	for i := range 50 {
-		hs = append(hs, push(t, l, "app", []byte(fmt.Sprintf("first generation %02d", i))))
-	}
+	hs := pushNumbered(t, l, 50, "first generation %02d")
 	if err := l.CloseJournal(); err != nil { // written out, a new generation begun
 		t.Fatal(err)
 	}
