@@ -8,6 +8,7 @@ import (
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // OpenBlob opens blob h of repository name for reading.
@@ -73,7 +74,7 @@ func (l *Layout) checkBlob(name string, h v1.Hash) error {
 	if exists(l.blobLink(name, h)) || exists(l.manifestLink(name, h)) {
 		return nil
 	}
-	if reach, err := l.reachable(name); err == nil && reach[h] {
+	if r, err := l.reachable(name); err == nil && (r.blobs[h] || r.manifests[h] != "") {
 		return nil
 	}
 	return fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
@@ -142,63 +143,78 @@ func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
 	return err
 }
 
-// reachable returns every manifest and blob the tags of repository name
-// lead to, which is how content the CLI wrote (index.json only) is found.
-// The walk reads every tagged manifest, so its result is kept until
-// index.json changes (what a manifest refers to never does).
-func (l *Layout) reachable(name string) (map[v1.Hash]bool, error) {
+// reach is what the tags of a repository lead to: the manifests, walked
+// from index.json through manifest media types only, and the blobs
+// (configs and layers) those manifests name.
+type reach struct {
+	manifests map[v1.Hash]types.MediaType
+	blobs     map[v1.Hash]bool
+}
+
+func newReach() reach {
+	return reach{manifests: map[v1.Hash]types.MediaType{}, blobs: map[v1.Hash]bool{}}
+}
+
+// reachable returns what the tags of repository name lead to, which is
+// how content the CLI wrote (index.json only) is found. The walk reads
+// every tagged manifest, so its result is kept until index.json changes
+// (what a manifest refers to never does).
+func (l *Layout) reachable(name string) (reach, error) {
 	im, err := l.sharedIndex()
 	if err != nil {
-		return nil, err
+		return reach{}, err
 	}
 	l.reachMu.Lock()
 	if l.reachIndex != im {
-		l.reachIndex, l.reach = im, map[string]map[v1.Hash]bool{}
+		l.reachIndex, l.reach = im, map[string]reach{}
 	}
-	seen, ok := l.reach[name]
+	r, ok := l.reach[name]
 	l.reachMu.Unlock()
 	if ok {
-		return seen, nil
+		return r, nil
 	}
 	tagged, err := l.taggedIn(name)
 	if err != nil {
-		return nil, err
+		return reach{}, err
 	}
-	seen = map[v1.Hash]bool{}
+	r = newReach()
 	for _, d := range tagged {
-		l.walk(d.Digest, seen)
+		l.walk(d.Digest, d.MediaType, r)
 	}
 	l.reachMu.Lock()
 	if l.reachIndex == im {
-		l.reach[name] = seen
+		l.reach[name] = r
 	}
 	l.reachMu.Unlock()
-	return seen, nil
+	return r, nil
 }
 
-// walk adds manifest h and everything it refers to, to seen. Unreadable
-// or malformed manifests end the walk there.
-func (l *Layout) walk(h v1.Hash, seen map[v1.Hash]bool) {
-	if seen[h] || !validDigest(h) {
+// walk adds manifest h, of media type mt, and everything it refers to, to
+// r. Only a descriptor of a manifest media type is followed, and only a
+// blob that parses as a manifest of that type counts as one: the digest of
+// a layer or a config never becomes a manifest, however it is named.
+// Unreadable, oversized or malformed manifests end the walk there.
+func (l *Layout) walk(h v1.Hash, mt types.MediaType, r reach) {
+	if _, seen := r.manifests[h]; seen || !manifestTypes[mt] || !validDigest(h) {
 		return
 	}
-	seen[h] = true
-	raw, err := os.ReadFile(l.blobPath(h))
+	raw, err := l.readManifest(h)
 	if err != nil {
 		return
 	}
 	var m manifestRefs
-	if json.Unmarshal(raw, &m) != nil {
+	if json.Unmarshal(raw, &m) != nil || m.SchemaVersion != 2 || (m.MediaType != "" && types.MediaType(m.MediaType) != mt) {
 		return
 	}
+	r.manifests[h] = mt
 	if m.Config != nil {
-		seen[m.Config.hash()] = true
+		r.blobs[m.Config.hash()] = true
 	}
 	for _, d := range m.Layers {
-		seen[d.hash()] = true
+		r.blobs[d.hash()] = true
 	}
 	for _, d := range m.Manifests {
-		l.walk(d.hash(), seen)
+		l.walk(d.hash(), d.MediaType, r)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // GCStats says what a collection removed.
@@ -34,13 +35,14 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 		return err == nil && fi.ModTime().Before(cutoff)
 	}
 
-	marked := map[v1.Hash]bool{}
+	marked := newReach()
 	im, err := l.readIndex()
 	if err != nil {
 		return st, err
 	}
 	for _, d := range im.Manifests {
-		l.walk(d.Digest, marked)
+		marked.blobs[d.Digest] = true
+		l.walk(d.Digest, d.MediaType, marked)
 	}
 	var links []string
 	root := filepath.Join(l.dir, "repositories")
@@ -56,7 +58,11 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 		}
 		switch filepath.Base(filepath.Dir(path)) {
 		case "_manifests":
-			l.walk(hashFromHex(d.Name()), marked)
+			h := hashFromHex(d.Name())
+			marked.blobs[h] = true
+			if mt, err := os.ReadFile(path); err == nil {
+				l.walk(h, types.MediaType(mt), marked)
+			}
 		case "_blobs":
 			links = append(links, path)
 		}
@@ -88,7 +94,7 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 				}
 				continue
 			}
-			if marked[v1.Hash{Algorithm: alg, Hex: e.Name()}] {
+			if h := (v1.Hash{Algorithm: alg, Hex: e.Name()}); marked.blobs[h] || marked.manifests[h] != "" {
 				continue
 			}
 			fi, _ := e.Info()

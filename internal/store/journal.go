@@ -174,7 +174,7 @@ func (j *journal) recover() error {
 		}
 		// A file written out before the crash but never synced may be
 		// short: what is there must be the blob, or it is written again.
-		if got, err := os.ReadFile(j.l.blobPath(k.h)); err == nil && !bytes.Equal(got, data) {
+		if !sameContent(j.l.blobPath(k.h), data) {
 			os.Remove(j.l.blobPath(k.h))
 		}
 		if err := j.writeOut(k.h, data); err != nil {
@@ -190,6 +190,22 @@ func (j *journal) recover() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.truncate()
+}
+
+// sameContent reports whether the file at path is missing or holds data,
+// reading no more of it than data's length.
+func sameContent(path string, data []byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || st.Size() != int64(len(data)) {
+		return false
+	}
+	got := make([]byte, len(data))
+	_, err = io.ReadFull(f, got)
+	return err == nil && bytes.Equal(got, data)
 }
 
 // writeOut writes blob h as a file without syncing it: it stays durable in

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,46 +52,62 @@ func (l *Layout) GetManifest(name, reference string) (v1.Descriptor, []byte, err
 			return v1.Descriptor{}, nil, err
 		}
 		d, ok := tagged[reference]
-		if !ok {
+		if !ok || !manifestTypes[d.MediaType] {
 			return v1.Descriptor{}, nil, fmt.Errorf("%s:%s: %w", name, reference, ErrManifestUnknown)
 		}
 		desc = v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest}
 	}
-	raw, err := os.ReadFile(l.blobPath(desc.Digest))
-	if os.IsNotExist(err) {
+	raw, err := l.readManifest(desc.Digest)
+	if os.IsNotExist(err) || errors.Is(err, ErrManifestTooLarge) {
 		return v1.Descriptor{}, nil, fmt.Errorf("%s@%s: %w", name, desc.Digest, ErrManifestUnknown)
 	}
 	if err != nil {
 		return v1.Descriptor{}, nil, err
 	}
 	desc.Size = int64(len(raw))
-	if desc.MediaType == "" {
-		var m manifestRefs
-		json.Unmarshal(raw, &m)
-		desc.MediaType = types.MediaType(m.MediaType)
-	}
 	return desc, raw, nil
 }
 
+// readManifest reads blob h, which should be a manifest, through a bound:
+// a file larger than MaxManifestBytes is refused, not read.
+func (l *Layout) readManifest(h v1.Hash) ([]byte, error) {
+	f, err := os.Open(l.blobPath(h))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxManifestBytes {
+		return nil, fmt.Errorf("manifest %s: %w: %d bytes, the limit is %d", h, ErrManifestTooLarge, st.Size(), MaxManifestBytes)
+	}
+	raw := make([]byte, 0, st.Size())
+	buf := bytes.NewBuffer(raw)
+	if _, err := buf.ReadFrom(io.LimitReader(f, MaxManifestBytes+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > MaxManifestBytes {
+		return nil, fmt.Errorf("manifest %s: %w: over %d bytes", h, ErrManifestTooLarge, MaxManifestBytes)
+	}
+	return buf.Bytes(), nil
+}
+
 // manifestIn returns the media type of manifest h if repository name holds
-// it: pushed to it, or reachable from its tags.
+// it: pushed to it as a manifest (its _manifests record), or reached from
+// its tags through manifest media types (what kiln build wrote). A layer
+// or a config is never a manifest, whatever the tags lead to.
 func (l *Layout) manifestIn(name string, h v1.Hash) (types.MediaType, bool) {
 	if mt, err := os.ReadFile(l.manifestLink(name, h)); err == nil {
-		return types.MediaType(mt), true
+		return types.MediaType(mt), manifestTypes[types.MediaType(mt)]
 	}
-	tagged, err := l.taggedIn(name)
+	r, err := l.reachable(name)
 	if err != nil {
 		return "", false
 	}
-	for _, d := range tagged {
-		if d.Digest == h {
-			return d.MediaType, true
-		}
-	}
-	if reach, err := l.reachable(name); err != nil || !reach[h] {
-		return "", false
-	}
-	return "", exists(l.blobPath(h)) // the caller reads the type from the manifest
+	mt, ok := r.manifests[h]
+	return mt, ok
 }
 
 // PutManifest validates raw as a manifest of repository name and stores it
@@ -199,19 +218,33 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 	if !manifestTypes[mt] {
 		return m, "", fmt.Errorf("%w: unsupported media type %q", ErrManifestInvalid, mt)
 	}
-	var refs []descriptor
+	if s := m.Subject; s != nil && (s.MediaType == "" || !validDigest(s.hash()) || s.Size <= 0) {
+		return m, "", fmt.Errorf("%w: the subject must be a full descriptor: mediaType, digest and size", ErrManifestInvalid)
+	}
 	if mt.IsIndex() {
 		if m.Config != nil || m.Layers != nil {
 			return m, "", fmt.Errorf("%w: an index has no config or layers", ErrManifestInvalid)
 		}
-		refs = m.Manifests
-	} else {
-		if m.Config == nil || m.Manifests != nil {
-			return m, "", fmt.Errorf("%w: an image manifest has a config and no manifests", ErrManifestInvalid)
+		// An index's children are manifests: pushed as manifests (or
+		// written by kiln build), under a manifest media type.
+		for _, d := range m.Manifests {
+			if !manifestTypes[d.MediaType] {
+				return m, "", fmt.Errorf("%w: child %s has media type %q, not a manifest's", ErrManifestInvalid, d.hash(), d.MediaType)
+			}
+			got, ok := l.manifestIn(name, d.hash())
+			if !ok {
+				return m, "", fmt.Errorf("%w: child %s is not a manifest of %s", ErrManifestBlobUnknown, d.hash(), name)
+			}
+			if got != d.MediaType {
+				return m, "", fmt.Errorf("%w: child %s is a %s, not a %s", ErrManifestInvalid, d.hash(), got, d.MediaType)
+			}
 		}
-		refs = append([]descriptor{*m.Config}, m.Layers...)
+		return m, mt, nil
 	}
-	for _, d := range refs {
+	if m.Config == nil || m.Manifests != nil {
+		return m, "", fmt.Errorf("%w: an image manifest has a config and no manifests", ErrManifestInvalid)
+	}
+	for _, d := range append([]descriptor{*m.Config}, m.Layers...) {
 		if !d.MediaType.IsDistributable() {
 			continue
 		}
@@ -248,7 +281,7 @@ func (l *Layout) DeleteManifest(name, reference string) error {
 	if _, err := l.untag(name, func(_ string, d v1.Descriptor) bool { return d.Digest == h }); err != nil {
 		return err
 	}
-	if raw, err := os.ReadFile(l.blobPath(h)); err == nil {
+	if raw, err := l.readManifest(h); err == nil {
 		var m manifestRefs
 		if json.Unmarshal(raw, &m) == nil && m.Subject != nil {
 			os.Remove(l.referrerPath(name, m.Subject.hash(), h))
@@ -316,7 +349,7 @@ func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error
 	}
 	if fallback, err := l.taggedIn(name); err == nil {
 		if d, ok := fallback[subject.Algorithm+"-"+subject.Hex]; ok {
-			if raw, err := os.ReadFile(l.blobPath(d.Digest)); err == nil {
+			if raw, err := l.readManifest(d.Digest); err == nil {
 				var idx v1.IndexManifest
 				if json.Unmarshal(raw, &idx) == nil {
 					for _, r := range idx.Manifests {

@@ -17,9 +17,12 @@ func (l *Layout) Describe(h v1.Hash) (v1.Descriptor, error) {
 	if !validDigest(h) {
 		return v1.Descriptor{}, fmt.Errorf("invalid digest %s", h)
 	}
-	raw, err := os.ReadFile(l.blobPath(h))
-	if err != nil {
+	raw, err := l.readManifest(h)
+	if os.IsNotExist(err) {
 		return v1.Descriptor{}, fmt.Errorf("manifest %s: %w", h, ErrNotFound)
+	}
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
 	var m struct {
 		MediaType types.MediaType `json:"mediaType"`
@@ -60,7 +63,7 @@ func (l *Layout) AddReferrer(ctx context.Context, fallbackName string, manifest 
 	defer unlock()
 	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
 	if old, err := l.lookupLocked(fallbackName); err == nil {
-		raw, err := os.ReadFile(l.blobPath(old.Digest))
+		raw, err := l.readManifest(old.Digest)
 		if err != nil {
 			return err
 		}

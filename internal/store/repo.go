@@ -26,7 +26,11 @@ import (
 // Path components of a repository name start with [a-z0-9], so the
 // underscore directories can never collide with a nested repository.
 // Content written by the CLI (index.json only) is found by walking the
-// repository's tags when a link is missing.
+// repository's tags when a link is missing. A manifest is what was pushed
+// as one (its _manifests record) or what that walk reaches from index.json
+// through manifest media types alone (an image manifest, an index and
+// their children): a layer or a config is never served as a manifest, and
+// every manifest is read through MaxManifestBytes.
 
 // Errors a registry maps onto the distribution spec's codes.
 var (

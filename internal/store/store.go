@@ -56,8 +56,8 @@ type Layout struct {
 	indexRaw []byte            // and its bytes
 
 	reachMu    sync.Mutex
-	reachIndex *v1.IndexManifest           // the index the sets below were walked from
-	reach      map[string]map[v1.Hash]bool // by repository: what its tags lead to
+	reachIndex *v1.IndexManifest // the index the sets below were walked from
+	reach      map[string]reach  // by repository: what its tags lead to
 }
 
 // Open creates the layout at dir if needed.
