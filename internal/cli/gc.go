@@ -15,9 +15,11 @@ func newGCCommand(inv Invocation) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Remove blobs nothing refers to, and interrupted uploads, from the local store",
-		Long: `Remove from the local store (which kiln's server also serves as its registry)
-every blob that no tag and no pushed manifest refers to, and uploads nobody
-finished. Anything younger than --grace is kept, so a push in flight is safe.`,
+		Long: `Remove from the local store every blob that no tag and no pushed manifest
+refers to, and uploads nobody finished. kiln build and gc wait for each other
+(a lock in the store), so an image being written is never cut short. While a
+server serves the store, gc runs inside it (server --gc-interval) and this
+command refuses: only the server knows the pushes it has in flight.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if grace < 0 {
@@ -43,6 +45,6 @@ finished. Anything younger than --grace is kept, so a push in flight is safe.`,
 		},
 	}
 	cmd.Flags().StringVar(&dir, "store", "", "the store to collect (default: $KILN_STORE, else $XDG_DATA_HOME/kiln/store, else ~/.local/share/kiln/store)")
-	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "keep anything younger than this")
+	cmd.Flags().DurationVar(&grace, "grace", time.Hour, "remove uploads idle for longer than this")
 	return cmd
 }

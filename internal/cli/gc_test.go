@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kilnbuild/kiln/internal/store"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -13,6 +14,20 @@ func TestGC(t *testing.T) {
 	code, stdout, stderr := kiln(t, t.TempDir(), env, "gc", "--grace", "0s")
 	if code != 0 || !strings.HasPrefix(stdout, "removed 0 blobs") {
 		t.Fatalf("gc on an empty store: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// Beside a server (which holds the store's journal), gc refuses.
+	served := filepath.Join(t.TempDir(), "store")
+	st, err := store.Open(served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.OpenJournal(); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = kiln(t, t.TempDir(), env, "gc", "--store", served)
+	st.CloseJournal()
+	if code == 0 || !strings.Contains(stderr, "--gc-interval") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Fatalf("gc beside a server: exit %d, stderr %q", code, stderr)
 	}
 	for _, tc := range []struct {
 		name string

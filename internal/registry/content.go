@@ -63,6 +63,22 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) {
 		r.writeError(w, req, err)
 		return
 	}
+	if req.Method == http.MethodHead {
+		// A client asking whether to push: StatBlob protects the blob
+		// from gc until a manifest holds it.
+		size, err := r.st.StatBlob(rt.name, h)
+		if err != nil {
+			r.writeError(w, req, err)
+			return
+		}
+		hdr := w.Header()
+		hdr.Set("Content-Type", "application/octet-stream")
+		hdr.Set("Content-Length", strconv.FormatInt(size, 10))
+		hdr.Set("Docker-Content-Digest", h.String())
+		hdr.Set("ETag", `"`+h.String()+`"`)
+		hdr.Set("Accept-Ranges", "bytes")
+		return
+	}
 	blob, size, err := r.st.OpenBlob(rt.name, h)
 	if err != nil {
 		r.writeError(w, req, err)

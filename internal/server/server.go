@@ -102,6 +102,7 @@ type flags struct {
 	tlsKey         string
 	anonymousWrite bool
 	noSync         bool
+	gcInterval     time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -122,11 +123,15 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 	fs.BoolVar(&f.anonymousWrite, "anonymous-push-unsafe", false, "let anyone push even when listening beyond loopback")
 	fs.BoolVar(&f.noSync, "no-fsync-unsafe", false, "never fsync the store: faster small pushes, but a machine crash can lose acknowledged blobs")
+	fs.DurationVar(&f.gcInterval, "gc-interval", 0, "collect the store's garbage this often, e.g. 24h (0: never; `kiln gc` refuses while a server runs)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: the server takes flags only", fs.Arg(0))
+	}
+	if f.gcInterval < 0 {
+		return nil, fmt.Errorf("--gc-interval %s is negative: give a duration such as 24h, or 0 for never", f.gcInterval)
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
@@ -203,6 +208,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 				log.Error("writing out the blob journal", "err", err)
 			}
 		}()
+		if f.gcInterval > 0 {
+			defer collectGarbage(ctx, st, f.gcInterval, log)() // stopped before the journal closes
+		}
 		reg, err := registry.New(st, registry.Options{Access: access, Log: log})
 		if err != nil {
 			return err

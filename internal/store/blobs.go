@@ -41,9 +41,13 @@ type memBlob struct{ *bytes.Reader }
 
 func (memBlob) Close() error { return nil }
 
-// StatBlob returns the size of blob h of repository name.
+// StatBlob returns the size of blob h of repository name, for a client
+// asking whether to push it (a HEAD): a blob it finds is protected from gc
+// from this answer until a manifest holds it (see protections).
 func (l *Layout) StatBlob(name string, h v1.Hash) (int64, error) {
+	defer l.sweep.shared()()
 	if data, ok := l.journal.get(name, h); ok {
+		l.protected.add(h)
 		return int64(len(data)), nil
 	}
 	if err := l.checkBlob(name, h); err != nil {
@@ -56,6 +60,7 @@ func (l *Layout) StatBlob(name string, h v1.Hash) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.protected.add(h)
 	return fi.Size(), nil
 }
 
@@ -82,6 +87,7 @@ func (l *Layout) checkBlob(name string, h v1.Hash) error {
 
 // MountBlob makes blob h of repository from a blob of repository to.
 func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
+	defer l.sweep.shared()()
 	if err := l.checkBlob(from, h); err != nil {
 		return err
 	}
@@ -93,7 +99,6 @@ func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
 	if err := ValidName(to); err != nil {
 		return err
 	}
-	touch(l.blobPath(h))
 	return l.linkBlobDurably(to, h)
 }
 
@@ -126,6 +131,7 @@ func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
+	defer l.sweep.shared()()
 	if validDigest(h) {
 		if err := l.journal.flush([]v1.Hash{h}); err != nil {
 			return err

@@ -19,21 +19,32 @@ type GCStats struct {
 	Links   int   // repository links to removed blobs
 }
 
-// GC removes blobs that no tag and no pushed manifest refers to, and
-// interrupted uploads. Anything younger than grace is kept, so a push in
-// flight (blobs first, manifest last) is never cut short.
+// GC removes blobs that no tag, no pushed manifest and no push in flight
+// refers to, and interrupted uploads. It marks and sweeps under the sweep
+// lock, so that a write that finds or makes a blob either precedes it
+// (and left a record gc sees) or follows it (and finds the blob gone);
+// see sweepLock. grace is how long a push may take from the first answer
+// about a blob (a HEAD, a mount, an upload) to its manifest: answers older
+// than that protect nothing, and uploads idle for longer are removed.
+//
+// In a process other than the server holding the store, it fails with
+// ErrStoreServed: the server's protections are in its memory.
 func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 	var st GCStats
-	unlock, err := l.lock()
+	unlock, err := l.sweep.exclusive()
 	if err != nil {
 		return st, err
 	}
 	defer unlock()
+	if err := l.checkNotServed(); err != nil {
+		return st, err
+	}
 	cutoff := time.Now().Add(-grace)
 	old := func(e os.DirEntry) bool {
 		fi, err := e.Info()
 		return err == nil && fi.ModTime().Before(cutoff)
 	}
+	protected := l.protected.prune(cutoff)
 
 	marked := newReach()
 	im, err := l.readIndex()
@@ -71,6 +82,9 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 	if err != nil {
 		return st, err
 	}
+	if hook := gcAfterMarkHook; hook != nil {
+		hook()
+	}
 
 	for alg := range algorithms {
 		blobDir := filepath.Join(l.dir, "blobs", alg)
@@ -85,16 +99,16 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 			if err := ctx.Err(); err != nil {
 				return st, err
 			}
-			if !old(e) {
-				continue
-			}
 			if strings.HasPrefix(e.Name(), ".tmp-") {
-				if os.Remove(filepath.Join(blobDir, e.Name())) == nil {
+				// A staging file of a write that died: every live
+				// writer holds the sweep lock. Old ones only, all the
+				// same, for tools that write the layout without it.
+				if old(e) && os.Remove(filepath.Join(blobDir, e.Name())) == nil {
 					st.Uploads++
 				}
 				continue
 			}
-			if h := (v1.Hash{Algorithm: alg, Hex: e.Name()}); marked.blobs[h] || marked.manifests[h] != "" {
+			if h := (v1.Hash{Algorithm: alg, Hex: e.Name()}); marked.blobs[h] || marked.manifests[h] != "" || protected[h] {
 				continue
 			}
 			fi, _ := e.Info()
@@ -119,6 +133,10 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 	}
 	return st, nil
 }
+
+// gcAfterMarkHook, when set (by tests), runs between gc's mark and its
+// sweep.
+var gcAfterMarkHook func()
 
 // RemoveUploads removes uploads untouched for longer than grace (all of
 // them when grace is 0) and reports how many it removed.

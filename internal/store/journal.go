@@ -73,6 +73,13 @@ const journalHold = 64 << 20
 // journal, first writing out any blobs a crash left in it. It fails if
 // another process has the journal open.
 func (l *Layout) OpenJournal() error {
+	// A gc in another process finishes first, and none starts until the
+	// journal is held (see checkNotServed).
+	unlock, err := l.sweep.sharedAcrossProcesses()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	f, err := os.OpenFile(filepath.Join(l.dir, "journal"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening the blob journal: %w", err)
@@ -186,6 +193,7 @@ func (j *journal) recover() error {
 		if err := j.l.linkBlob(k.repo, k.h); err != nil {
 			return fmt.Errorf("recovering the blob journal: %w", err)
 		}
+		j.l.protected.add(k.h) // a push cut short may come back for it
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -296,6 +304,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	j.mu.Lock()
 	if b, ok := j.pending[h]; ok && b.repos[repo] {
 		j.mu.Unlock()
+		j.l.protected.add(h)
 		return nil
 	}
 	err := j.append(opPut, repo, h, data)
@@ -319,6 +328,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("writing blob %s to the journal: %w", h, err)
 	}
+	j.l.protected.add(h)
 	if full {
 		go func() {
 			j.flushAll() // an error leaves the blobs in the journal, served from memory
@@ -428,6 +438,9 @@ func (j *journal) flushAll() error {
 	if j == nil {
 		return nil
 	}
+	// Blobs written out become files gc can see: not in the middle of its
+	// sweep.
+	defer j.l.sweep.shared()()
 	for range 8 {
 		j.mu.Lock()
 		hs := make([]v1.Hash, 0, len(j.pending))

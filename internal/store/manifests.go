@@ -137,6 +137,9 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 		}
 		tag = reference
 	}
+	// From the check of what it refers to until its record is written, gc
+	// waits: it then sees the record and keeps what the manifest holds.
+	defer l.sweep.shared()()
 	m, mt, err := l.validateManifest(name, contentType, raw)
 	if err != nil {
 		return v1.Descriptor{}, nil, err

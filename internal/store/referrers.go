@@ -37,6 +37,11 @@ func (l *Layout) Describe(h v1.Hash) (v1.Descriptor, error) {
 // OCI index named fallbackName (REPO:sha256-<hex>, the referrers tag
 // schema of the distribution spec), creating that index if needed.
 func (l *Layout) AddReferrer(ctx context.Context, fallbackName string, manifest []byte, blobs [][]byte) error {
+	unlockSweep, err := l.sweep.sharedAcrossProcesses()
+	if err != nil {
+		return err
+	}
+	defer unlockSweep()
 	for _, b := range append(blobs, manifest) {
 		if err := ctx.Err(); err != nil {
 			return err

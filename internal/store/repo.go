@@ -103,12 +103,14 @@ func (l *Layout) linkBlob(name string, h v1.Hash) error {
 }
 
 // linkBlobDurably is linkBlob made durable before it returns: an
-// acknowledged push or mount must survive a crash of the machine. Writers
-// waiting at once share the directory's fsync.
+// acknowledged push or mount must survive a crash of the machine, and gc
+// (see protections). Writers waiting at once share the directory's fsync.
+// The caller holds the sweep lock shared.
 func (l *Layout) linkBlobDurably(name string, h v1.Hash) error {
 	if err := l.linkBlob(name, h); err != nil {
 		return err
 	}
+	l.protected.add(h)
 	return l.syncer(filepath.Dir(l.blobLink(name, h))).Sync()
 }
 

@@ -51,6 +51,9 @@ type Layout struct {
 
 	journal *journal // small blobs not yet files; nil unless OpenJournal
 
+	sweep     sweepLock   // gc against the writes that make blobs needed
+	protected protections // blobs answered to clients, not yet in a manifest
+
 	indexMu  sync.Mutex
 	index    *v1.IndexManifest // the last index.json parsed, never edited
 	indexRaw []byte            // and its bytes
@@ -66,6 +69,7 @@ func Open(dir string) (*Layout, error) {
 		return nil, fmt.Errorf("creating image layout %s: %w", dir, err)
 	}
 	l := &Layout{dir: dir}
+	l.sweep.path = filepath.Join(dir, ".gc.lock")
 	marker := filepath.Join(dir, "oci-layout")
 	if _, err := os.Stat(marker); os.IsNotExist(err) {
 		if err := l.writeFileAtomic(marker, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
@@ -89,6 +93,12 @@ type Artifact interface {
 // Put writes every blob of a (an image or an index and its children) and
 // then points each of refNames at it in index.json.
 func (l *Layout) Put(ctx context.Context, a Artifact, refNames []string) (v1.Descriptor, error) {
+	// gc waits until the blobs are tagged, or they would be unreferenced.
+	unlock, err := l.sweep.sharedAcrossProcesses()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer unlock()
 	if err := l.writeArtifact(ctx, a); err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -200,8 +210,7 @@ func (l *Layout) writeBlobFile(h v1.Hash, open func() (io.ReadCloser, error), du
 	}
 	final := l.blobPath(h)
 	if _, err := os.Stat(final); err == nil {
-		touch(final) // content-addressed: present means complete; gc's grace restarts
-		return nil
+		return nil // content-addressed: present means complete
 	}
 	rc, err := open()
 	if err != nil {
@@ -253,8 +262,8 @@ func (l *Layout) writeBlobFile(h v1.Hash, open func() (io.ReadCloser, error), du
 	return l.syncer(filepath.Dir(final)).Sync()
 }
 
-// touch marks a blob as just used, so that gc's grace period protects a
-// blob that a write in flight found already present.
+// touch marks a blob as just used. gc no longer goes by a blob's age (see
+// sweepLock); an upload still touches a blob it finds present.
 func touch(path string) {
 	now := time.Now()
 	os.Chtimes(path, now, now)

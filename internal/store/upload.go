@@ -110,6 +110,7 @@ func (u *Upload) Write(r io.Reader) (int64, error) {
 // h; otherwise the upload is dropped and ErrDigestInvalid returned.
 func (u *Upload) Commit(h v1.Hash) error {
 	defer u.Cancel() // only closes the file once it became a blob
+	defer u.l.sweep.shared()()
 	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
