@@ -231,6 +231,7 @@ func (u *uncompressed) Close() error {
 	u.compressed.Close()
 	return err
 }
+
 // configBlob is the config, already read and checked, as a blob.
 type configBlob struct {
 	desc v1.Descriptor
