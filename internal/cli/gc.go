@@ -36,7 +36,7 @@ command refuses: only the server knows the pushes it has in flight.`,
 			if err != nil {
 				return err
 			}
-			res, err := st.GC(cmd.Context(), grace)
+			res, err := st.Repositories().GC(cmd.Context(), grace)
 			if err != nil {
 				return err
 			}

@@ -21,11 +21,11 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.OpenJournal(); err != nil {
+	if err := st.Repositories().OpenJournal(); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr = kiln(t, t.TempDir(), env, "gc", "--store", served)
-	st.CloseJournal()
+	st.Repositories().CloseJournal()
 	if code == 0 || !strings.Contains(stderr, "--gc-interval") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
 		t.Fatalf("gc beside a server: exit %d, stderr %q", code, stderr)
 	}

@@ -88,7 +88,7 @@ func newKilnRegistry(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := kilnregistry.New(st, kilnregistry.Options{Access: kilnregistry.Access{AnonymousWrite: true}})
+	reg, err := kilnregistry.New(st.Repositories(), kilnregistry.Options{Access: kilnregistry.Access{AnonymousWrite: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

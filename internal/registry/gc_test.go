@@ -47,7 +47,7 @@ func TestGCBesidePushesLosesNoAcknowledgedBlob(t *testing.T) {
 		earlier.DisableSyncUnsafe()
 		layer := bytes.Repeat([]byte(fmt.Sprintf("old layer %d\n", i)), 64<<10/12) // past the journal: a file
 		lh := hashOf(layer)
-		up, err := earlier.NewUpload("app")
+		up, err := earlier.Repositories().NewUpload("app")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,10 +63,10 @@ func TestGCBesidePushesLosesNoAcknowledgedBlob(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.DisableSyncUnsafe()
-		if err := st.OpenJournal(); err != nil {
+		if err := st.Repositories().OpenJournal(); err != nil {
 			t.Fatal(err)
 		}
-		reg, err := registry.New(st, registry.Options{Access: open()})
+		reg, err := registry.New(st.Repositories(), registry.Options{Access: open()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestGCBesidePushesLosesNoAcknowledgedBlob(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			_, gcErr = st.GC(ctx, time.Hour)
+			_, gcErr = st.Repositories().GC(ctx, time.Hour)
 		}()
 		go func() {
 			defer wg.Done()
@@ -126,7 +126,7 @@ func TestGCBesidePushesLosesNoAcknowledgedBlob(t *testing.T) {
 			t.Fatalf("round %d: the manifest PUT answered 201, but its layer is %s", i, resp.Status)
 		}
 		srv.Close()
-		if err := st.CloseJournal(); err != nil {
+		if err := st.Repositories().CloseJournal(); err != nil {
 			t.Fatal(err)
 		}
 	}

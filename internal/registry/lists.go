@@ -54,7 +54,7 @@ func (r *Registry) tags(w http.ResponseWriter, req *http.Request, rt route) {
 }
 
 func (r *Registry) catalog(w http.ResponseWriter, req *http.Request, authed bool) {
-	all, err := r.st.Repositories()
+	all, err := r.st.Catalog()
 	if err != nil {
 		r.writeError(w, req, err)
 		return

@@ -20,7 +20,7 @@ type Options struct {
 
 // Registry serves a store over the OCI distribution API under /v2/.
 type Registry struct {
-	st       *store.Layout
+	st       *store.Repositories
 	access   Access
 	log      *slog.Logger
 	verified sync.Map // sha256(user, password) → true, once bcrypt agreed
@@ -34,7 +34,7 @@ var _ http.Handler = (*Registry)(nil)
 
 // New returns a registry over st. Uploads left by an earlier process are
 // unknowable (their state lived in memory) and are removed.
-func New(st *store.Layout, opts Options) (*Registry, error) {
+func New(st *store.Repositories, opts Options) (*Registry, error) {
 	if err := opts.Access.Validate(); err != nil {
 		return nil, err
 	}

@@ -48,17 +48,17 @@ func newFixture(t testing.TB, access registry.Access) *fixture {
 		t.Fatal(err)
 	}
 	// As the server does: small blobs go through the journal.
-	if err := st.OpenJournal(); err != nil {
+	if err := st.Repositories().OpenJournal(); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.New(st, registry.Options{Access: access})
+	reg, err := registry.New(st.Repositories(), registry.Options{Access: access})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(reg)
 	t.Cleanup(func() {
 		srv.Close()
-		if err := st.CloseJournal(); err != nil {
+		if err := st.Repositories().CloseJournal(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -167,7 +167,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 	if resp := post("mount=" + h.String() + "&from=a/src"); resp.StatusCode != http.StatusCreated || resp.Header.Get("Docker-Content-Digest") != h.String() {
 		t.Fatalf("mount: %s %v", resp.Status, resp.Header)
 	}
-	if _, err := f.st.StatBlob("b/dst", h); err != nil {
+	if _, err := f.st.Repositories().StatBlob("b/dst", h); err != nil {
 		t.Fatalf("mounted blob: %v", err)
 	}
 	// Without from, any repository the client may read is a source.
@@ -550,7 +550,7 @@ func TestConcurrentClients(t *testing.T) {
 	}
 	total := 0
 	for r := range 5 {
-		tags, err := f.st.Tags(fmt.Sprintf("load/r%d", r))
+		tags, err := f.st.Repositories().Tags(fmt.Sprintf("load/r%d", r))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -587,7 +587,7 @@ func TestClientKilledMidUpload(t *testing.T) {
 		t.Fatalf("HEAD after the redo: %d", got)
 	}
 	// A restarted registry starts without the dead upload.
-	if _, err := registry.New(f.st, registry.Options{}); err != nil {
+	if _, err := registry.New(f.st.Repositories(), registry.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if ups, _ := os.ReadDir(filepath.Join(f.dir, "uploads")); len(ups) != 0 {

@@ -16,7 +16,7 @@ const gcGrace = time.Hour
 // the returned stop is called, which waits for a collection in progress.
 // gc runs inside the server because only the server knows the pushes it
 // has in flight (see store.ErrStoreServed).
-func collectGarbage(ctx context.Context, st *store.Layout, interval time.Duration, log *slog.Logger) (stop func()) {
+func collectGarbage(ctx context.Context, st *store.Repositories, interval time.Duration, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -37,7 +37,7 @@ func TestGCInterval(t *testing.T) {
 	data := bytes.Repeat([]byte("orphan"), 100<<10)
 	sum := sha256.Sum256(data)
 	h := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
-	up, _ := earlier.NewUpload("app")
+	up, _ := earlier.Repositories().NewUpload("app")
 	up.Write(bytes.NewReader(data))
 	if err := up.Commit(h); err != nil {
 		t.Fatal(err)
@@ -46,13 +46,13 @@ func TestGCInterval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.OpenJournal(); err != nil {
+	if err := st.Repositories().OpenJournal(); err != nil {
 		t.Fatal(err)
 	}
-	defer st.CloseJournal()
+	defer st.Repositories().CloseJournal()
 	ch := make(chan string, 1)
 	log := slog.New(signalHandler{slog.NewTextHandler(io.Discard, nil), ch})
-	stop := collectGarbage(context.Background(), st, 1, log)
+	stop := collectGarbage(context.Background(), st.Repositories(), 1, log)
 	if msg := <-ch; msg != "gc" {
 		t.Fatalf("log: %q", msg)
 	}
@@ -62,7 +62,7 @@ func TestGCInterval(t *testing.T) {
 	}()
 	stop()
 	close(ch)
-	if _, err := st.StatBlob("app", h); err == nil {
+	if _, err := st.Repositories().StatBlob("app", h); err == nil {
 		t.Fatal("the server's gc left an orphan blob")
 	}
 

@@ -126,10 +126,10 @@ func TestRunBadFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := held.OpenJournal(); err != nil {
+	if err := held.Repositories().OpenJournal(); err != nil {
 		t.Fatal(err)
 	}
-	defer held.CloseJournal()
+	defer held.Repositories().CloseJournal()
 	for _, tc := range []struct {
 		name string
 		args []string

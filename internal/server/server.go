@@ -191,13 +191,14 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		st, err := store.Open(f.store)
+		layout, err := store.Open(f.store)
 		if err != nil {
 			return err
 		}
 		if f.noSync {
-			st.DisableSyncUnsafe()
+			layout.DisableSyncUnsafe()
 		}
+		st := layout.Repositories()
 		// Small blobs are kept in the store's journal until they are
 		// needed as files; what a crash left there is written out now.
 		if err := st.OpenJournal(); err != nil {

@@ -12,16 +12,16 @@ import (
 )
 
 // OpenBlob opens blob h of repository name for reading.
-func (l *Layout) OpenBlob(name string, h v1.Hash) (io.ReadSeekCloser, int64, error) {
+func (rs *Repositories) OpenBlob(name string, h v1.Hash) (io.ReadSeekCloser, int64, error) {
 	// The journal holds only valid names and digests: a blob found there
 	// needs no other check.
-	if data, ok := l.journal.get(name, h); ok {
+	if data, ok := rs.journal.get(name, h); ok {
 		return memBlob{bytes.NewReader(data)}, int64(len(data)), nil
 	}
-	if err := l.checkBlob(name, h); err != nil {
+	if err := rs.checkBlob(name, h); err != nil {
 		return nil, 0, err
 	}
-	f, err := os.Open(l.blobPath(h))
+	f, err := os.Open(rs.layout.blobPath(h))
 	if os.IsNotExist(err) {
 		return nil, 0, fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
 	}
@@ -44,81 +44,81 @@ func (memBlob) Close() error { return nil }
 // StatBlob returns the size of blob h of repository name, for a client
 // asking whether to push it (a HEAD): a blob it finds is protected from gc
 // from this answer until a manifest holds it (see protections).
-func (l *Layout) StatBlob(name string, h v1.Hash) (int64, error) {
-	defer l.sweep.shared()()
-	if data, ok := l.journal.get(name, h); ok {
-		l.protected.add(h)
+func (rs *Repositories) StatBlob(name string, h v1.Hash) (int64, error) {
+	defer rs.layout.sweep.shared()()
+	if data, ok := rs.journal.get(name, h); ok {
+		rs.protected.add(h)
 		return int64(len(data)), nil
 	}
-	if err := l.checkBlob(name, h); err != nil {
+	if err := rs.checkBlob(name, h); err != nil {
 		return 0, err
 	}
-	fi, err := os.Stat(l.blobPath(h))
+	fi, err := os.Stat(rs.layout.blobPath(h))
 	if os.IsNotExist(err) {
 		return 0, fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
 	}
 	if err != nil {
 		return 0, err
 	}
-	l.protected.add(h)
+	rs.protected.add(h)
 	return fi.Size(), nil
 }
 
 // checkBlob fails unless h is a blob of repository name: linked to it by a
 // push or a mount, or reachable from one of its tags.
-func (l *Layout) checkBlob(name string, h v1.Hash) error {
+func (rs *Repositories) checkBlob(name string, h v1.Hash) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
 	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
-	if _, ok := l.journal.get(name, h); ok {
+	if _, ok := rs.journal.get(name, h); ok {
 		return nil
 	}
-	if exists(l.blobLink(name, h)) || exists(l.manifestLink(name, h)) {
+	if exists(rs.blobLink(name, h)) || exists(rs.manifestLink(name, h)) {
 		return nil
 	}
-	if r, err := l.reachable(name); err == nil && (r.blobs[h] || r.manifests[h] != "") {
+	if r, err := rs.reachable(name); err == nil && (r.blobs[h] || r.manifests[h] != "") {
 		return nil
 	}
 	return fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
 }
 
 // MountBlob makes blob h of repository from a blob of repository to.
-func (l *Layout) MountBlob(from, to string, h v1.Hash) error {
-	defer l.sweep.shared()()
-	if err := l.checkBlob(from, h); err != nil {
+func (rs *Repositories) MountBlob(from, to string, h v1.Hash) error {
+	defer rs.layout.sweep.shared()()
+	if err := rs.checkBlob(from, h); err != nil {
 		return err
 	}
 	// Synced too: the new link shares the file, which a recovery would
 	// replace rather than repair.
-	if err := l.journal.flushSync([]v1.Hash{h}, true); err != nil {
+	if err := rs.journal.flushSync([]v1.Hash{h}, true); err != nil {
 		return err
 	}
 	if err := ValidName(to); err != nil {
 		return err
 	}
-	return l.linkBlobDurably(to, h)
+	return rs.linkBlobDurably(to, h)
 }
 
 // FindBlob returns a repository that holds blob h through a push or a
 // mount, among those readable allows.
-func (l *Layout) FindBlob(h v1.Hash, readable func(name string) bool) (string, bool) {
+func (rs *Repositories) FindBlob(h v1.Hash, readable func(name string) bool) (string, bool) {
 	if !validDigest(h) {
 		return "", false
 	}
-	for _, n := range l.journal.repos(h) {
+	for _, n := range rs.journal.repos(h) {
 		if readable(n) {
 			return n, true
 		}
 	}
-	names, err := l.Repositories()
+	names, err := rs.Catalog()
 	if err != nil {
 		return "", false
 	}
 	for _, n := range names {
-		if readable(n) && exists(l.blobLink(n, h)) {
+		if readable(n) && exists(rs.blobLink(n, h)) {
 			return n, true
 		}
 	}
@@ -127,22 +127,22 @@ func (l *Layout) FindBlob(h v1.Hash, readable func(name string) bool) (string, b
 
 // DeleteBlob removes blob h from repository name. The bytes stay until gc
 // finds nothing else referring to them.
-func (l *Layout) DeleteBlob(name string, h v1.Hash) error {
+func (rs *Repositories) DeleteBlob(name string, h v1.Hash) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
-	defer l.sweep.shared()()
+	defer rs.layout.sweep.shared()()
 	if validDigest(h) {
-		if err := l.journal.flush([]v1.Hash{h}); err != nil {
+		if err := rs.journal.flush([]v1.Hash{h}); err != nil {
 			return err
 		}
-		if exists(l.blobLink(name, h)) {
-			if err := l.journal.forget(name, h); err != nil {
+		if exists(rs.blobLink(name, h)) {
+			if err := rs.journal.forget(name, h); err != nil {
 				return err
 			}
 		}
 	}
-	err := os.Remove(l.blobLink(name, h))
+	err := os.Remove(rs.blobLink(name, h))
 	if os.IsNotExist(err) {
 		return fmt.Errorf("%s@%s: %w", name, h, ErrBlobUnknown)
 	}
@@ -165,33 +165,33 @@ func newReach() reach {
 // how content the CLI wrote (index.json only) is found. The walk reads
 // every tagged manifest, so its result is kept until index.json changes
 // (what a manifest refers to never does).
-func (l *Layout) reachable(name string) (reach, error) {
-	im, err := l.sharedIndex()
+func (rs *Repositories) reachable(name string) (reach, error) {
+	im, err := rs.layout.sharedIndex()
 	if err != nil {
 		return reach{}, err
 	}
-	l.reachMu.Lock()
-	if l.reachIndex != im {
-		l.reachIndex, l.reach = im, map[string]reach{}
+	rs.reachMu.Lock()
+	if rs.reachIndex != im {
+		rs.reachIndex, rs.reach = im, map[string]reach{}
 	}
-	r, ok := l.reach[name]
-	l.reachMu.Unlock()
+	r, ok := rs.reach[name]
+	rs.reachMu.Unlock()
 	if ok {
 		return r, nil
 	}
-	tagged, err := l.taggedIn(name)
+	tagged, err := rs.taggedIn(name)
 	if err != nil {
 		return reach{}, err
 	}
 	r = newReach()
 	for _, d := range tagged {
-		l.walk(d.Digest, d.MediaType, r)
+		rs.walk(d.Digest, d.MediaType, r)
 	}
-	l.reachMu.Lock()
-	if l.reachIndex == im {
-		l.reach[name] = r
+	rs.reachMu.Lock()
+	if rs.reachIndex == im {
+		rs.reach[name] = r
 	}
-	l.reachMu.Unlock()
+	rs.reachMu.Unlock()
 	return r, nil
 }
 
@@ -200,11 +200,11 @@ func (l *Layout) reachable(name string) (reach, error) {
 // blob that parses as a manifest of that type counts as one: the digest of
 // a layer or a config never becomes a manifest, however it is named.
 // Unreadable, oversized or malformed manifests end the walk there.
-func (l *Layout) walk(h v1.Hash, mt types.MediaType, r reach) {
+func (rs *Repositories) walk(h v1.Hash, mt types.MediaType, r reach) {
 	if _, seen := r.manifests[h]; seen || !manifestTypes[mt] || !validDigest(h) {
 		return
 	}
-	raw, err := l.readManifest(h)
+	raw, err := rs.layout.readManifest(h)
 	if err != nil {
 		return
 	}
@@ -220,7 +220,7 @@ func (l *Layout) walk(h v1.Hash, mt types.MediaType, r reach) {
 		r.blobs[d.hash()] = true
 	}
 	for _, d := range m.Manifests {
-		l.walk(d.hash(), d.MediaType, r)
+		rs.walk(d.hash(), d.MediaType, r)
 	}
 }
 

@@ -56,16 +56,16 @@ func TestIndexCacheSeesOtherWriters(t *testing.T) {
 	b, _ := Open(dir)
 	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
 	h := digestBytes("sha256", raw)
-	if _, _, err := a.PutManifest("app", "v1", "", raw); err != nil {
+	if _, _, err := a.Repositories().PutManifest("app", "v1", "", raw); err != nil {
 		t.Fatal(err)
 	}
-	if tags, _ := a.Tags("app"); len(tags) != 1 {
+	if tags, _ := a.Repositories().Tags("app"); len(tags) != 1 {
 		t.Fatalf("tags %v", tags)
 	}
-	if _, _, err := b.PutManifest("app", "v2", "", raw); err != nil {
+	if _, _, err := b.Repositories().PutManifest("app", "v2", "", raw); err != nil {
 		t.Fatal(err)
 	}
-	if tags, _ := a.Tags("app"); len(tags) != 2 {
+	if tags, _ := a.Repositories().Tags("app"); len(tags) != 2 {
 		t.Fatalf("a stale index: tags %v after another writer tagged v2", tags)
 	}
 	// What a caller edits does not leak into the cache.

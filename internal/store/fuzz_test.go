@@ -39,10 +39,10 @@ func FuzzPutManifest(f *testing.F) {
 	stored := map[v1.Hash]bool{}
 	f.Fuzz(func(t *testing.T, name, reference, mediaType string, raw []byte) {
 		h, _, _ := v1.SHA256(bytes.NewReader(raw))
-		if desc, _, err := l.PutManifest(name, reference, types.MediaType(mediaType), raw); err == nil {
+		if desc, _, err := l.Repositories().PutManifest(name, reference, types.MediaType(mediaType), raw); err == nil {
 			stored[h] = true
 			// What was stored is served back as a manifest, byte for byte.
-			if _, got, err := l.GetManifest(name, desc.Digest.String()); err != nil || !bytes.Equal(got, raw) {
+			if _, got, err := l.Repositories().GetManifest(name, desc.Digest.String()); err != nil || !bytes.Equal(got, raw) {
 				t.Fatalf("stored manifest %s not served back: %v", desc.Digest, err)
 			}
 		} else if _, statErr := os.Stat(filepath.Join(dir, "blobs", "sha256", h.Hex)); statErr == nil && !stored[h] {

@@ -29,14 +29,14 @@ type GCStats struct {
 //
 // In a process other than the server holding the store, it fails with
 // ErrStoreServed: the server's protections are in its memory.
-func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
+func (rs *Repositories) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 	var st GCStats
-	unlock, err := l.sweep.exclusive()
+	unlock, err := rs.layout.sweep.exclusive()
 	if err != nil {
 		return st, err
 	}
 	defer unlock()
-	if err := l.checkNotServed(); err != nil {
+	if err := rs.checkNotServed(); err != nil {
 		return st, err
 	}
 	cutoff := time.Now().Add(-grace)
@@ -44,19 +44,19 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 		fi, err := e.Info()
 		return err == nil && fi.ModTime().Before(cutoff)
 	}
-	protected := l.protected.prune(cutoff)
+	protected := rs.protected.prune(cutoff)
 
 	marked := newReach()
-	im, err := l.readIndex()
+	im, err := rs.layout.readIndex()
 	if err != nil {
 		return st, err
 	}
 	for _, d := range im.Manifests {
 		marked.blobs[d.Digest] = true
-		l.walk(d.Digest, d.MediaType, marked)
+		rs.walk(d.Digest, d.MediaType, marked)
 	}
 	var links []string
-	root := filepath.Join(l.dir, "repositories")
+	root := filepath.Join(rs.layout.dir, "repositories")
 	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			if os.IsNotExist(err) {
@@ -72,7 +72,7 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 			h := hashFromHex(d.Name())
 			marked.blobs[h] = true
 			if mt, err := os.ReadFile(path); err == nil {
-				l.walk(h, types.MediaType(mt), marked)
+				rs.walk(h, types.MediaType(mt), marked)
 			}
 		case "_blobs":
 			links = append(links, path)
@@ -87,7 +87,7 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 	}
 
 	for alg := range algorithms {
-		blobDir := filepath.Join(l.dir, "blobs", alg)
+		blobDir := filepath.Join(rs.layout.dir, "blobs", alg)
 		entries, err := os.ReadDir(blobDir)
 		if os.IsNotExist(err) {
 			continue
@@ -117,17 +117,17 @@ func (l *Layout) GC(ctx context.Context, grace time.Duration) (GCStats, error) {
 				st.Bytes += fi.Size()
 			}
 		}
-		if err := l.syncDir(blobDir); err != nil {
+		if err := rs.layout.syncDir(blobDir); err != nil {
 			return st, err
 		}
 	}
-	n, err := l.RemoveUploads(grace)
+	n, err := rs.RemoveUploads(grace)
 	if err != nil {
 		return st, err
 	}
 	st.Uploads += n
 	for _, p := range links {
-		if !exists(l.blobPath(hashFromHex(filepath.Base(p)))) && os.Remove(p) == nil {
+		if !exists(rs.layout.blobPath(hashFromHex(filepath.Base(p)))) && os.Remove(p) == nil {
 			st.Links++
 		}
 	}
@@ -140,8 +140,8 @@ var gcAfterMarkHook func()
 
 // RemoveUploads removes uploads untouched for longer than grace (all of
 // them when grace is 0) and reports how many it removed.
-func (l *Layout) RemoveUploads(grace time.Duration) (int, error) {
-	dir := filepath.Join(l.dir, "uploads")
+func (rs *Repositories) RemoveUploads(grace time.Duration) (int, error) {
+	dir := filepath.Join(rs.layout.dir, "uploads")
 	entries, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
 		return 0, nil

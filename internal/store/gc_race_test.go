@@ -35,14 +35,14 @@ func imageManifest(t testing.TB, config []byte, layers ...[]byte) []byte {
 // not say it has (a HEAD), then the manifest, by digest.
 func pushManifest(l *store.Layout, repo string, manifest []byte, blobs ...[]byte) error {
 	for _, b := range blobs {
-		_, err := l.StatBlob(repo, sha(b))
+		_, err := l.Repositories().StatBlob(repo, sha(b))
 		if err == nil {
 			continue
 		}
 		if !errors.Is(err, store.ErrBlobUnknown) {
 			return err
 		}
-		up, err := l.NewUpload(repo)
+		up, err := l.Repositories().NewUpload(repo)
 		if err != nil {
 			return err
 		}
@@ -53,7 +53,7 @@ func pushManifest(l *store.Layout, repo string, manifest []byte, blobs ...[]byte
 			return err
 		}
 	}
-	_, _, err := l.PutManifest(repo, sha(manifest).String(), types.OCIManifestSchema1, manifest)
+	_, _, err := l.Repositories().PutManifest(repo, sha(manifest).String(), types.OCIManifestSchema1, manifest)
 	return err
 }
 
@@ -98,7 +98,7 @@ func TestGCNeverLosesABlobAPushWasToldIsThere(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { store.SetGCHooks(nil, nil) })
-	if _, err := l.GC(context.Background(), time.Hour); err != nil {
+	if _, err := l.Repositories().GC(context.Background(), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	<-done
@@ -109,10 +109,10 @@ func TestGCNeverLosesABlobAPushWasToldIsThere(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", lh.Hex)); err != nil {
 		t.Fatalf("the manifest was acknowledged, but its layer is gone: %v", err)
 	}
-	if _, err := l.GC(context.Background(), 0); err != nil {
+	if _, err := l.Repositories().GC(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StatBlob("app", lh); err != nil {
+	if _, err := l.Repositories().StatBlob("app", lh); err != nil {
 		t.Fatalf("once the manifest holds it: %v", err)
 	}
 }
@@ -122,15 +122,15 @@ func TestGCNeverLosesABlobAPushWasToldIsThere(t *testing.T) {
 func TestGCRefusedBesideAServer(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "layout")
 	server := openJournal(t, dir)
-	defer server.CloseJournal()
+	defer server.Repositories().CloseJournal()
 	other, err := store.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := other.GC(context.Background(), time.Hour); !errors.Is(err, store.ErrStoreServed) {
+	if _, err := other.Repositories().GC(context.Background(), time.Hour); !errors.Is(err, store.ErrStoreServed) {
 		t.Fatalf("gc beside a server: %v, want ErrStoreServed", err)
 	}
-	if _, err := server.GC(context.Background(), time.Hour); err != nil {
+	if _, err := server.Repositories().GC(context.Background(), time.Hour); err != nil {
 		t.Fatalf("the server's own gc: %v", err)
 	}
 }

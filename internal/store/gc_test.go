@@ -23,16 +23,16 @@ func TestGC(t *testing.T) {
 	if _, err := l.Put(ctx, dropped, []string{"app:old"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.DeleteManifest("app", "old"); err != nil {
+	if err := l.Repositories().DeleteManifest("app", "old"); err != nil {
 		t.Fatal(err)
 	}
 	// An upload nobody finished, and one finished blob no manifest uses.
-	up, err := l.NewUpload("app")
+	up, err := l.Repositories().NewUpload("app")
 	if err != nil {
 		t.Fatal(err)
 	}
 	up.Write(bytes.NewReader([]byte("partial")))
-	orphan, err := l.NewUpload("app")
+	orphan, err := l.Repositories().NewUpload("app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,17 +45,17 @@ func TestGC(t *testing.T) {
 	// Within the grace a push may take, the upload and the blob just
 	// committed (which its push may yet name in a manifest) stay; the
 	// untagged image goes, however new: manifest, config, two layers.
-	st, err := l.GC(ctx, time.Hour)
+	st, err := l.Repositories().GC(ctx, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Blobs != 4 || st.Uploads != 0 || st.Links != 0 {
 		t.Fatalf("gc within the grace removed %+v, want the 4 blobs of the untagged image", st)
 	}
-	if _, err := l.StatBlob("app", oh); err != nil {
+	if _, err := l.Repositories().StatBlob("app", oh); err != nil {
 		t.Fatalf("gc removed a blob a push in flight committed: %v", err)
 	}
-	st, err = l.GC(ctx, 0)
+	st, err = l.Repositories().GC(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +71,11 @@ func TestGC(t *testing.T) {
 	layers, _ := kept.Layers()
 	for _, layer := range layers {
 		h, _ := layer.Digest()
-		if _, err := l.StatBlob("app", h); err != nil {
+		if _, err := l.Repositories().StatBlob("app", h); err != nil {
 			t.Fatalf("gc removed a layer in use: %v", err)
 		}
 	}
-	if _, err := l.StatBlob("app", oh); err == nil {
+	if _, err := l.Repositories().StatBlob("app", oh); err == nil {
 		t.Fatal("the orphan blob survived gc")
 	}
 }
@@ -85,13 +85,13 @@ func TestGCKeepsUntaggedPushedManifests(t *testing.T) {
 	l, _ := open(t)
 	raw := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
 	h, _, _ := v1.SHA256(bytes.NewReader(raw))
-	if _, _, err := l.PutManifest("app", h.String(), types.OCIImageIndex, raw); err != nil {
+	if _, _, err := l.Repositories().PutManifest("app", h.String(), types.OCIImageIndex, raw); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.GC(context.Background(), 0); err != nil {
+	if _, err := l.Repositories().GC(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := l.GetManifest("app", h.String()); err != nil {
+	if _, _, err := l.Repositories().GetManifest("app", h.String()); err != nil {
 		t.Fatalf("gc removed an untagged pushed manifest: %v", err)
 	}
 }
@@ -110,22 +110,22 @@ func TestReachableFollowsTheIndex(t *testing.T) {
 	if _, err := l.Put(ctx, first, []string{"app:v1"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StatBlob("app", layerOf(first)); err != nil {
+	if _, err := l.Repositories().StatBlob("app", layerOf(first)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StatBlob("app", layerOf(second)); err == nil {
+	if _, err := l.Repositories().StatBlob("app", layerOf(second)); err == nil {
 		t.Fatal("a layer of an image not yet tagged is visible")
 	}
 	if _, err := l.Put(ctx, second, []string{"app:v2"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StatBlob("app", layerOf(second)); err != nil {
+	if _, err := l.Repositories().StatBlob("app", layerOf(second)); err != nil {
 		t.Fatalf("after tagging v2: %v", err)
 	}
-	if err := l.DeleteManifest("app", "v1"); err != nil {
+	if err := l.Repositories().DeleteManifest("app", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StatBlob("app", layerOf(first)); err == nil {
+	if _, err := l.Repositories().StatBlob("app", layerOf(first)); err == nil {
 		t.Fatal("after untagging v1 its layer is still visible")
 	}
 }

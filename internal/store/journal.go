@@ -31,7 +31,7 @@ import (
 // Only the process that opened the journal (kiln's server) knows its
 // blobs; it holds an exclusive lock on the file while it is open.
 type journal struct {
-	l      *Layout
+	rs     *Repositories
 	f      *os.File   // for reading, locking and syncing
 	w      *os.File   // for writing: f itself, or the file opened O_DIRECT|O_DSYNC
 	direct bool       // each write through w is durable when it returns
@@ -72,15 +72,15 @@ const journalHold = 64 << 20
 // OpenJournal starts keeping small blobs that uploads commit in the
 // journal, first writing out any blobs a crash left in it. It fails if
 // another process has the journal open.
-func (l *Layout) OpenJournal() error {
+func (rs *Repositories) OpenJournal() error {
 	// A gc in another process finishes first, and none starts until the
 	// journal is held (see checkNotServed).
-	unlock, err := l.sweep.sharedAcrossProcesses()
+	unlock, err := rs.layout.sweep.sharedAcrossProcesses()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	f, err := os.OpenFile(filepath.Join(l.dir, "journal"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(rs.layout.dir, "journal"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening the blob journal: %w", err)
 	}
@@ -88,16 +88,16 @@ func (l *Layout) OpenJournal() error {
 		f.Close()
 		return fmt.Errorf("the blob journal %s is in use by another process (is another server running on this store?)", f.Name())
 	}
-	j := &journal{l: l, f: f, w: f, pending: map[v1.Hash]*journalBlob{}}
+	j := &journal{rs: rs, f: f, w: f, pending: map[v1.Hash]*journalBlob{}}
 	j.wrote = sync.NewCond(&j.mu)
-	j.sync = &dirSyncer{syncFn: func() error { return syscall.Fdatasync(int(f.Fd())) }, noSync: l.noSync}
+	j.sync = &dirSyncer{syncFn: func() error { return syscall.Fdatasync(int(f.Fd())) }, noSync: rs.layout.noSync}
 	j.sync.init()
 	// Direct, synchronous writes into the journal's preallocated blocks are
 	// durable when they return, with no separate fdatasync and no page
 	// cache between; file systems without O_DIRECT (tmpfs) write through
 	// the cache and share fdatasyncs instead. On this project's machines
 	// the two measured the same (docs/benchmarks.md).
-	if !l.noSync && journalDirect {
+	if !rs.layout.noSync && journalDirect {
 		if w, err := os.OpenFile(f.Name(), os.O_RDWR|syscall.O_DIRECT|syscall.O_DSYNC, 0); err == nil {
 			j.w, j.direct = w, true
 		}
@@ -106,7 +106,7 @@ func (l *Layout) OpenJournal() error {
 		j.close()
 		return err
 	}
-	l.journal = j
+	rs.journal = j
 	return nil
 }
 
@@ -121,8 +121,8 @@ func (j *journal) close() error {
 }
 
 // CloseJournal writes out every blob the journal holds and closes it.
-func (l *Layout) CloseJournal() error {
-	j := l.journal
+func (rs *Repositories) CloseJournal() error {
+	j := rs.journal
 	if j == nil {
 		return nil
 	}
@@ -181,8 +181,8 @@ func (j *journal) recover() error {
 		}
 		// A file written out before the crash but never synced may be
 		// short: what is there must be the blob, or it is written again.
-		if !sameContent(j.l.blobPath(k.h), data) {
-			os.Remove(j.l.blobPath(k.h))
+		if !sameContent(j.rs.layout.blobPath(k.h), data) {
+			os.Remove(j.rs.layout.blobPath(k.h))
 		}
 		if err := j.writeOut(k.h, data); err != nil {
 			if errors.Is(err, ErrDigestMismatch) {
@@ -190,10 +190,10 @@ func (j *journal) recover() error {
 			}
 			return fmt.Errorf("recovering the blob journal: %w", err)
 		}
-		if err := j.l.linkBlob(k.repo, k.h); err != nil {
+		if err := j.rs.linkBlob(k.repo, k.h); err != nil {
 			return fmt.Errorf("recovering the blob journal: %w", err)
 		}
-		j.l.protected.add(k.h) // a push cut short may come back for it
+		j.rs.protected.add(k.h) // a push cut short may come back for it
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -219,7 +219,7 @@ func sameContent(path string, data []byte) bool {
 // writeOut writes blob h as a file without syncing it: it stays durable in
 // the journal until truncate syncs the file system.
 func (j *journal) writeOut(h v1.Hash, data []byte) error {
-	return j.l.writeBlobFile(h, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, false)
+	return j.rs.layout.writeBlobFile(h, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, false)
 }
 
 // truncate empties the journal once what was written out of it is durable
@@ -228,7 +228,7 @@ func (j *journal) writeOut(h v1.Hash, data []byte) error {
 // so that appends overwrite zeros or stale records and an fdatasync has
 // only data to flush, no file size or block allocation. Under j.mu.
 func (j *journal) truncate() error {
-	if !j.l.noSync {
+	if !j.rs.layout.noSync {
 		// Reads go on while the file system syncs, which can take a while
 		// on a busy one; records wait (see awaitSwitch).
 		j.switching = true
@@ -271,7 +271,7 @@ func (j *journal) syncWrites() error {
 	if j.direct {
 		return nil
 	}
-	return j.l.syncFile(j.f)
+	return j.rs.layout.syncFile(j.f)
 }
 
 // journalGrow is how far the journal file is extended with zeros at a
@@ -304,7 +304,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	j.mu.Lock()
 	if b, ok := j.pending[h]; ok && b.repos[repo] {
 		j.mu.Unlock()
-		j.l.protected.add(h)
+		j.rs.protected.add(h)
 		return nil
 	}
 	err := j.append(opPut, repo, h, data)
@@ -328,7 +328,7 @@ func (j *journal) put(repo string, h v1.Hash, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("writing blob %s to the journal: %w", h, err)
 	}
-	j.l.protected.add(h)
+	j.rs.protected.add(h)
 	if full {
 		go func() {
 			j.flushAll() // an error leaves the blobs in the journal, served from memory
@@ -440,7 +440,7 @@ func (j *journal) flushAll() error {
 	}
 	// Blobs written out become files gc can see: not in the middle of its
 	// sweep.
-	defer j.l.sweep.shared()()
+	defer j.rs.layout.sweep.shared()()
 	for range 8 {
 		j.mu.Lock()
 		hs := make([]v1.Hash, 0, len(j.pending))
@@ -489,7 +489,7 @@ func (j *journal) flushSync(hs []v1.Hash, durable bool) (err error) {
 		j.writingOut--
 		j.mu.Unlock()
 	}()
-	if durable && len(todo) > 0 && !j.l.noSync {
+	if durable && len(todo) > 0 && !j.rs.layout.noSync {
 		defer func() {
 			if err == nil {
 				if serr := unix.Syncfs(int(j.f.Fd())); serr != nil {
@@ -509,7 +509,7 @@ func (j *journal) flushSync(hs []v1.Hash, durable bool) (err error) {
 		}
 		j.mu.Unlock()
 		for _, r := range repos {
-			if err := j.l.linkBlob(r, o.h); err != nil {
+			if err := j.rs.linkBlob(r, o.h); err != nil {
 				return err
 			}
 		}
@@ -518,7 +518,7 @@ func (j *journal) flushSync(hs []v1.Hash, durable bool) (err error) {
 		// linked too before the blob leaves the journal.
 		for r := range o.b.repos {
 			if !slices.Contains(repos, r) {
-				if err := j.l.linkBlob(r, o.h); err != nil {
+				if err := j.rs.linkBlob(r, o.h); err != nil {
 					j.mu.Unlock()
 					return err
 				}

@@ -28,7 +28,7 @@ func sha(data []byte) v1.Hash {
 // push uploads data into repo as a registry would.
 func push(t *testing.T, l *store.Layout, repo string, data []byte) v1.Hash {
 	t.Helper()
-	up, err := l.NewUpload(repo)
+	up, err := l.Repositories().NewUpload(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func pushNumbered(t *testing.T, l *store.Layout, n int, format string) []v1.Hash
 
 func readBlob(t *testing.T, l *store.Layout, repo string, h v1.Hash) ([]byte, error) {
 	t.Helper()
-	rc, _, err := l.OpenBlob(repo, h)
+	rc, _, err := l.Repositories().OpenBlob(repo, h)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func openJournal(t *testing.T, dir string) *store.Layout {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.OpenJournal(); err != nil {
+	if err := l.Repositories().OpenJournal(); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -85,7 +85,7 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 	if got, err := readBlob(t, l, "app", hs); err != nil || !bytes.Equal(got, small) {
 		t.Fatalf("small blob = %q, %v", got, err)
 	}
-	if n, err := l.StatBlob("app", hs); err != nil || n != int64(len(small)) {
+	if n, err := l.Repositories().StatBlob("app", hs); err != nil || n != int64(len(small)) {
 		t.Errorf("StatBlob = %d, %v", n, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", hs.Hex)); !os.IsNotExist(err) {
@@ -97,7 +97,7 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 	if _, err := readBlob(t, l, "other", hs); !errors.Is(err, store.ErrBlobUnknown) {
 		t.Errorf("another repository reads the blob: %v", err)
 	}
-	if from, ok := l.FindBlob(hs, func(string) bool { return true }); !ok || from != "app" {
+	if from, ok := l.Repositories().FindBlob(hs, func(string) bool { return true }); !ok || from != "app" {
 		t.Errorf("FindBlob = %q, %v", from, ok)
 	}
 
@@ -107,7 +107,7 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 	hc := push(t, l, "app", config)
 	manifest := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
 		types.OCIManifestSchema1, types.OCIConfigJSON, hc, len(config), types.OCILayer, hs, len(small)))
-	if _, _, err := l.PutManifest("app", "v1", types.OCIManifestSchema1, manifest); err != nil {
+	if _, _, err := l.Repositories().PutManifest("app", "v1", types.OCIManifestSchema1, manifest); err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range []v1.Hash{hs, hc} {
@@ -133,14 +133,14 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 
 	// Mounting and deleting write out what they touch first.
 	other := push(t, l, "app", []byte("another small blob"))
-	if err := l.MountBlob("app", "mounted", other); err != nil {
+	if err := l.Repositories().MountBlob("app", "mounted", other); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := readBlob(t, l, "mounted", other); err != nil || string(got) != "another small blob" {
 		t.Errorf("mounted blob = %q, %v", got, err)
 	}
 	gone := push(t, l, "app", []byte("deleted soon"))
-	if err := l.DeleteBlob("app", gone); err != nil {
+	if err := l.Repositories().DeleteBlob("app", gone); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := readBlob(t, l, "app", gone); !errors.Is(err, store.ErrBlobUnknown) {
@@ -149,7 +149,7 @@ func TestJournalKeepsSmallBlobsUntilTheyAreNeeded(t *testing.T) {
 
 	// Closing writes out the rest and empties the journal.
 	last := push(t, l, "app", []byte("the last one"))
-	if err := l.CloseJournal(); err != nil {
+	if err := l.Repositories().CloseJournal(); err != nil {
 		t.Fatal(err)
 	}
 	l2, err := store.Open(dir)
@@ -175,7 +175,7 @@ func assertJournalEmpty(t *testing.T, dir string, h v1.Hash) {
 		t.Fatal(err)
 	}
 	l := openJournal(t, dir)
-	defer l.CloseJournal()
+	defer l.Repositories().CloseJournal()
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("the journal still held %s: %v", h, err)
 	}
@@ -208,7 +208,7 @@ func TestJournalRecoversAfterAKill(t *testing.T) {
 	}
 
 	l2 := openJournal(t, dir2)
-	defer l2.CloseJournal()
+	defer l2.Repositories().CloseJournal()
 	for i, h := range hs {
 		got, err := os.ReadFile(filepath.Join(dir2, "blobs", "sha256", h.Hex))
 		if err != nil || string(got) != fmt.Sprintf("blob %d", i) {
@@ -223,11 +223,11 @@ func TestJournalRecoversAfterAKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l3.OpenJournal(); err == nil || !strings.Contains(err.Error(), "in use") {
+	if err := l3.Repositories().OpenJournal(); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a second journal opened: %v", err)
 	}
-	l.CloseJournal()
-	if err := l2.CloseJournal(); err != nil {
+	l.Repositories().CloseJournal()
+	if err := l2.Repositories().CloseJournal(); err != nil {
 		t.Fatal(err)
 	}
 	assertJournalEmpty(t, dir2, hs[5])
@@ -240,7 +240,7 @@ func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
 	_, dir := open(t)
 	l := openJournal(t, dir)
 	hs := pushNumbered(t, l, 50, "first generation %02d")
-	if err := l.CloseJournal(); err != nil { // written out, a new generation begun
+	if err := l.Repositories().CloseJournal(); err != nil { // written out, a new generation begun
 		t.Fatal(err)
 	}
 	l = openJournal(t, dir)
@@ -250,7 +250,7 @@ func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
 	// A crash now, into a store without the first generation's blobs, as
 	// a client's DELETE and gc would leave it.
 	l2 := afterCrash(t, l, dir)
-	defer l2.CloseJournal()
+	defer l2.Repositories().CloseJournal()
 	if got, err := readBlob(t, l2, "app", short); err != nil || string(got) != "later generation 00" {
 		t.Errorf("second generation blob = %q, %v", got, err)
 	}
@@ -282,7 +282,7 @@ func afterCrash(t *testing.T, l *store.Layout, dir string) *store.Layout {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.CloseJournal()
+	l.Repositories().CloseJournal()
 	_, dir2 := open(t)
 	if err := os.WriteFile(filepath.Join(dir2, "journal"), data, 0o644); err != nil {
 		t.Fatal(err)
@@ -302,13 +302,13 @@ func TestJournalDeleteSurvivesACrash(t *testing.T) {
 		repo string
 		h    v1.Hash
 	}{{"app", gone}, {"other", back}} {
-		if err := l.DeleteBlob(d.repo, d.h); err != nil {
+		if err := l.Repositories().DeleteBlob(d.repo, d.h); err != nil {
 			t.Fatal(err)
 		}
 	}
 	push(t, l, "other", []byte("deleted, then pushed again"))
 	l2 := afterCrash(t, l, dir)
-	defer l2.CloseJournal()
+	defer l2.Repositories().CloseJournal()
 	if _, err := readBlob(t, l2, "app", gone); !errors.Is(err, store.ErrBlobUnknown) {
 		t.Errorf("a deleted blob came back after the crash: %v", err)
 	}
@@ -329,7 +329,7 @@ func TestJournalTakesConcurrentWriters(t *testing.T) {
 	l := openJournal(t, dir)
 	hashes := pushConcurrently(t, l, 32, 20, nil)
 	l2 := afterCrash(t, l, dir)
-	defer l2.CloseJournal()
+	defer l2.Repositories().CloseJournal()
 	checkPushed(t, l2, hashes)
 }
 
@@ -345,7 +345,7 @@ func TestJournalEmptiesWhilePushesGoOn(t *testing.T) {
 			return nil
 		}
 		// A manifest now and then writes its blobs out and empties the journal.
-		up, err := l.NewUpload("app")
+		up, err := l.Repositories().NewUpload("app")
 		if err == nil {
 			_, err = up.Write(bytes.NewReader(config))
 		}
@@ -357,16 +357,16 @@ func TestJournalEmptiesWhilePushesGoOn(t *testing.T) {
 		}
 		m := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[{"mediaType":%q,"digest":%q,"size":%d}]}`,
 			types.OCIManifestSchema1, types.OCIConfigJSON, sha(config), len(config), types.OCILayer, h, size))
-		_, _, err = l.PutManifest("app", fmt.Sprintf("t%d", i), types.OCIManifestSchema1, m)
+		_, _, err = l.Repositories().PutManifest("app", fmt.Sprintf("t%d", i), types.OCIManifestSchema1, m)
 		return err
 	})
 	copyDir := filepath.Join(t.TempDir(), "copy")
 	if err := os.CopyFS(copyDir, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
-	l.CloseJournal()
+	l.Repositories().CloseJournal()
 	l2 := openJournal(t, copyDir)
-	defer l2.CloseJournal()
+	defer l2.Repositories().CloseJournal()
 	checkPushed(t, l2, hashes)
 }
 
@@ -382,7 +382,7 @@ func pushConcurrently(t *testing.T, l *store.Layout, writers, each int, after fu
 			defer wg.Done()
 			for i := range each {
 				data := []byte(fmt.Sprintf("writer %d blob %d", w, i))
-				up, err := l.NewUpload("app")
+				up, err := l.Repositories().NewUpload("app")
 				if err == nil {
 					_, err = up.Write(bytes.NewReader(data))
 				}

@@ -28,7 +28,7 @@ var manifestTypes = map[types.MediaType]bool{
 
 // GetManifest returns the descriptor and bytes of the manifest reference
 // (a tag or a digest) of repository name.
-func (l *Layout) GetManifest(name, reference string) (v1.Descriptor, []byte, error) {
+func (rs *Repositories) GetManifest(name, reference string) (v1.Descriptor, []byte, error) {
 	if err := ValidName(name); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
@@ -38,7 +38,7 @@ func (l *Layout) GetManifest(name, reference string) (v1.Descriptor, []byte, err
 		if err != nil {
 			return v1.Descriptor{}, nil, err
 		}
-		mt, ok := l.manifestIn(name, h)
+		mt, ok := rs.manifestIn(name, h)
 		if !ok {
 			return v1.Descriptor{}, nil, fmt.Errorf("%s@%s: %w", name, h, ErrManifestUnknown)
 		}
@@ -47,7 +47,7 @@ func (l *Layout) GetManifest(name, reference string) (v1.Descriptor, []byte, err
 		if err := ValidTag(reference); err != nil {
 			return v1.Descriptor{}, nil, err
 		}
-		tagged, err := l.taggedIn(name)
+		tagged, err := rs.taggedIn(name)
 		if err != nil {
 			return v1.Descriptor{}, nil, err
 		}
@@ -57,7 +57,7 @@ func (l *Layout) GetManifest(name, reference string) (v1.Descriptor, []byte, err
 		}
 		desc = v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest}
 	}
-	raw, err := l.readManifest(desc.Digest)
+	raw, err := rs.layout.readManifest(desc.Digest)
 	if os.IsNotExist(err) || errors.Is(err, ErrManifestTooLarge) {
 		return v1.Descriptor{}, nil, fmt.Errorf("%s@%s: %w", name, desc.Digest, ErrManifestUnknown)
 	}
@@ -98,11 +98,11 @@ func (l *Layout) readManifest(h v1.Hash) ([]byte, error) {
 // it: pushed to it as a manifest (its _manifests record), or reached from
 // its tags through manifest media types (what kiln build wrote). A layer
 // or a config is never a manifest, whatever the tags lead to.
-func (l *Layout) manifestIn(name string, h v1.Hash) (types.MediaType, bool) {
-	if mt, err := os.ReadFile(l.manifestLink(name, h)); err == nil {
+func (rs *Repositories) manifestIn(name string, h v1.Hash) (types.MediaType, bool) {
+	if mt, err := os.ReadFile(rs.manifestLink(name, h)); err == nil {
 		return types.MediaType(mt), manifestTypes[types.MediaType(mt)]
 	}
-	r, err := l.reachable(name)
+	r, err := rs.reachable(name)
 	if err != nil {
 		return "", false
 	}
@@ -114,7 +114,7 @@ func (l *Layout) manifestIn(name string, h v1.Hash) (types.MediaType, bool) {
 // under reference, a tag or its digest. contentType is the media type the
 // client declared. It returns the manifest's descriptor and its subject,
 // if it has one.
-func (l *Layout) PutManifest(name, reference string, contentType types.MediaType, raw []byte) (v1.Descriptor, *v1.Descriptor, error) {
+func (rs *Repositories) PutManifest(name, reference string, contentType types.MediaType, raw []byte) (v1.Descriptor, *v1.Descriptor, error) {
 	if err := ValidName(name); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
@@ -139,8 +139,8 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 	}
 	// From the check of what it refers to until its record is written, gc
 	// waits: it then sees the record and keeps what the manifest holds.
-	defer l.sweep.shared()()
-	m, mt, err := l.validateManifest(name, contentType, raw)
+	defer rs.layout.sweep.shared()()
+	m, mt, err := rs.validateManifest(name, contentType, raw)
 	if err != nil {
 		return v1.Descriptor{}, nil, err
 	}
@@ -148,18 +148,18 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 
 	// What it refers to is written out of the journal first, so that a
 	// layout reader following index.json finds every blob.
-	if err := l.journal.flushSync(m.refs(), true); err != nil {
+	if err := rs.journal.flushSync(m.refs(), true); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
 	// Blob, then link, then referrer, then tag: a crash between any two
 	// leaves only what is complete visible.
-	if err := l.writeBlobBytes(h, raw); err != nil {
+	if err := rs.layout.writeBlobBytes(h, raw); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
-	if err := os.MkdirAll(filepath.Dir(l.manifestLink(name, h)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(rs.manifestLink(name, h)), 0o755); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
-	if err := l.writeFileAtomic(l.manifestLink(name, h), []byte(mt)); err != nil {
+	if err := rs.layout.writeFileAtomic(rs.manifestLink(name, h), []byte(mt)); err != nil {
 		return v1.Descriptor{}, nil, err
 	}
 	if m.Subject != nil {
@@ -173,16 +173,16 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 		if err != nil {
 			return v1.Descriptor{}, nil, err
 		}
-		p := l.referrerPath(name, m.Subject.hash(), h)
+		p := rs.referrerPath(name, m.Subject.hash(), h)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return v1.Descriptor{}, nil, err
 		}
-		if err := l.writeFileAtomic(p, b); err != nil {
+		if err := rs.layout.writeFileAtomic(p, b); err != nil {
 			return v1.Descriptor{}, nil, err
 		}
 	}
 	if tag != "" {
-		if err := l.tag(desc, []string{name + ":" + tag}); err != nil {
+		if err := rs.layout.tag(desc, []string{name + ":" + tag}); err != nil {
 			return v1.Descriptor{}, nil, err
 		}
 	}
@@ -194,13 +194,13 @@ func (l *Layout) PutManifest(name, reference string, contentType types.MediaType
 	return desc, subject, nil
 }
 
-func (l *Layout) referrerPath(name string, subject, h v1.Hash) string {
-	return filepath.Join(l.repoDir(name), "_referrers", subject.Hex, h.Hex)
+func (rs *Repositories) referrerPath(name string, subject, h v1.Hash) string {
+	return filepath.Join(rs.repoDir(name), "_referrers", subject.Hex, h.Hex)
 }
 
 // validateManifest checks raw is a manifest of a known media type whose
 // config, layers or child manifests are in repository name.
-func (l *Layout) validateManifest(name string, contentType types.MediaType, raw []byte) (manifestRefs, types.MediaType, error) {
+func (rs *Repositories) validateManifest(name string, contentType types.MediaType, raw []byte) (manifestRefs, types.MediaType, error) {
 	var m manifestRefs
 	if len(raw) > MaxManifestBytes {
 		return m, "", fmt.Errorf("%w: %d bytes, the limit is %d", ErrManifestTooLarge, len(raw), MaxManifestBytes)
@@ -234,7 +234,7 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 			if !manifestTypes[d.MediaType] {
 				return m, "", fmt.Errorf("%w: child %s has media type %q, not a manifest's", ErrManifestInvalid, d.hash(), d.MediaType)
 			}
-			got, ok := l.manifestIn(name, d.hash())
+			got, ok := rs.manifestIn(name, d.hash())
 			if !ok {
 				return m, "", fmt.Errorf("%w: child %s is not a manifest of %s", ErrManifestBlobUnknown, d.hash(), name)
 			}
@@ -251,7 +251,7 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 		if !d.MediaType.IsDistributable() {
 			continue
 		}
-		if err := l.checkBlob(name, d.hash()); err != nil {
+		if err := rs.checkBlob(name, d.hash()); err != nil {
 			return m, "", fmt.Errorf("%w: %s", ErrManifestBlobUnknown, d.hash())
 		}
 	}
@@ -260,7 +260,7 @@ func (l *Layout) validateManifest(name string, contentType types.MediaType, raw 
 
 // DeleteManifest removes reference from repository name: a tag alone, or a
 // digest with every tag that points at it.
-func (l *Layout) DeleteManifest(name, reference string) error {
+func (rs *Repositories) DeleteManifest(name, reference string) error {
 	if err := ValidName(name); err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ func (l *Layout) DeleteManifest(name, reference string) error {
 		if err := ValidTag(reference); err != nil {
 			return err
 		}
-		found, err := l.untag(name, func(tag string, _ v1.Descriptor) bool { return tag == reference })
+		found, err := rs.untag(name, func(tag string, _ v1.Descriptor) bool { return tag == reference })
 		if err == nil && !found {
 			err = fmt.Errorf("%s:%s: %w", name, reference, ErrManifestUnknown)
 		}
@@ -278,19 +278,19 @@ func (l *Layout) DeleteManifest(name, reference string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := l.manifestIn(name, h); !ok {
+	if _, ok := rs.manifestIn(name, h); !ok {
 		return fmt.Errorf("%s@%s: %w", name, h, ErrManifestUnknown)
 	}
-	if _, err := l.untag(name, func(_ string, d v1.Descriptor) bool { return d.Digest == h }); err != nil {
+	if _, err := rs.untag(name, func(_ string, d v1.Descriptor) bool { return d.Digest == h }); err != nil {
 		return err
 	}
-	if raw, err := l.readManifest(h); err == nil {
+	if raw, err := rs.layout.readManifest(h); err == nil {
 		var m manifestRefs
 		if json.Unmarshal(raw, &m) == nil && m.Subject != nil {
-			os.Remove(l.referrerPath(name, m.Subject.hash(), h))
+			os.Remove(rs.referrerPath(name, m.Subject.hash(), h))
 		}
 	}
-	if err := os.Remove(l.manifestLink(name, h)); err != nil && !os.IsNotExist(err) {
+	if err := os.Remove(rs.manifestLink(name, h)); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	return nil
@@ -298,13 +298,13 @@ func (l *Layout) DeleteManifest(name, reference string) error {
 
 // untag drops the tags of repository name that drop selects, and reports
 // whether there were any.
-func (l *Layout) untag(name string, drop func(tag string, d v1.Descriptor) bool) (bool, error) {
-	unlock, err := l.lock()
+func (rs *Repositories) untag(name string, drop func(tag string, d v1.Descriptor) bool) (bool, error) {
+	unlock, err := rs.layout.lock()
 	if err != nil {
 		return false, err
 	}
 	defer unlock()
-	im, err := l.readIndex()
+	im, err := rs.layout.readIndex()
 	if err != nil {
 		return false, err
 	}
@@ -319,13 +319,13 @@ func (l *Layout) untag(name string, drop func(tag string, d v1.Descriptor) bool)
 		return false, nil
 	}
 	im.Manifests = kept
-	return true, l.writeIndexLocked(im)
+	return true, rs.layout.writeIndexLocked(im)
 }
 
 // Referrers lists the manifests of repository name whose subject is h:
 // those pushed with a subject, and those in the referrers tag schema's
 // index (NAME:sha256-<hex>) that the CLI writes to layouts.
-func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error) {
+func (rs *Repositories) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -334,7 +334,7 @@ func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error
 	}
 	var out []v1.Descriptor
 	seen := map[v1.Hash]bool{}
-	dir := filepath.Join(l.repoDir(name), "_referrers", subject.Hex)
+	dir := filepath.Join(rs.repoDir(name), "_referrers", subject.Hex)
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".tmp-") {
@@ -350,9 +350,9 @@ func (l *Layout) Referrers(name string, subject v1.Hash) ([]v1.Descriptor, error
 			out = append(out, d.v1())
 		}
 	}
-	if fallback, err := l.taggedIn(name); err == nil {
+	if fallback, err := rs.taggedIn(name); err == nil {
 		if d, ok := fallback[subject.Algorithm+"-"+subject.Hex]; ok {
-			if raw, err := l.readManifest(d.Digest); err == nil {
+			if raw, err := rs.layout.readManifest(d.Digest); err == nil {
 				var idx v1.IndexManifest
 				if json.Unmarshal(raw, &idx) == nil {
 					for _, r := range idx.Manifests {

@@ -23,25 +23,20 @@ import (
 // RefNameAnnotation names a manifest in index.json.
 const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
-// Layout is an OCI image layout directory, with what a registry needs
-// beside it:
+// Layout is the OCI image layout that kiln build writes and podman,
+// skopeo and ko read (oci:DIR):
 //
 //	DIR/
 //	├── oci-layout              {"imageLayoutVersion": "1.0.0"}
 //	├── index.json              one descriptor per tag, its ref name NAME:TAG
 //	├── .lock                   serialises index.json updates between processes
-//	├── blobs/<alg>/<hex>       manifests, configs and layers (sha256, sha512)
-//	├── repositories/NAME/
-//	│   ├── _blobs/<hex>        hard links: the blobs pushed or mounted into NAME
-//	│   ├── _manifests/<hex>    the media type of each manifest pushed to NAME
-//	│   └── _referrers/<subject>/<hex>
-//	├── uploads/<id>            uploads being received (staging files)
-//	└── journal                 small pushed blobs not yet files (see OpenJournal)
+//	└── blobs/<alg>/<hex>       manifests, configs and layers (sha256, sha512)
 //
 // Every blob is staged in blobs/<alg>/.tmp-*, checked against its digest,
 // synced and renamed into place; index.json is replaced the same way, under
 // the lock, so readers never see a partial file and writers lose no tags.
-// Only the registry's small blobs take the journal's path instead.
+// The registry's storage beside it (repositories, uploads, the journal,
+// gc) is Repositories.
 type Layout struct {
 	dir     string
 	syncers sync.Map // directory → *dirSyncer
@@ -49,18 +44,14 @@ type Layout struct {
 	// noSync skips every fsync: see DisableSyncUnsafe.
 	noSync bool
 
-	journal *journal // small blobs not yet files; nil unless OpenJournal
-
-	sweep     sweepLock   // gc against the writes that make blobs needed
-	protected protections // blobs answered to clients, not yet in a manifest
+	sweep sweepLock // gc against the writes that make blobs needed
 
 	indexMu  sync.Mutex
 	index    *v1.IndexManifest // the last index.json parsed, never edited
 	indexRaw []byte            // and its bytes
 
-	reachMu    sync.Mutex
-	reachIndex *v1.IndexManifest // the index the sets below were walked from
-	reach      map[string]reach  // by repository: what its tags lead to
+	reposOnce sync.Once
+	repos     *Repositories // the registry's storage over this layout
 }
 
 // Open creates the layout at dir if needed.

@@ -93,11 +93,11 @@ var ErrStoreServed = errors.New("a server holds this store: its gc runs inside i
 // store's journal, i.e. a server runs on it. Called under the exclusive
 // sweep lock, which a server takes shared before it opens the journal, so
 // no server can start until gc ends.
-func (l *Layout) checkNotServed() error {
-	if l.journal != nil {
+func (rs *Repositories) checkNotServed() error {
+	if rs.journal != nil {
 		return nil // this process is the server
 	}
-	f, err := os.Open(filepath.Join(l.dir, "journal"))
+	f, err := os.Open(filepath.Join(rs.layout.dir, "journal"))
 	if os.IsNotExist(err) {
 		return nil
 	}

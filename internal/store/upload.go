@@ -19,7 +19,7 @@ import (
 // only through Commit, which checks the digest first; until then nothing
 // a reader can see has changed. An Upload is not safe for concurrent use.
 type Upload struct {
-	l    *Layout
+	rs   *Repositories
 	name string
 	id   string
 	f    *os.File // nil while the bytes are in buf
@@ -31,7 +31,7 @@ type Upload struct {
 }
 
 // NewUpload starts an upload into repository name.
-func (l *Layout) NewUpload(name string) (*Upload, error) {
+func (rs *Repositories) NewUpload(name string) (*Upload, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -39,8 +39,8 @@ func (l *Layout) NewUpload(name string) (*Upload, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	u := &Upload{l: l, name: name, id: hex.EncodeToString(b[:]), hash: sha256.New()}
-	if l.journal == nil {
+	u := &Upload{rs: rs, name: name, id: hex.EncodeToString(b[:]), hash: sha256.New()}
+	if rs.journal == nil {
 		if err := u.spill(); err != nil {
 			return nil, err
 		}
@@ -50,7 +50,7 @@ func (l *Layout) NewUpload(name string) (*Upload, error) {
 
 // spill moves the upload from memory to its staging file.
 func (u *Upload) spill() error {
-	dir := filepath.Join(u.l.dir, "uploads")
+	dir := filepath.Join(u.rs.layout.dir, "uploads")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("starting upload: %w", err)
 	}
@@ -110,7 +110,7 @@ func (u *Upload) Write(r io.Reader) (int64, error) {
 // h; otherwise the upload is dropped and ErrDigestInvalid returned.
 func (u *Upload) Commit(h v1.Hash) error {
 	defer u.Cancel() // only closes the file once it became a blob
-	defer u.l.sweep.shared()()
+	defer u.rs.layout.sweep.shared()()
 	if !validDigest(h) {
 		return fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
@@ -140,13 +140,13 @@ func (u *Upload) Commit(h v1.Hash) error {
 		// Small, and the layout has a journal: the journal makes the blob
 		// and its place in the repository durable, even when the bytes
 		// are already a file.
-		return u.l.journal.put(u.name, h, u.buf)
+		return u.rs.journal.put(u.name, h, u.buf)
 	}
-	final := u.l.blobPath(h)
+	final := u.rs.layout.blobPath(h)
 	if exists(final) {
 		touch(final)
 	} else {
-		if err := u.l.syncFile(u.f); err != nil {
+		if err := u.rs.layout.syncFile(u.f); err != nil {
 			return fmt.Errorf("writing blob %s: %w", h, err)
 		}
 		if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
@@ -156,11 +156,11 @@ func (u *Upload) Commit(h v1.Hash) error {
 			return fmt.Errorf("writing blob %s: %w", h, err)
 		}
 		u.renamed = true
-		if err := u.l.syncer(filepath.Dir(final)).Sync(); err != nil {
+		if err := u.rs.layout.syncer(filepath.Dir(final)).Sync(); err != nil {
 			return err
 		}
 	}
-	return u.l.linkBlobDurably(u.name, h)
+	return u.rs.linkBlobDurably(u.name, h)
 }
 
 // Cancel drops the upload.

@@ -13,15 +13,26 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// A registry serves the layout as repositories. Tags stay in index.json as
-// "NAME:TAG" ref names, so the CLI and the registry share them, and what a
+// Repositories is the registry's storage: the layout served as
+// repositories, on distribution's model of a blob store (the layout's
+// blobs/), a linked per-repository store, a manifest store and an upload
+// store, with the journal and gc beside them. Tags stay in index.json as
+// "NAME:TAG" ref names, so the CLI and the registry share them; what a
 // repository holds beyond its tags is recorded beside the layout:
 //
-//	DIR/repositories/NAME/
-//	├── _blobs/<hex>                     a hard link: blob <hex> belongs to NAME
-//	├── _manifests/<hex>                 the media type of manifest <hex>
-//	└── _referrers/<subject-hex>/<hex>   the descriptor JSON of a referrer
-//	DIR/uploads/<id>                     an upload in progress
+//	DIR/                                   the Layout: oci-layout, index.json, blobs/
+//	├── repositories/NAME/
+//	│   ├── _blobs/<hex>                   linked store: a hard link, blob <hex> is in NAME
+//	│   ├── _manifests/<hex>               manifest store: the media type of manifest <hex>
+//	│   └── _referrers/<subject-hex>/<hex> manifest store: the descriptor JSON of a referrer
+//	├── uploads/<id>                       upload store: a blob being received
+//	├── journal                            small pushed blobs not yet files (OpenJournal)
+//	└── .gc.lock                           gc against writers of other processes (sweepLock)
+//
+// The methods say their room: …Blob (the linked store: blobs of one
+// repository), …Manifest, Tags and Referrers (the manifest store),
+// NewUpload and RemoveUploads (the upload store), Catalog, GC and the
+// journal's Open/Close.
 //
 // Path components of a repository name start with [a-z0-9], so the
 // underscore directories can never collide with a nested repository.
@@ -31,6 +42,24 @@ import (
 // through manifest media types alone (an image manifest, an index and
 // their children): a layer or a config is never served as a manifest, and
 // every manifest is read through MaxManifestBytes.
+type Repositories struct {
+	layout *Layout
+
+	journal   *journal    // small blobs not yet files; nil unless OpenJournal
+	protected protections // blobs answered to clients, not yet in a manifest
+
+	reachMu    sync.Mutex
+	reachIndex *v1.IndexManifest // the index the sets below were walked from
+	reach      map[string]reach  // by repository: what its tags lead to
+}
+
+// Repositories returns the registry's storage over the layout: one per
+// Layout, so that every request of a process shares its journal and its
+// protections from gc.
+func (l *Layout) Repositories() *Repositories {
+	l.reposOnce.Do(func() { l.repos = &Repositories{layout: l} })
+	return l.repos
+}
 
 // Errors a registry maps onto the distribution spec's codes.
 var (
@@ -76,27 +105,27 @@ func ValidTag(tag string) error {
 	return nil
 }
 
-func (l *Layout) repoDir(name string) string {
-	return filepath.Join(l.dir, "repositories", filepath.FromSlash(name))
+func (rs *Repositories) repoDir(name string) string {
+	return filepath.Join(rs.layout.dir, "repositories", filepath.FromSlash(name))
 }
 
-func (l *Layout) blobLink(name string, h v1.Hash) string {
-	return filepath.Join(l.repoDir(name), "_blobs", h.Hex)
+func (rs *Repositories) blobLink(name string, h v1.Hash) string {
+	return filepath.Join(rs.repoDir(name), "_blobs", h.Hex)
 }
 
-func (l *Layout) manifestLink(name string, h v1.Hash) string {
-	return filepath.Join(l.repoDir(name), "_manifests", h.Hex)
+func (rs *Repositories) manifestLink(name string, h v1.Hash) string {
+	return filepath.Join(rs.repoDir(name), "_manifests", h.Hex)
 }
 
 // linkBlob records that repository name holds blob h with a hard link to
 // the blob: made in one step, so it is either there or not, and with no new
 // inode, which costs a file system far more than a directory entry.
-func (l *Layout) linkBlob(name string, h v1.Hash) error {
-	path := l.blobLink(name, h)
+func (rs *Repositories) linkBlob(name string, h v1.Hash) error {
+	path := rs.blobLink(name, h)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := os.Link(l.blobPath(h), path); err != nil && !os.IsExist(err) {
+	if err := os.Link(rs.layout.blobPath(h), path); err != nil && !os.IsExist(err) {
 		return fmt.Errorf("linking blob %s into %s: %w", h, name, err)
 	}
 	return nil
@@ -106,12 +135,12 @@ func (l *Layout) linkBlob(name string, h v1.Hash) error {
 // acknowledged push or mount must survive a crash of the machine, and gc
 // (see protections). Writers waiting at once share the directory's fsync.
 // The caller holds the sweep lock shared.
-func (l *Layout) linkBlobDurably(name string, h v1.Hash) error {
-	if err := l.linkBlob(name, h); err != nil {
+func (rs *Repositories) linkBlobDurably(name string, h v1.Hash) error {
+	if err := rs.linkBlob(name, h); err != nil {
 		return err
 	}
-	l.protected.add(h)
-	return l.syncer(filepath.Dir(l.blobLink(name, h))).Sync()
+	rs.protected.add(h)
+	return rs.layout.syncer(filepath.Dir(rs.blobLink(name, h))).Sync()
 }
 
 func exists(path string) bool {
@@ -129,8 +158,8 @@ func splitRefName(ref string) (name, tag string, ok bool) {
 }
 
 // taggedIn returns the descriptors index.json names NAME:<tag>, by tag.
-func (l *Layout) taggedIn(name string) (map[string]v1.Descriptor, error) {
-	im, err := l.sharedIndex()
+func (rs *Repositories) taggedIn(name string) (map[string]v1.Descriptor, error) {
+	im, err := rs.layout.sharedIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -145,15 +174,15 @@ func (l *Layout) taggedIn(name string) (map[string]v1.Descriptor, error) {
 
 // Tags lists the tags of repository name, sorted. A repository that has
 // neither tags nor manifests is ErrNameUnknown.
-func (l *Layout) Tags(name string) ([]string, error) {
+func (rs *Repositories) Tags(name string) ([]string, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	tagged, err := l.taggedIn(name)
+	tagged, err := rs.taggedIn(name)
 	if err != nil {
 		return nil, err
 	}
-	if len(tagged) == 0 && !exists(filepath.Join(l.repoDir(name), "_manifests")) {
+	if len(tagged) == 0 && !exists(filepath.Join(rs.repoDir(name), "_manifests")) {
 		return nil, fmt.Errorf("%s: %w", name, ErrNameUnknown)
 	}
 	tags := make([]string, 0, len(tagged))
@@ -166,9 +195,9 @@ func (l *Layout) Tags(name string) ([]string, error) {
 
 // Repositories lists every repository with a tag or a stored manifest or
 // blob, sorted.
-func (l *Layout) Repositories() ([]string, error) {
+func (rs *Repositories) Catalog() ([]string, error) {
 	seen := map[string]bool{}
-	im, err := l.readIndex()
+	im, err := rs.layout.readIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +206,7 @@ func (l *Layout) Repositories() ([]string, error) {
 			seen[n] = true
 		}
 	}
-	root := filepath.Join(l.dir, "repositories")
+	root := filepath.Join(rs.layout.dir, "repositories")
 	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			if os.IsNotExist(err) {
