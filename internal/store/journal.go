@@ -31,11 +31,9 @@ import (
 // Only the process that opened the journal (kiln's server) knows its
 // blobs; it holds an exclusive lock on the file while it is open.
 type journal struct {
-	rs     *Repositories
-	f      *os.File   // for reading, locking and syncing
-	w      *os.File   // for writing: f itself, or the file opened O_DIRECT|O_DSYNC
-	direct bool       // each write through w is durable when it returns
-	sync   *dirSyncer // otherwise: the fdatasync writers share
+	rs   *Repositories
+	f    *os.File
+	sync *dirSyncer // the fdatasync writers share
 
 	mu        sync.Mutex
 	gen       uint64 // the generation records are written in
@@ -88,20 +86,14 @@ func (rs *Repositories) OpenJournal() error {
 		f.Close()
 		return fmt.Errorf("the blob journal %s is in use by another process (is another server running on this store?)", f.Name())
 	}
-	j := &journal{rs: rs, f: f, w: f, pending: map[v1.Hash]*journalBlob{}}
+	j := &journal{rs: rs, f: f, pending: map[v1.Hash]*journalBlob{}}
 	j.wrote = sync.NewCond(&j.mu)
 	j.sync = &dirSyncer{syncFn: func() error { return syscall.Fdatasync(int(f.Fd())) }, noSync: rs.layout.noSync}
 	j.sync.init()
-	// Direct, synchronous writes into the journal's preallocated blocks are
-	// durable when they return, with no separate fdatasync and no page
-	// cache between; file systems without O_DIRECT (tmpfs) write through
-	// the cache and share fdatasyncs instead. On this project's machines
-	// the two measured the same (docs/benchmarks.md).
-	if !rs.layout.noSync && journalDirect {
-		if w, err := os.OpenFile(f.Name(), os.O_RDWR|syscall.O_DIRECT|syscall.O_DSYNC, 0); err == nil {
-			j.w, j.direct = w, true
-		}
-	}
+	// Writes go through the page cache into preallocated blocks, and the
+	// writers of a batch share one fdatasync. Direct, synchronous writes
+	// measured the same on this project's machines (docs/benchmarks.md),
+	// so the journal has this one path.
 	if err := j.recover(); err != nil {
 		j.close()
 		return err
@@ -110,15 +102,7 @@ func (rs *Repositories) OpenJournal() error {
 	return nil
 }
 
-// journalDirect is false only in tests of the fdatasync path.
-var journalDirect = true
-
-func (j *journal) close() error {
-	if j.w != j.f {
-		j.w.Close()
-	}
-	return j.f.Close()
-}
+func (j *journal) close() error { return j.f.Close() }
 
 // CloseJournal writes out every blob the journal holds and closes it.
 func (rs *Repositories) CloseJournal() error {
@@ -250,7 +234,7 @@ func (j *journal) truncate() error {
 	head := alignedBlock(journalBlock)
 	copy(head, journalMagic)
 	copy(head[8:], gen[:])
-	_, err := j.w.WriteAt(head, 0)
+	_, err := j.f.WriteAt(head, 0)
 	if err == nil {
 		err = j.syncWrites()
 	}
@@ -266,13 +250,8 @@ func (j *journal) truncate() error {
 	return nil
 }
 
-// syncWrites makes writes through w durable, unless each already is.
-func (j *journal) syncWrites() error {
-	if j.direct {
-		return nil
-	}
-	return j.rs.layout.syncFile(j.f)
-}
+// syncWrites makes the journal's writes durable.
+func (j *journal) syncWrites() error { return j.rs.layout.syncFile(j.f) }
 
 // journalGrow is how far the journal file is extended with zeros at a
 // time, ahead of the records.
@@ -287,7 +266,7 @@ func (j *journal) reserve(n int64) error {
 	grow := padded(max(journalGrow, j.size+n-j.allocated))
 	zeros := alignedBlock(1 << 20)
 	for off := j.allocated; off < j.allocated+grow; off += int64(len(zeros)) {
-		if _, err := j.w.WriteAt(zeros[:min(int64(len(zeros)), j.allocated+grow-off)], off); err != nil {
+		if _, err := j.f.WriteAt(zeros[:min(int64(len(zeros)), j.allocated+grow-off)], off); err != nil {
 			return err
 		}
 	}
@@ -379,8 +358,8 @@ func (j *journal) write(rec []byte) error {
 		copy(buf, j.queue)
 		j.queue = j.queue[:0]
 		j.mu.Unlock()
-		_, err := j.w.WriteAt(buf, at)
-		if err == nil && !j.direct {
+		_, err := j.f.WriteAt(buf, at)
+		if err == nil {
 			err = j.sync.Sync()
 		}
 		j.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"os"
-	"unsafe"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -13,23 +12,15 @@ import (
 // at a block boundary.
 
 // journalMagic starts the journal's header block, which also holds the
-// generation (8 bytes, little endian). Records start at block boundaries,
-// as direct I/O needs.
+// generation (8 bytes, little endian). Records start at block boundaries
+// (once for direct I/O; kept, as the format a journal on disk has).
 const (
 	journalMagic = "KILNJRN1"
 	journalBlock = 4096
 )
 
-// alignedBlock returns n zero bytes (a multiple of journalBlock) at an
-// address aligned to journalBlock, as direct I/O needs.
-func alignedBlock(n int) []byte {
-	b := make([]byte, n+journalBlock)
-	off := 0
-	if r := int(uintptr(unsafe.Pointer(&b[0])) % journalBlock); r != 0 {
-		off = journalBlock - r
-	}
-	return b[off : off+n : off+n]
-}
+// alignedBlock returns n zero bytes (a multiple of journalBlock).
+func alignedBlock(n int) []byte { return make([]byte, n) }
 
 func padded(n int64) int64 { return (n + journalBlock - 1) / journalBlock * journalBlock }
 
@@ -40,7 +31,7 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // earlier one is invalid), then the payload: the operation (opPut or
 // opDelete), then the repository, the digest and the blob, each preceded
 // by its length as a uvarint; then zeros to the next block boundary. It
-// is returned in aligned memory.
+// is returned as a whole number of blocks.
 func encodeRecord(gen uint64, op byte, repo string, h v1.Hash, data []byte) []byte {
 	digest := h.String()
 	payload := make([]byte, 1, 1+3*binary.MaxVarintLen64+len(repo)+len(digest)+len(data))

@@ -261,18 +261,6 @@ func TestJournalNeverReplaysAnEmptiedGeneration(t *testing.T) {
 	}
 }
 
-// The journal's other write path, for file systems without direct I/O.
-func TestJournalWithoutDirectIO(t *testing.T) {
-	store.SetJournalDirect(false)
-	defer store.SetJournalDirect(true)
-	t.Run("needed", TestJournalKeepsSmallBlobsUntilTheyAreNeeded)
-	t.Run("kill", TestJournalRecoversAfterAKill)
-	t.Run("generations", TestJournalNeverReplaysAnEmptiedGeneration)
-	t.Run("concurrent", TestJournalTakesConcurrentWriters)
-	t.Run("delete", TestJournalDeleteSurvivesACrash)
-	t.Run("emptying", TestJournalEmptiesWhilePushesGoOn)
-}
-
 // afterCrash stands in for a process killed while l had the journal of
 // the store at dir open: the journal as it is, in a fresh store, opened
 // again (l is closed).
