@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/resolve"
+)
+
+func newResolveCommand(inv Invocation) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "resolve -f FILE|DIR|- [flags]",
+		Short: "Build the ko:// images that Kubernetes YAML or JSON names and print it with their digests",
+		Long: `Read YAML and JSON (-f: files, directories' .yaml, .yml and .json files,
+- for stdin; -R recurses), build every Go main package written as
+ko://IMPORTPATH once, and print the documents with each such string replaced
+by REPO/NAME@sha256:... . Everything else is printed byte for byte as read:
+comments, key order, anchors, quoting and line endings. Nothing is printed
+unless every package builds. The build flags are kiln build's.`,
+		Args: cobra.NoArgs,
+	}
+	r := addResolveFlags(inv, cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		res, err := r.resolve(cmd.Context())
+		if err != nil {
+			return err
+		}
+		_, err = inv.Stdout.Write(res.Output)
+		return err
+	}
+	return cmd
+}
+
+// resolveFlags are the flags of resolve, apply and create besides kiln
+// build's.
+type resolveFlags struct {
+	files     []string
+	recursive bool
+	selector  string
+	strict    bool
+	imageRefs string
+}
+
+// resolver reads, builds and resolves for resolve, apply and create.
+type resolver struct {
+	inv   Invocation
+	f     resolveFlags
+	build *builder
+}
+
+func addResolveFlags(inv Invocation, cmd *cobra.Command) *resolver {
+	r := &resolver{inv: inv}
+	fl := cmd.Flags()
+	fl.StringSliceVarP(&r.f.files, "filename", "f", nil, "file, directory or - (stdin) to resolve; repeatable")
+	fl.BoolVarP(&r.f.recursive, "recursive", "R", false, "read the directories given to -f recursively")
+	fl.StringVarP(&r.f.selector, "selector", "l", "", "keep only objects whose labels match: a=b, a!=b, a in (x,y), a notin (x,y), a, !a (comma means and)")
+	fl.BoolVar(&r.f.strict, "strict", true, "only ko:// strings are images: always on, as in ko v0.19; accepted for older scripts")
+	fl.StringVar(&r.f.imageRefs, "image-refs", "", "also write the image references, one per line, to this file")
+	r.build = addBuildFlags(inv, cmd)
+	return r
+}
+
+// resolve reads the inputs, checks that every ko:// reference names a main
+// package (so that an error can name its line), builds the distinct
+// packages in one run of the pipeline, and replaces the references.
+func (r *resolver) resolve(ctx context.Context) (resolve.Result, error) {
+	if !r.f.strict {
+		return resolve.Result{}, errors.New("--strict=false: kiln, like ko v0.19, replaces only ko:// strings: write the images as ko://IMPORTPATH")
+	}
+	sel, err := resolve.ParseSelector(r.f.selector)
+	if err != nil {
+		return resolve.Result{}, err
+	}
+	inputs, err := resolve.ReadInputs(r.f.files, r.f.recursive, r.inv.Dir, r.inv.Stdin)
+	if err != nil {
+		return resolve.Result{}, err
+	}
+	plan, err := resolve.Scan(inputs, sel)
+	if err != nil {
+		return resolve.Result{}, err
+	}
+	jobs := r.build.jobs()
+	// go list names each package: ko://./cmd/app and its full import path
+	// are one package, built once.
+	var mu sync.Mutex
+	canonical := map[string]string{}
+	gb := &gobuild.Builder{Env: r.inv.Env}
+	err = plan.Each(ctx, jobs, func(ctx context.Context, ip string) error {
+		pkg, err := gb.Resolve(ctx, r.inv.Dir, ip)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		canonical[ip] = pkg.ImportPath
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return resolve.Result{}, err
+	}
+	var pkgs []string
+	seen := map[string]bool{}
+	for _, ip := range plan.ImportPaths() {
+		if c := canonical[ip]; !seen[c] {
+			seen[c] = true
+			pkgs = append(pkgs, c)
+		}
+	}
+	refs, err := r.build.run(ctx, pkgs)
+	if err != nil {
+		return resolve.Result{}, err
+	}
+	res, err := plan.Resolve(ctx, jobs, func(_ context.Context, ip string) (string, error) {
+		return refs[canonical[ip]], nil
+	})
+	if err != nil {
+		return resolve.Result{}, err
+	}
+	if r.f.imageRefs != "" {
+		var b bytes.Buffer
+		for _, ref := range res.Refs {
+			fmt.Fprintln(&b, ref)
+		}
+		if err := os.WriteFile(abs(r.inv.Dir, r.f.imageRefs), b.Bytes(), 0o644); err != nil {
+			return resolve.Result{}, fmt.Errorf("--image-refs: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// builder runs kiln build for another command: that command carries the
+// build command's flags, and the build's results are read back from its
+// --json output.
+type builder struct {
+	cmd *cobra.Command
+	out *bytes.Buffer
+}
+
+func addBuildFlags(inv Invocation, cmd *cobra.Command) *builder {
+	b := &builder{out: &bytes.Buffer{}}
+	binv := inv
+	binv.Stdout = b.out
+	b.cmd = newBuildCommand(binv)
+	cmd.Flags().AddFlagSet(b.cmd.Flags())
+	if f := cmd.Flags().Lookup("json"); f != nil {
+		f.Hidden = true
+	}
+	return b
+}
+
+func (b *builder) jobs() int {
+	j, err := b.cmd.Flags().GetInt("jobs")
+	if err != nil {
+		return 1
+	}
+	return j
+}
+
+// run builds and publishes pkgs with kiln build's flags, returning each
+// package's reference by the name it was given.
+func (b *builder) run(ctx context.Context, pkgs []string) (map[string]string, error) {
+	refs := map[string]string{}
+	if len(pkgs) == 0 {
+		return refs, nil
+	}
+	if err := b.cmd.Flags().Set("json", "true"); err != nil {
+		return nil, err
+	}
+	b.out.Reset()
+	b.cmd.SetContext(ctx)
+	if err := b.cmd.RunE(b.cmd, pkgs); err != nil {
+		return nil, err
+	}
+	var results []struct {
+		Ref string `json:"ref"`
+	}
+	if err := json.Unmarshal(b.out.Bytes(), &results); err != nil {
+		return nil, fmt.Errorf("reading the build's results: %w", err)
+	}
+	if len(results) != len(pkgs) {
+		return nil, fmt.Errorf("the build gave %d results for %d packages", len(results), len(pkgs))
+	}
+	for i, p := range pkgs {
+		refs[p] = results[i].Ref
+	}
+	return refs, nil
+}
