@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
 
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -132,5 +133,34 @@ func TestGCRefusedBesideAServer(t *testing.T) {
 	}
 	if _, err := server.Repositories().GC(context.Background(), time.Hour); err != nil {
 		t.Fatalf("the server's own gc: %v", err)
+	}
+}
+
+// While gc marks and sweeps, another process cannot take the lock that
+// kiln build holds while it writes an image: gc waits for builds, builds
+// wait for gc.
+func TestGCExcludesWritersOfOtherProcesses(t *testing.T) {
+	l, dir := open(t)
+	var probe error
+	store.SetGCHooks(func() {
+		f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)
+		if err != nil {
+			probe = err
+			return
+		}
+		defer f.Close()
+		lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0, Start: 0, Len: 1}
+		probe = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
+	}, nil)
+	defer store.SetGCHooks(nil, nil)
+	if _, err := l.Repositories().GC(context.Background(), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(probe, unix.EAGAIN) {
+		t.Fatalf("a writer of another process took the lock during gc: %v", probe)
+	}
+	// And once gc is done, a build writes.
+	if _, err := l.Put(context.Background(), randomImage(t), []string{"app:v1"}); err != nil {
+		t.Fatal(err)
 	}
 }

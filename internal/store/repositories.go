@@ -26,8 +26,7 @@ import (
 //	│   ├── _manifests/<hex>               manifest store: the media type of manifest <hex>
 //	│   └── _referrers/<subject-hex>/<hex> manifest store: the descriptor JSON of a referrer
 //	├── uploads/<id>                       upload store: a blob being received
-//	├── journal                            small pushed blobs not yet files (OpenJournal)
-//	└── .gc.lock                           gc against writers of other processes (sweepLock)
+//	└── journal                            small pushed blobs not yet files (OpenJournal)
 //
 // The methods say their room: …Blob (the linked store: blobs of one
 // repository), …Manifest, Tags and Referrers (the manifest store),

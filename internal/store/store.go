@@ -30,6 +30,7 @@ const RefNameAnnotation = "org.opencontainers.image.ref.name"
 //	├── oci-layout              {"imageLayoutVersion": "1.0.0"}
 //	├── index.json              one descriptor per tag, its ref name NAME:TAG
 //	├── .lock                   serialises index.json updates between processes
+//	│                           (flock), and gc with writers (sweepLock)
 //	└── blobs/<alg>/<hex>       manifests, configs and layers (sha256, sha512)
 //
 // Every blob is staged in blobs/<alg>/.tmp-*, checked against its digest,
@@ -60,7 +61,7 @@ func Open(dir string) (*Layout, error) {
 		return nil, fmt.Errorf("creating image layout %s: %w", dir, err)
 	}
 	l := &Layout{dir: dir}
-	l.sweep.path = filepath.Join(dir, ".gc.lock")
+	l.sweep.path = filepath.Join(dir, ".lock")
 	marker := filepath.Join(dir, "oci-layout")
 	if _, err := os.Stat(marker); os.IsNotExist(err) {
 		if err := l.writeFileAtomic(marker, []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {

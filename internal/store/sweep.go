@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 )
 
 // sweepLock keeps gc from deleting a blob between the moment a writer
@@ -20,15 +22,17 @@ import (
 // then finds the blob gone and says so, or wholly after, and sees the
 // record. No file's age enters into it.
 //
-// Within a process it is a sync.RWMutex. Between processes it is a flock
-// on DIR/.gc.lock, taken shared by writers whose records gc sees on disk
+// Within a process it is a sync.RWMutex. Between processes it is a lock
+// on the first byte of DIR/.lock (an open file description lock, which
+// Linux keeps apart from the flock on the same file that serialises
+// index.json), taken shared by writers whose records gc sees on disk
 // (kiln build's images, a server opening its journal) and exclusively by
 // gc. A server's protections live in its memory alone: gc in another
 // process refuses to run while a server holds the store's journal (see
 // ErrStoreServed), and the server runs gc itself (--gc-interval).
 type sweepLock struct {
 	mu   sync.RWMutex
-	path string // DIR/.gc.lock
+	path string // DIR/.lock
 }
 
 // sweepWaitHook, when set (by tests), runs when a writer has to wait for
@@ -50,7 +54,7 @@ func (s *sweepLock) shared() (unlock func()) {
 // process.
 func (s *sweepLock) sharedAcrossProcesses() (unlock func(), err error) {
 	unlockMu := s.shared()
-	unflock, err := flock(s.path, syscall.LOCK_SH)
+	unflock, err := lockFirstByte(s.path, unix.F_RDLCK)
 	if err != nil {
 		unlockMu()
 		return nil, err
@@ -61,7 +65,7 @@ func (s *sweepLock) sharedAcrossProcesses() (unlock func(), err error) {
 // exclusive holds the lock for gc, against writers of every process.
 func (s *sweepLock) exclusive() (unlock func(), err error) {
 	s.mu.Lock()
-	unflock, err := flock(s.path, syscall.LOCK_EX)
+	unflock, err := lockFirstByte(s.path, unix.F_WRLCK)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, err
@@ -69,18 +73,28 @@ func (s *sweepLock) exclusive() (unlock func(), err error) {
 	return func() { unflock(); s.mu.Unlock() }, nil
 }
 
-// flock opens path and takes a flock of kind how on it.
-func flock(path string, how int) (unlock func(), err error) {
+// lockFirstByte opens path and locks its first byte, shared (F_RDLCK) or
+// exclusively (F_WRLCK), with an open file description lock: held by the
+// open file, like a flock, not by the process.
+func lockFirstByte(path string, typ int16) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), how); err != nil {
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: 0, Len: 1}
+	for {
+		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+		return nil, fmt.Errorf("locking %s for gc: %w", path, err)
 	}
 	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		lk.Type = unix.F_UNLCK
+		unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk)
 		f.Close()
 	}, nil
 }
