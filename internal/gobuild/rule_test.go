@@ -201,12 +201,33 @@ func lookupEnv(env []string, key string) string {
 	return ""
 }
 
-func testWriteAll(t *testing.T, path, content string) {
+func testWriteAll(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkEnviron is the rule's cost per compile: it runs no process, and
+// the go env file is read once per Builder.
+func BenchmarkEnviron(b *testing.B) {
+	home := b.TempDir()
+	testWriteAll(b, filepath.Join(home, ".config", "go", "env"), "GOPROXY=off\nGOFLAGS=-mod=mod\n")
+	bld := &Builder{Env: append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME=")}
+	t := Target{
+		Package:  Package{Dir: home, ModuleDir: home},
+		Platform: v1.Platform{OS: "linux", Architecture: "amd64"},
+		Env:      []string{"GOFLAGS=-mod=mod -tags=netgo", "CGO_ENABLED=0"},
+		Flags:    []string{"-tags", "osusergo", "-trimpath"},
+		Ldflags:  []string{"-s -w", "-X main.version=v1.2.3", "-X 'main.name=a b'"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := bld.environ(t.Package.Dir, t.Package.ModuleDir, &t); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
