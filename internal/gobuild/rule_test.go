@@ -85,6 +85,7 @@ func TestBuildRunsOnlyTheGoToolchain(t *testing.T) {
 		name    string
 		env     []string // the caller's environment, added to isolatedEnv
 		envFile string   // written to $HOME/.config/go/env (the go env -w file)
+		xdg     bool     // write envFile under XDG_CONFIG_HOME=$HOME/xdg instead
 		goenv   string   // written to a file that GOENV names
 		target  Target   // what a .ko.yaml gives: env, flags, ldflags
 		want    int
@@ -132,10 +133,12 @@ func TestBuildRunsOnlyTheGoToolchain(t *testing.T) {
 		{name: "env GOFLAGS quoted ldflags", env: []string{"GOFLAGS='-ldflags=-s -extld=" + marker + "'"}, want: refused, says: `ldflag "-extld=`},
 		{name: "env GOCACHEPROG is not passed", env: []string{"GOCACHEPROG=" + marker}, want: ok},
 		{name: "env GOFLAGS test flags are ignored", env: []string{"GOFLAGS=-count=1 -mod=mod"}, want: ok},
+		{name: "env GOFLAGS quoted and allowed", env: []string{"GOFLAGS='-ldflags=-s -w' -mod=mod"}, want: ok},
 
 		// The go env file: GOENV's, and go env -w's default one.
 		{name: "GOENV file toolexec", goenv: "GOFLAGS=-toolexec=" + marker + "\n", want: refused, says: `GOFLAGS in go env file`},
 		{name: "GOENV file cgo", goenv: "CGO_ENABLED=1\nCC=" + marker + "\nGOFLAGS=-ldflags=-linkmode=external\n", want: refused, says: "CGO_ENABLED=1 in go env file"},
+		{name: "go env -w file under XDG_CONFIG_HOME", xdg: true, envFile: "GOFLAGS=-toolexec=" + marker + "\n", want: refused, says: `/xdg/go/env "-toolexec=`},
 		{name: "go env -w file toolexec", envFile: "GOFLAGS=-toolexec=" + marker + "\n", want: refused, says: `/.config/go/env "-toolexec=`},
 		{name: "go env -w file CC is not passed", envFile: "CC=" + marker + "\nGOCACHEPROG=" + marker + "\n", want: ok},
 		{name: "go env -w file overridden by the environment", envFile: "GOFLAGS=-toolexec=" + marker + "\n", env: []string{"GOFLAGS=-mod=mod"}, want: ok},
@@ -146,7 +149,12 @@ func TestBuildRunsOnlyTheGoToolchain(t *testing.T) {
 			env := isolatedEnv(t)
 			home := lookupEnv(env, "HOME")
 			if tt.envFile != "" {
-				testWriteAll(t, filepath.Join(home, ".config", "go", "env"), tt.envFile)
+				configDir := filepath.Join(home, ".config")
+				if tt.xdg {
+					configDir = filepath.Join(home, "xdg")
+					env = append(env, "XDG_CONFIG_HOME="+configDir)
+				}
+				testWriteAll(t, filepath.Join(configDir, "go", "env"), tt.envFile)
 			}
 			if tt.goenv != "" {
 				f := filepath.Join(home, "goenv")
