@@ -150,13 +150,20 @@ func checkContent(ctx context.Context, inv Invocation, t imageTarget, skipLayers
 		return err
 	}
 	if skipLayers {
-		fmt.Fprintf(inv.Stdout, "content: %s@%s: %d manifests and their configs checked; %d layers (%s) skipped (--skip-layers): their bytes were not checked against their digests\n",
-			t.repo, t.digest, rep.Manifests, rep.Skipped, humanBytes(rep.SkipBytes))
+		fmt.Fprintf(inv.Stdout, "content: %s@%s: %s and their configs checked; %s (%s) skipped (--skip-layers): their bytes were not checked against their digests\n",
+			t.repo, t.digest, plural(rep.Manifests, "manifest"), plural(rep.Skipped, "layer"), humanBytes(rep.SkipBytes))
 		return nil
 	}
-	fmt.Fprintf(inv.Stdout, "content: %s@%s: %d manifests, their configs and %d layers (%s) checked against their digests\n",
-		t.repo, t.digest, rep.Manifests, rep.Layers, humanBytes(rep.Bytes))
+	fmt.Fprintf(inv.Stdout, "content: %s@%s: %s, their configs and %s (%s) checked against their digests\n",
+		t.repo, t.digest, plural(rep.Manifests, "manifest"), plural(rep.Layers, "layer"), humanBytes(rep.Bytes))
 	return nil
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func humanBytes(n int64) string {
