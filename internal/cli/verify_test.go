@@ -36,7 +36,7 @@ type signedLayout struct {
 }
 
 // testKey makes a key pair (scrypt is slow: once per test).
-func testKey(t *testing.T) (signature.SignerVerifier, string) {
+func testKey(t testing.TB) (signature.SignerVerifier, string) {
 	t.Helper()
 	priv, pub, err := keys.WriteFiles(t.TempDir(), []byte("pw"))
 	if err != nil {
