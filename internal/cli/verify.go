@@ -150,13 +150,21 @@ func checkContent(ctx context.Context, inv Invocation, t imageTarget, skipLayers
 		return err
 	}
 	if skipLayers {
-		fmt.Fprintf(inv.Stdout, "content: %s@%s: %s and their configs checked; %s (%s) skipped (--skip-layers): their bytes were not checked against their digests\n",
-			t.repo, t.digest, plural(rep.Manifests, "manifest"), plural(rep.Skipped, "layer"), humanBytes(rep.SkipBytes))
+		fmt.Fprintf(inv.Stdout, "content: %s@%s: %s checked; %s (%s) skipped (--skip-layers): their bytes were not checked against their digests\n",
+			t.repo, t.digest, manifests(rep.Manifests), plural(rep.Skipped, "layer"), humanBytes(rep.SkipBytes))
 		return nil
 	}
-	fmt.Fprintf(inv.Stdout, "content: %s@%s: %s, their configs and %s (%s) checked against their digests\n",
-		t.repo, t.digest, plural(rep.Manifests, "manifest"), plural(rep.Layers, "layer"), humanBytes(rep.Bytes))
+	fmt.Fprintf(inv.Stdout, "content: %s@%s: %s and %s (%s) checked against their digests\n",
+		t.repo, t.digest, manifests(rep.Manifests), plural(rep.Layers, "layer"), humanBytes(rep.Bytes))
 	return nil
+}
+
+// manifests says "1 manifest and its config" or "N manifests and their configs".
+func manifests(n int) string {
+	if n == 1 {
+		return "1 manifest and its config"
+	}
+	return fmt.Sprintf("%d manifests and their configs", n)
 }
 
 func plural(n int, noun string) string {

@@ -208,7 +208,7 @@ func TestVerifyChecksContent(t *testing.T) {
 		stdout string   // in stdout on success
 	}{
 		{name: "untampered", stdout: "2 layers"},
-		{name: "untampered index", image: "multi", stdout: "4 manifests, their configs and 6 layers"},
+		{name: "untampered index", image: "multi", stdout: "4 manifests and their configs and 6 layers"},
 		{name: "layer byte flipped", tamper: func(t *testing.T, s *fixture, dir string) {
 			editFile(t, blobFile(dir, s.manifest["app"].Layers[1].Digest), flipMiddle)
 		}, want: []string{"layer sha256:", "its bytes hash to sha256:"}},
