@@ -105,4 +105,3 @@ func useBase(t *testing.T, ref string) error {
 	}
 	return nil
 }
-

@@ -105,4 +105,3 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("an 8 MiB manifest: %v, want ErrTooLarge", err)
 	}
 }
-

@@ -318,4 +318,3 @@ func TestVerifyChecksContent(t *testing.T) {
 		})
 	}
 }
-
