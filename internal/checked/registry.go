@@ -79,8 +79,8 @@ func (r *Registry) Blob(h v1.Hash) (io.ReadCloser, error) {
 	return l.Compressed()
 }
 
-// Transport bounds what rt returns for a manifest (a /v2/…/manifests/…
-// request) at MaxJSON bytes: a larger answer fails with ErrTooLarge
+// Transport bounds what rt returns for a manifest or a referrers list (a
+// GET of /v2/…/manifests/… or /v2/…/referrers/…) at MaxJSON bytes: a larger answer fails with ErrTooLarge
 // before it is read whole. rt nil means remote.DefaultTransport.
 func Transport(rt http.RoundTripper) http.RoundTripper {
 	if rt == nil {
@@ -93,7 +93,8 @@ type boundManifests struct{ rt http.RoundTripper }
 
 func (b boundManifests) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := b.rt.RoundTrip(req)
-	if err != nil || !strings.Contains(req.URL.Path, "/manifests/") || req.Method != http.MethodGet {
+	p := req.URL.Path
+	if err != nil || req.Method != http.MethodGet || !strings.Contains(p, "/manifests/") && !strings.Contains(p, "/referrers/") {
 		return resp, err
 	}
 	if resp.ContentLength > MaxJSON {

@@ -127,7 +127,7 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 	if err != nil {
 		return nil, err
 	}
-	opts := r.options(ctx)
+	opts := append(r.options(ctx), remote.WithTransport(checked.Transport(r.Transport)))
 	// No server-side filter: some registries derive a referrer's
 	// artifactType from its config media type alone, so the manifest's own
 	// artifactType is checked below.
