@@ -279,7 +279,7 @@ func (a *archive) readJSON(name string) ([]byte, error) {
 }
 
 func jsonTooLarge(name string, size, limit int64) error {
-	return fmt.Errorf("%s is %d bytes, larger than the %s budget for a JSON document (--max-json): %w", name, size, formatBytes(limit), checked.ErrTooLarge)
+	return fmt.Errorf("%s is %d bytes: %w of %s for a JSON document (--max-json)", name, size, checked.ErrTooLarge, formatBytes(limit))
 }
 
 // Blob makes an oci-archive's blobs/ALG/HEX files a checked.Blobs.
