@@ -133,7 +133,7 @@ func splitPath(p string) []string { return strings.Split(strings.Trim(p, "/"), "
 func Analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 	img, err := analyze(ctx, src, opt)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", src.Ref, oneLine(err.Error()))
+		return nil, &refError{ref: src.Ref, err: err}
 	}
 	return img, nil
 }
@@ -191,7 +191,7 @@ func analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 			r, err := readLayer(gctx, l, opt.TempDir, mt)
 			if err != nil {
 				d, _ := l.Digest()
-				return fmt.Errorf("layer %d (%s): %v", i+1, d, err)
+				return fmt.Errorf("layer %d (%s): %w", i+1, d, err)
 			}
 			reads[i] = r
 			return nil
@@ -287,6 +287,11 @@ func readLayer(ctx context.Context, l v1.Layer, tempDir string, m *meter) (*laye
 			var me *checked.MismatchError
 			if errors.As(err, &le) || errors.As(err, &me) {
 				return nil, err
+			}
+			// Changed bytes often read as a broken tar before the layer's
+			// end shows why: read on (within the budget) for the verdict.
+			if derr := checked.Drain(cr); errors.As(derr, &me) || errors.As(derr, &le) {
+				return nil, derr
 			}
 			return nil, fmt.Errorf("not a readable tar stream: %v", err)
 		}

@@ -147,6 +147,10 @@ func (a *archive) index() error {
 	if _, err := a.f.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
+	st, err := a.f.Stat()
+	if err != nil {
+		return err
+	}
 	pr := &posReader{f: a.f}
 	tr := tar.NewReader(pr)
 	seen := map[string]bool{}
@@ -183,6 +187,9 @@ func (a *archive) index() error {
 		case tar.TypeReg, tar.TypeRegA:
 			if isSparse(hdr) {
 				return fmt.Errorf("entry %q is a sparse file declaring %d bytes: an image archive holds none", hdr.Name, hdr.Size)
+			}
+			if pr.pos+hdr.Size > st.Size() {
+				return fmt.Errorf("the archive is truncated: entry %q ends past its end", hdr.Name)
 			}
 			a.files[rel] = section{off: pr.pos, size: hdr.Size}
 		case tar.TypeSymlink, tar.TypeLink:

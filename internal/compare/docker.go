@@ -119,7 +119,44 @@ func dockerImage(a *archive, tag *name.Tag) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return partial.CompressedToImage(&dockerCompressed{cfg: cfg, manifest: rawManifest, layers: layers})
+	img, err := partial.CompressedToImage(&dockerCompressed{cfg: cfg, manifest: rawManifest, layers: layers})
+	if err != nil {
+		return nil, err
+	}
+	return &dockerLayers{Image: img, layers: layers}, nil
+}
+
+// dockerLayers gives a compressed docker image its own layers: partial's
+// would gunzip without checking the diff_ids.
+type dockerLayers struct {
+	v1.Image
+	layers []*dockerLayer
+}
+
+func (d *dockerLayers) Layers() ([]v1.Layer, error) {
+	out := make([]v1.Layer, len(d.layers))
+	for i, l := range d.layers {
+		out[i] = l
+	}
+	return out, nil
+}
+
+func (d *dockerLayers) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	for _, l := range d.layers {
+		if l.digest == h {
+			return l, nil
+		}
+	}
+	return d.Image.LayerByDigest(h)
+}
+
+func (d *dockerLayers) LayerByDiffID(h v1.Hash) (v1.Layer, error) {
+	for _, l := range d.layers {
+		if l.diffID == h {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("diff id %s is not in the docker archive's image", h)
 }
 
 // pickDocker chooses the manifest.json entry tag names, or the only one.
@@ -205,6 +242,8 @@ func (l *dockerLayer) hash() error {
 	l.digest, l.size = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n
 	return nil
 }
+
+var _ v1.Layer = (*dockerLayer)(nil)
 
 func (l *dockerLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
 func (l *dockerLayer) Digest() (v1.Hash, error)            { return l.digest, nil }

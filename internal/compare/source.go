@@ -142,7 +142,7 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 	m := newMeter(opt.Limits)
 	s, err := open(ctx, ref, opt, m)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", ref, oneLine(err.Error()))
+		return nil, &refError{ref: ref, err: err}
 	}
 	s.Ref = ref
 	s.meter = m
@@ -156,7 +156,7 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 	if s.Digest.Hex == "" {
 		if s.Digest, err = s.Image.Digest(); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%s: %s", ref, oneLine(err.Error()))
+			return nil, &refError{ref: ref, err: err}
 		}
 	}
 	return s, nil
@@ -525,6 +525,16 @@ func openOCIArchive(file, nm string, opt Options, m *meter) (*Source, error) {
 	s.cleanup = a.Close
 	return s, nil
 }
+
+// refError is an error about one reference, in one line; errors.Is and
+// errors.As still see the error it wraps.
+type refError struct {
+	ref string
+	err error
+}
+
+func (e *refError) Error() string { return e.ref + ": " + oneLine(e.err.Error()) }
+func (e *refError) Unwrap() error { return e.err }
 
 // oneLine keeps an error to its first line.
 func oneLine(s string) string {
