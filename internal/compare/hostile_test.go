@@ -43,8 +43,11 @@ type hostile struct {
 // defaults' headroom to be caught.
 var small = compare.Limits{Bytes: 256 << 20, File: 1 << 20, Entries: 10_000, TempDisk: 16 << 20}
 
-// tiny has a bytes budget a 32 MiB gzip bomb exceeds.
-var tiny = compare.Limits{Bytes: 8 << 20, File: 1 << 20, Entries: 10_000, TempDisk: 16 << 20}
+// tiny has a bytes budget a 12 MiB gzip bomb exceeds.
+var tiny = compare.Limits{Bytes: 4 << 20, File: 1 << 20, Entries: 10_000, TempDisk: 16 << 20}
+
+// smallJSON has a JSON budget of 64 KiB, so that the cases over it stay small.
+var smallJSON = compare.Limits{Bytes: 256 << 20, File: 1 << 20, Entries: 10_000, TempDisk: 16 << 20, JSON: 64 << 10}
 
 // big lets sparse files through the bytes budget, to reach the file budget.
 var big = compare.Limits{Bytes: 4 << 30, File: 1 << 20, Entries: 10_000, TempDisk: 16 << 20}
@@ -230,7 +233,7 @@ func layoutCases() []hostile {
 			return writeTar(t, set(es, n, get(es, n)[:m.Layers[0].Size/2]))
 		}},
 		{name: "a gzip bomb layer", want: "more bytes read than the budget", limits: tiny, build: func(t testing.TB) []byte {
-			return writeTar(t, layoutOf(t, imageWithLayer(t, []tent{{name: "zeros", body: make([]byte, 32<<20)}})))
+			return writeTar(t, layoutOf(t, imageWithLayer(t, []tent{{name: "zeros", body: make([]byte, 12<<20)}})))
 		}},
 		{name: "a layer of hostile paths and a 1 GiB sparse status file", limits: big, note: "not analysed as a package database", build: func(t testing.TB) []byte {
 			return writeTar(t, layoutOf(t, imageWithLayer(t, []tent{
@@ -274,7 +277,7 @@ func archiveCases(base func(t testing.TB) []tent) []hostile {
 			return b[:len(b)/2]
 		}},
 		{name: "a gzip bomb", want: "more temporary disk than the budget", build: func(t testing.TB) []byte {
-			return gz(t, writeTar(t, append(base(t), tent{name: "zeros", body: make([]byte, 64<<20)})))
+			return gz(t, writeTar(t, append(base(t), tent{name: "zeros", body: make([]byte, 24<<20)})))
 		}},
 		{name: "too many entries", want: "more entries than the budget", limits: compare.Limits{Entries: 3}, build: with()},
 		{name: "garbage", want: "not a tar archive", build: func(testing.TB) []byte { return bytes.Repeat([]byte("garbage\n"), 200) }},
@@ -293,9 +296,9 @@ func ociArchiveCases() []hostile {
 			}
 			return writeTar(t, es)
 		}},
-		hostile{name: "index.json over the JSON budget", want: "larger than the budget", build: func(t testing.TB) []byte {
+		hostile{name: "index.json over the JSON budget", want: "larger than the budget", limits: smallJSON, build: func(t testing.TB) []byte {
 			es := randomLayout(t)
-			return writeTar(t, set(es, "index.json", append(get(es, "index.json"), bytes.Repeat([]byte(" "), 5<<20)...)))
+			return writeTar(t, set(es, "index.json", append(get(es, "index.json"), bytes.Repeat([]byte(" "), 100<<10)...)))
 		}},
 		hostile{name: "no index.json", want: "no index.json", build: func(t testing.TB) []byte {
 			return writeTar(t, []tent{{name: "oci-layout", body: []byte(`{"imageLayoutVersion":"1.0.0"}`)}})
@@ -371,19 +374,19 @@ func dockerCases() []hostile {
 			a, b := get(es, "l0/layer.tar"), get(es, "l1/layer.tar")
 			return writeTar(t, set(set(es, "l0/layer.tar", b), "l1/layer.tar", a))
 		}},
-		{name: "a config that is a huge blob", want: "larger than the budget", build: func(t testing.TB) []byte {
+		{name: "a config that is a huge blob", want: "larger than the budget", limits: smallJSON, build: func(t testing.TB) []byte {
 			es := dockerBase(t)
 			m := bytes.ReplaceAll(get(es, "manifest.json"), []byte(dockerConfigName(es)), []byte("big.json"))
-			return writeTar(t, append(set(es, "manifest.json", m), tent{name: "big.json", body: bytes.Repeat([]byte(" "), 5<<20)}))
+			return writeTar(t, append(set(es, "manifest.json", m), tent{name: "big.json", body: bytes.Repeat([]byte(" "), 100<<10)}))
 		}},
 		{name: "a 1 GiB sparse config.json", want: "sparse file", build: func(t testing.TB) []byte {
 			es := dockerBase(t)
 			m := bytes.ReplaceAll(get(es, "manifest.json"), []byte(dockerConfigName(es)), []byte("config.json"))
 			return writeTar(t, append(set(es, "manifest.json", m), tent{name: "config.json", sparse: 1 << 30}))
 		}},
-		{name: "manifest.json over the JSON budget", want: "larger than the budget", build: func(t testing.TB) []byte {
+		{name: "manifest.json over the JSON budget", want: "larger than the budget", limits: smallJSON, build: func(t testing.TB) []byte {
 			es := dockerBase(t)
-			return writeTar(t, set(es, "manifest.json", append(get(es, "manifest.json"), bytes.Repeat([]byte(" "), 5<<20)...)))
+			return writeTar(t, set(es, "manifest.json", append(get(es, "manifest.json"), bytes.Repeat([]byte(" "), 100<<10)...)))
 		}},
 		{name: "a truncated gzip layer", want: "truncated", build: func(t testing.TB) []byte {
 			es := dockerEntries(t, true, smallLayer(t, "a"))
@@ -391,7 +394,7 @@ func dockerCases() []hostile {
 			return writeTar(t, set(es, "l0/layer.tar", l[:len(l)/2]))
 		}},
 		{name: "a gzip bomb layer", want: "more bytes read than the budget", limits: tiny, build: func(t testing.TB) []byte {
-			return writeTar(t, dockerEntries(t, true, writeTar(t, []tent{{name: "zeros", body: make([]byte, 32<<20)}})))
+			return writeTar(t, dockerEntries(t, true, writeTar(t, []tent{{name: "zeros", body: make([]byte, 12<<20)}})))
 		}},
 		{name: "ten 64 MiB sparse dpkg status files", limits: big, note: "not analysed as a package database", build: func(t testing.TB) []byte {
 			var files []tent
