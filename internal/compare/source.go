@@ -146,6 +146,11 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 	}
 	s.Ref = ref
 	s.meter = m
+	// The config is read next; a registry would send all it declares.
+	if mf, err := s.Image.Manifest(); err == nil && mf.Config.Size > m.lim.JSON {
+		s.Close()
+		return nil, &refError{ref: ref, err: jsonTooLarge("config "+mf.Config.Digest.String(), mf.Config.Size, m.lim.JSON)}
+	}
 	if cf, err := s.Image.ConfigFile(); err == nil && cf.OS != "" {
 		s.Platform = (&v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).String()
 		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platformMatches(w, cf.OS, cf.Architecture, cf.Variant) {
