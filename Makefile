@@ -8,6 +8,8 @@ FUZZTIME ?= 200000x
 # Each new input the fuzzer keeps is minimised first; a count bounds that
 # too (by default it may take a minute per input: CI saw 24 s stalls).
 FUZZMINIMIZE ?= 2000x
+# Each archive input is written to disk and opened: fewer of them.
+FUZZARCHIVE ?= 20000x
 TOOLS_ENV = eval "$$(bash .ci/tools.sh $(1))"
 PODMAN_RUN := podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
 
@@ -30,6 +32,7 @@ test: lint ## install test tools, then run every test with the race detector
 fuzz: ## fuzz the registry's manifest and name parsing for a bounded number of inputs (FUZZTIME)
 	$(GO) test -run '^$$' -fuzz '^FuzzPutManifest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/store/
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpenArchive$$' -fuzztime $(FUZZARCHIVE) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/compare/
 
 unit: ## run the tests that need no outside program
 	$(GO) test -race -short ./...

@@ -293,7 +293,13 @@ func containsPlatform(ps []v1.Platform, p v1.Platform) bool {
 	return false
 }
 
-// scratchImage is an empty OCI image whose config names p.
+// ScratchUser is the user kiln's scratch base runs as: the static base's
+// nonroot user, numeric so that it needs no /etc/passwd. A config's user
+// replaces it.
+const ScratchUser = staticUser + ":" + staticUser
+
+// scratchImage is an empty OCI image whose config names p and runs as
+// ScratchUser, not root.
 func scratchImage(ref string, p v1.Platform) (v1.Image, error) {
 	if p.OS != "linux" || p.Architecture == "" {
 		return nil, &missingError{base: ref, want: p, hasText: "any linux platform"}
@@ -305,6 +311,7 @@ func scratchImage(ref string, p v1.Platform) (v1.Image, error) {
 		OS:           p.OS,
 		Variant:      p.Variant,
 		Created:      v1.Time{Time: epoch},
+		Config:       v1.Config{User: ScratchUser},
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{}},
 	})
 }

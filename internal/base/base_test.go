@@ -459,6 +459,9 @@ func TestScratch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if cf.Config.User != "65532:65532" {
+			t.Errorf("%s: scratch runs as %q, want 65532:65532 (not root)", p, cf.Config.User)
+		}
 		if cf.Platform().String() != p || len(cf.RootFS.DiffIDs) != 0 || cf.RootFS.Type != "layers" {
 			t.Errorf("%s: config platform %s rootfs %+v", p, cf.Platform(), cf.RootFS)
 		}

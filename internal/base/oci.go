@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/kilnbuild/kiln/internal/checked"
 )
 
 // refNameAnnotation tags a manifest in an OCI layout's index.json.
@@ -38,18 +40,16 @@ func resolveLayout(ref string) (*Base, error) {
 	} else if !st.IsDir() {
 		return nil, invalid(fmt.Errorf("%s is not a directory", dir))
 	}
-	lp, err := layout.FromPath(dir)
-	if err != nil {
+	// index.json names no digest: it is read bounded; everything it points
+	// at is read through internal/checked, checked against its digest.
+	im, err := checked.LayoutIndex(dir)
+	if os.IsNotExist(err) {
 		return nil, invalid(fmt.Errorf("not an OCI image layout: %w", err))
 	}
-	idx, err := lp.ImageIndex()
-	if err != nil {
-		return nil, invalid(err)
-	}
-	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, invalid(fmt.Errorf("reading %s/index.json: %w", dir, err))
 	}
+	lp := layout.Path(dir)
 
 	var desc *v1.Descriptor
 	if hasTag {
@@ -82,13 +82,9 @@ func resolveLayout(ref string) (*Base, error) {
 	b := &Base{name: ref, digest: desc.Digest, hasDigest: true}
 	switch mt := desc.MediaType; {
 	case mt.IsIndex():
-		b.index, err = idx.ImageIndex(desc.Digest)
+		b.index, err = checked.Index(lp, *desc)
 	default:
-		b.image, err = idx.Image(desc.Digest)
-		if err == nil {
-			// Surface a missing or unreadable manifest blob now.
-			_, err = b.image.RawManifest()
-		}
+		b.image, err = checked.Image(lp, *desc)
 	}
 	if err != nil {
 		return nil, invalid(fmt.Errorf("reading manifest %s: %w", desc.Digest, err))

@@ -62,7 +62,7 @@ func readManifest(b Blobs, desc v1.Descriptor) ([]byte, *v1.Manifest, error) {
 	if size == 0 {
 		size = -1 // not declared (a digest alone)
 	}
-	rc, err := b.Blob(desc.Digest)
+	rc, err := openManifest(b, desc.Digest)
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
 	}
@@ -75,6 +75,15 @@ func readManifest(b Blobs, desc v1.Descriptor) ([]byte, *v1.Manifest, error) {
 		return nil, nil, fmt.Errorf("manifest %s is not a manifest: %w", desc.Digest, err)
 	}
 	return raw, m, nil
+}
+
+// openManifest opens the manifest or index h, through Manifests when b
+// keeps its manifests apart.
+func openManifest(b Blobs, h v1.Hash) (io.ReadCloser, error) {
+	if m, ok := b.(Manifests); ok {
+		return m.Manifest(h)
+	}
+	return b.Blob(h)
 }
 
 // image is a checked image: its manifest and config were checked when it

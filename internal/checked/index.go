@@ -20,7 +20,7 @@ func Index(b Blobs, desc v1.Descriptor) (v1.ImageIndex, error) {
 	if size == 0 {
 		size = -1
 	}
-	rc, err := b.Blob(desc.Digest)
+	rc, err := openManifest(b, desc.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}

@@ -35,7 +35,7 @@ func testEnv(t *testing.T) []string {
 	)
 }
 
-func kiln(t *testing.T, dir string, env []string, args ...string) (code int, stdout, stderr string) {
+func kiln(t testing.TB, dir string, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code = Run(context.Background(), Invocation{Args: args, Env: env, Dir: dir, Stdout: &out, Stderr: &errb})

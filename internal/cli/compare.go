@@ -22,6 +22,9 @@ type compareFlags struct {
 	maxGrowth string
 	platform  string
 	store     string
+
+	maxRead, maxFile, maxTempDisk, maxJSON string
+	maxEntries                             int64
 }
 
 func newCompareCommand(inv Invocation) *cobra.Command {
@@ -42,7 +45,12 @@ whose signature is not checked here, else from the dpkg/apk databases and the
 Go build info of its executables), with changes against the baseline in %.
 
 --max-size and --max-growth make a CI size budget: the report is written, then
-kiln exits 1 when an image other than the baseline exceeds one.`,
+kiln exits 1 when an image other than the baseline exceeds one.
+
+Every image is read within reading budgets (--max-read, --max-entries,
+--max-temp-disk, --max-json): one that exceeds a budget stops compare with an
+error naming it. A file larger than --max-file is not analysed and the report
+notes it. Everything read is checked against the digest that names it.`,
 		Example: `  kiln compare docker-archive:naive.tar oci-archive:multistage.tar kiln.local/server:latest
   kiln compare --format markdown --max-growth 5 registry.example.com/app:main kiln.local/app:dev >> "$GITHUB_STEP_SUMMARY"`,
 		Args: cobra.MinimumNArgs(2),
@@ -57,6 +65,11 @@ kiln exits 1 when an image other than the baseline exceeds one.`,
 	fl.StringVar(&f.maxGrowth, "max-growth", "", "fail when an image's compressed size exceeds the baseline's by more than this percentage (e.g. 5)")
 	fl.StringVar(&f.platform, "platform", "", "the image to read from an index, as os/arch[/variant] (default linux/amd64, else the host's)")
 	fl.StringVar(&f.store, "store", "", "local store directory (default as for kiln build)")
+	fl.StringVar(&f.maxRead, "max-read", "16GiB", "the most bytes read from each image's layers and archive (sparse files count at their declared size)")
+	fl.StringVar(&f.maxFile, "max-file", "256MiB", "the largest file analysed (package databases, Go executables); larger ones get a note")
+	fl.Int64Var(&f.maxEntries, "max-entries", compare.DefaultMaxEntries, "the most tar entries and packages in each image")
+	fl.StringVar(&f.maxTempDisk, "max-temp-disk", "2GiB", "the most temporary disk in use for each image (a gzipped archive, Go executables)")
+	fl.StringVar(&f.maxJSON, "max-json", "4MiB", "the largest JSON document read (index.json, manifest.json, manifests, configs); at most 4MiB")
 	return cmd
 }
 
@@ -81,7 +94,11 @@ func runCompare(cmd *cobra.Command, inv Invocation, f *compareFlags, refs []stri
 		}
 		budget.MaxGrowth = &g
 	}
-	opt := compare.Options{Dir: inv.Dir, LocalRepo: pipeline.LocalRepo, TempDir: inv.getenv("TMPDIR")}
+	limits, err := compareLimits(f)
+	if err != nil {
+		return err
+	}
+	opt := compare.Options{Dir: inv.Dir, LocalRepo: pipeline.LocalRepo, TempDir: inv.getenv("TMPDIR"), Limits: limits}
 	if f.platform != "" {
 		if opt.Platform, err = v1.ParsePlatform(f.platform); err != nil || opt.Platform.OS == "" || opt.Platform.Architecture == "" {
 			return fmt.Errorf("--platform %q: want os/arch[/variant], e.g. linux/arm64", f.platform)
@@ -121,6 +138,36 @@ func runCompare(cmd *cobra.Command, inv Invocation, f *compareFlags, refs []stri
 		return fmt.Errorf("--output %s: %w", f.output, err)
 	}
 	return report.CheckBudget(budget)
+}
+
+// compareLimits reads the reading-budget flags.
+func compareLimits(f *compareFlags) (compare.Limits, error) {
+	l := compare.Limits{Entries: f.maxEntries}
+	for _, s := range []struct {
+		flag, val string
+		dst       *int64
+	}{
+		{"--max-read", f.maxRead, &l.Bytes},
+		{"--max-file", f.maxFile, &l.File},
+		{"--max-temp-disk", f.maxTempDisk, &l.TempDisk},
+		{"--max-json", f.maxJSON, &l.JSON},
+	} {
+		n, err := compare.ParseSize(s.val)
+		if err != nil {
+			return l, fmt.Errorf("%s: %w", s.flag, err)
+		}
+		if n <= 0 {
+			return l, fmt.Errorf("%s: the budget must be more than 0 bytes", s.flag)
+		}
+		*s.dst = n
+	}
+	if l.Entries <= 0 {
+		return l, errors.New("--max-entries: the budget must be more than 0")
+	}
+	if l.JSON > compare.DefaultMaxJSON {
+		return l, fmt.Errorf("--max-json: at most 4MiB, the most any manifest or config is read (got %s)", f.maxJSON)
+	}
+	return l, nil
 }
 
 // writeFileAtomic writes data to a temporary file next to path and renames

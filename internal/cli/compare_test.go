@@ -90,6 +90,14 @@ func TestCompareCommand(t *testing.T) {
 		{[]string{"--platform", "amd64", "oci:lay:big", "oci:lay:small"}, "--platform"},
 		{[]string{"--output", "nodir/r.txt", "oci:lay:big", "oci:lay:small"}, "--output nodir/r.txt: no such directory"},
 		{[]string{"oci:lay:big", "oci:lay:none"}, "oci:lay:none: no image named none"},
+		{[]string{"--max-read", "lots", "oci:lay:big", "oci:lay:small"}, "--max-read: invalid size"},
+		{[]string{"--max-file", "0", "oci:lay:big", "oci:lay:small"}, "--max-file: the budget must be more than 0 bytes"},
+		{[]string{"--max-temp-disk", "-1", "oci:lay:big", "oci:lay:small"}, "--max-temp-disk: invalid size"},
+		{[]string{"--max-entries", "0", "oci:lay:big", "oci:lay:small"}, "--max-entries: the budget must be more than 0"},
+		{[]string{"--max-json", "5MiB", "oci:lay:big", "oci:lay:small"}, "--max-json: at most 4MiB"},
+		{[]string{"--max-json", "100B", "oci:lay:big", "oci:lay:small"}, "larger than the budget of 100 bytes for a JSON document (--max-json)"},
+		{[]string{"--max-read", "1KiB", "oci:lay:big", "oci:lay:small"}, "more bytes read than the budget of 1KiB: stopped (raise --max-read"},
+		{[]string{"--max-entries", "1", "oci:lay:big", "oci:lay:small"}, "more entries than the budget of 1"},
 	} {
 		if _, err := run(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)

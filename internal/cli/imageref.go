@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -10,12 +12,16 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
-// imageTarget is an image found by a reference, with where its signatures live.
+// imageTarget is an image found by a reference, with where its signatures
+// live. Its artifact is read through internal/checked: its manifest (and
+// config) were checked against the digest when it was resolved, and what
+// is read under it is checked as it is read.
 type imageTarget struct {
 	store    sign.Store
 	repo     string
@@ -63,38 +69,52 @@ func resolveImage(ctx context.Context, inv Invocation, ref, storeDir string) (im
 	if err != nil {
 		return imageTarget{}, fmt.Errorf("image %q: %v", ref, err)
 	}
-	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	// go-containerregistry checks a manifest fetched by digest, and every
+	// blob, against its digest; checked.Registry bounds manifests and
+	// configs at checked.MaxJSON and reads them as checked.Image does.
+	blobs := &checked.Registry{Repo: r.Context(), Options: []remote.Option{
+		remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithTransport(checked.Transport(nil)),
+	}}
+	desc, err := blobs.Get(r)
 	if err != nil {
 		return imageTarget{}, fmt.Errorf("image %s not found: %s", ref, firstLine(err.Error()))
 	}
 	t := imageTarget{store: &sign.Registry{}, repo: r.Context().String(), digest: desc.Digest}
-	if desc.MediaType.IsIndex() {
-		t.artifact, err = desc.ImageIndex()
-	} else {
-		t.artifact, err = desc.Image()
-	}
+	t.artifact, err = readArtifact(blobs, desc)
 	return t, err
 }
 
-// resolveInLayout finds REPO:TAG or REPO@DIGEST in an OCI layout.
+// readArtifact reads the image or index desc names from b, checked.
+func readArtifact(b checked.Blobs, desc v1.Descriptor) (store.Artifact, error) {
+	if desc.MediaType.IsIndex() {
+		return checked.Index(b, desc)
+	}
+	return checked.Image(b, desc)
+}
+
+// resolveInLayout finds REPO:TAG or REPO@DIGEST in an OCI layout. Only
+// index.json, which no digest names, is read unchecked (and bounded).
 func resolveInLayout(dir, ref string) (imageTarget, error) {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return imageTarget{}, fmt.Errorf("image %s: no image layout at %s", ref, dir)
+	}
 	lay, err := store.Open(dir)
 	if err != nil {
 		return imageTarget{}, err
 	}
 	repo, tag := ref, "latest"
-	var want v1.Hash
+	var desc v1.Descriptor
 	if r, d, ok := strings.Cut(ref, "@"); ok {
-		if want, err = v1.NewHash(d); err != nil {
+		want, err := v1.NewHash(d)
+		if err != nil {
 			return imageTarget{}, fmt.Errorf("image %q: %v", ref, err)
 		}
 		repo = r
-	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		repo, tag = ref[:i], ref[i+1:]
-	}
-	var desc v1.Descriptor
-	if want.Hex != "" {
-		im, err := lay.Index()
+		im, err := checked.LayoutIndex(dir)
+		if os.IsNotExist(err) {
+			im, err = &v1.IndexManifest{}, nil
+		}
 		if err != nil {
 			return imageTarget{}, err
 		}
@@ -106,15 +126,18 @@ func resolveInLayout(dir, ref string) (imageTarget, error) {
 		if desc.Digest.Hex == "" {
 			return imageTarget{}, fmt.Errorf("image %s not found in %s", ref, dir)
 		}
-	} else if desc, err = lay.Lookup(repo + ":" + tag); err != nil {
-		return imageTarget{}, fmt.Errorf("image %s:%s not found in %s", repo, tag, dir)
+	} else {
+		if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+			repo, tag = ref[:i], ref[i+1:]
+		}
+		if desc, err = lay.Lookup(repo + ":" + tag); errors.Is(err, store.ErrNotFound) {
+			return imageTarget{}, fmt.Errorf("image %s:%s not found in %s", repo, tag, dir)
+		} else if err != nil {
+			return imageTarget{}, err
+		}
 	}
 	t := imageTarget{store: &sign.Layout{Dir: dir}, repo: repo, digest: desc.Digest}
-	if desc.MediaType.IsIndex() {
-		t.artifact, err = lay.ImageIndex(desc.Digest)
-	} else {
-		t.artifact, err = lay.Image(desc.Digest)
-	}
+	t.artifact, err = readArtifact(lay, desc)
 	return t, err
 }
 

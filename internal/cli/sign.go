@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/keys"
 	"github.com/kilnbuild/kiln/internal/sign"
 )
@@ -34,6 +35,11 @@ local store. For an index, the index and every platform manifest are signed.`,
 			}
 			t, err := resolveImage(ctx, inv, args[0], storeDir)
 			if err != nil {
+				return err
+			}
+			// Sign only what was checked: every manifest and config
+			// under the digest (layers are the verifier's to read).
+			if _, err := checked.Walk(ctx, t.artifact, checked.WalkOptions{SkipLayers: true}); err != nil {
 				return err
 			}
 			signer := sign.New(sv).WithFormat(f)

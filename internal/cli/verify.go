@@ -1,14 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/keys"
 	"github.com/kilnbuild/kiln/internal/provenance"
 	"github.com/kilnbuild/kiln/internal/sbom"
@@ -23,6 +26,8 @@ type verifyFlags struct {
 	rebuild      bool
 	source       string
 	store        string
+	full         bool
+	skipLayers   bool
 }
 
 func newVerifyCommand(inv Invocation) *cobra.Command {
@@ -35,7 +40,12 @@ an index, over every platform manifest). With --attestations, also check the
 SPDX SBOM and the SLSA provenance: signed by the key, about this digest, made by
 the expected builder, from the expected source repository. With --rebuild,
 rebuild the image from the source and parameters its provenance records and
-compare digests.`,
+compare digests.
+
+Every byte kiln reads is checked against its digest: first the manifest, the
+config and every layer (for an index: the index, and every platform's manifest,
+config and layer) are read and hashed, so the signed digest is the digest of the
+bytes at hand. --skip-layers reads manifests and configs only, and says so.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, inv, f, args[0])
@@ -49,6 +59,8 @@ compare digests.`,
 	fl.BoolVar(&f.rebuild, "rebuild", false, "rebuild from the recorded source and parameters and compare digests")
 	fl.StringVar(&f.source, "source", "", "with --rebuild: the source checkout to use (default: a worktree of this repository at the recorded commit)")
 	fl.StringVar(&f.store, "store", "", "local store directory (default as for kiln build)")
+	fl.BoolVar(&f.full, "full", true, "read every layer and check it against its digest")
+	fl.BoolVar(&f.skipLayers, "skip-layers", false, "check manifests and configs only, not the layers' bytes (the same as --full=false)")
 	return cmd
 }
 
@@ -63,6 +75,9 @@ func runVerify(cmd *cobra.Command, inv Invocation, f *verifyFlags, ref string) e
 	}
 	t, err := resolveImage(ctx, inv, ref, f.store)
 	if err != nil {
+		return err
+	}
+	if err := checkContent(ctx, inv, t, !f.full || f.skipLayers); err != nil {
 		return err
 	}
 	platforms, err := t.platformDigests()
@@ -125,4 +140,48 @@ func runVerify(cmd *cobra.Command, inv Invocation, f *verifyFlags, ref string) e
 	}
 	fmt.Fprintf(inv.Stdout, "rebuild: %s from %s reproduces %s\n", pred.BuildDefinition.ExternalParameters.Package, res.Source, t.digest)
 	return nil
+}
+
+// checkContent reads what t names, as internal/checked does, and says
+// what it checked, or skipped.
+func checkContent(ctx context.Context, inv Invocation, t imageTarget, skipLayers bool) error {
+	rep, err := checked.Walk(ctx, t.artifact, checked.WalkOptions{SkipLayers: skipLayers, Jobs: runtime.GOMAXPROCS(0)})
+	if err != nil {
+		return err
+	}
+	if skipLayers {
+		fmt.Fprintf(inv.Stdout, "content: %s@%s: %s checked; %s (%s) skipped (--skip-layers): their bytes were not checked against their digests\n",
+			t.repo, t.digest, manifests(rep.Manifests), plural(rep.Skipped, "layer"), humanBytes(rep.SkipBytes))
+		return nil
+	}
+	fmt.Fprintf(inv.Stdout, "content: %s@%s: %s and %s (%s) checked against their digests\n",
+		t.repo, t.digest, manifests(rep.Manifests), plural(rep.Layers, "layer"), humanBytes(rep.Bytes))
+	return nil
+}
+
+// manifests says "1 manifest and its config" or "N manifests and their configs".
+func manifests(n int) string {
+	if n == 1 {
+		return "1 manifest and its config"
+	}
+	return fmt.Sprintf("%d manifests and their configs", n)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -3,6 +3,7 @@ package compare
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,17 +12,12 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kilnbuild/kiln/internal/checked"
 )
 
-// Limits on what is read from an image beyond its metadata.
-const (
-	// maxGoExecutable is the largest ELF file whose Go build info is read.
-	maxGoExecutable = 200 << 20
-	// maxDatabase is the largest package database or /etc/passwd kept.
-	maxDatabase = 64 << 20
-	// maxAttestation is the largest attestation layer read.
-	maxAttestation = 64 << 20
-)
+// maxAttestation is the largest attestation layer read.
+const maxAttestation = 64 << 20
 
 // entry is one path in an image's filesystem, from the topmost layer that
 // has it.
@@ -31,9 +27,10 @@ type entry struct {
 	size  int64
 	uid   int
 	gid   int
-	link  string    // target of a symlink or hard link
-	data  []byte    // contents, kept only for the databases parsed below
-	gobin *GoBinary // build info of a Go executable
+	link  string            // target of a symlink or hard link
+	pkgs  []Package         // what a package database lists
+	users map[string]string // /etc/passwd: name → uid
+	gobin *GoBinary         // build info of a Go executable
 }
 
 // pathEntry is an entry as one layer's tar stream gives it.
@@ -47,6 +44,7 @@ type layerRead struct {
 	entries      []pathEntry
 	whiteouts    []string // paths hidden in lower layers (.wh.NAME)
 	opaque       []string // directories whose lower contents are hidden (.wh..wh..opq)
+	notes        []string // files not analysed, and why
 	uncompressed int64
 }
 
@@ -135,15 +133,22 @@ func splitPath(p string) []string { return strings.Split(strings.Trim(p, "/"), "
 func Analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 	img, err := analyze(ctx, src, opt)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", src.Ref, oneLine(err.Error()))
+		return nil, &refError{ref: src.Ref, err: err}
 	}
 	return img, nil
 }
 
 func analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
+	mt := src.meter
+	if mt == nil {
+		mt = newMeter(opt.Limits)
+	}
 	m, err := src.Image.Manifest()
 	if err != nil {
 		return nil, fmt.Errorf("reading the manifest: %v", err)
+	}
+	if m.Config.Size > mt.lim.JSON {
+		return nil, jsonTooLarge("config "+m.Config.Digest.String(), m.Config.Size, mt.lim.JSON)
 	}
 	cf, err := src.Image.ConfigFile()
 	if err != nil {
@@ -183,10 +188,10 @@ func analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 	g.SetLimit(opt.jobs())
 	for i, l := range layers {
 		g.Go(func() error {
-			r, err := readLayer(gctx, l, opt.TempDir)
+			r, err := readLayer(gctx, l, opt.TempDir, mt)
 			if err != nil {
 				d, _ := l.Digest()
-				return fmt.Errorf("layer %d (%s): %v", i+1, d, err)
+				return fmt.Errorf("layer %d (%s): %w", i+1, d, err)
 			}
 			reads[i] = r
 			return nil
@@ -208,6 +213,7 @@ func analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 			ld.CreatedBy = createdBy[i]
 		}
 		out.Layers[i] = ld
+		out.Notes = append(out.Notes, r.notes...)
 		out.CompressedSize += ld.CompressedSize
 		out.UncompressedSize += ld.UncompressedSize
 
@@ -238,38 +244,31 @@ func analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 	return out, nil
 }
 
-// countingReader counts the bytes read through it.
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// readLayer streams one layer: every header is recorded; file contents are
-// skipped except package databases, /etc/passwd and ELF executables.
+// readLayer streams one layer: every header is recorded and charged to
+// the meter; file contents are skipped except package databases and
+// /etc/passwd (parsed as they stream past) and ELF executables.
 //
 // Go build info: debug/buildinfo.Read needs an io.ReaderAt over the whole
 // executable, and Go binaries run to tens of MB, so an executable ELF file
-// (under maxGoExecutable) is copied from the stream into one temporary file
-// per layer, reused and removed at the end. Memory stays bounded by tar's
-// buffers whatever the image holds; the page cache keeps the copy about as
-// fast as a buffer in memory would be.
-func readLayer(ctx context.Context, l v1.Layer, tempDir string) (*layerRead, error) {
+// (at most the largest-file budget) is copied from the stream into one
+// temporary file per layer, reused and removed at the end, its size
+// reserved from the temp-disk budget while it is there. Memory stays
+// bounded by tar's buffers whatever the image holds; the page cache keeps
+// the copy about as fast as a buffer in memory would be. A file over a
+// budget is not analysed, and a note says so.
+func readLayer(ctx context.Context, l v1.Layer, tempDir string, m *meter) (*layerRead, error) {
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	cr := &countingReader{r: rc}
+	cr := &meteredReader{r: rc, m: m}
 	tr := tar.NewReader(cr)
 	out := &layerRead{}
 	var tmp *os.File
+	var held int64
 	defer func() {
+		m.releaseTemp(held)
 		if tmp != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
@@ -284,7 +283,28 @@ func readLayer(ctx context.Context, l v1.Layer, tempDir string) (*layerRead, err
 			break
 		}
 		if err != nil {
+			var le *LimitError
+			var me *checked.MismatchError
+			if errors.As(err, &le) || errors.As(err, &me) {
+				return nil, err
+			}
+			// Changed bytes often read as a broken tar before the layer's
+			// end shows why: read on (within the budget) for the verdict.
+			if derr := checked.Drain(cr); errors.As(derr, &me) || errors.As(derr, &le) {
+				return nil, derr
+			}
 			return nil, fmt.Errorf("not a readable tar stream: %v", err)
+		}
+		typ := hdr.Typeflag
+		if typ == tar.TypeRegA {
+			typ = tar.TypeReg
+		}
+		var size int64
+		if typ == tar.TypeReg || typ == tar.TypeGNUSparse {
+			size = hdr.Size // declared: a sparse file counts at what it reads as
+		}
+		if err := m.entry(size); err != nil {
+			return nil, err
 		}
 		p := path.Clean("/" + hdr.Name)
 		if p == "/" {
@@ -299,30 +319,53 @@ func readLayer(ctx context.Context, l v1.Layer, tempDir string) (*layerRead, err
 			out.whiteouts = append(out.whiteouts, path.Join(dir, name))
 			continue
 		}
-		typ := hdr.Typeflag
-		if typ == tar.TypeRegA {
+		if typ == tar.TypeGNUSparse {
 			typ = tar.TypeReg
 		}
-		e := &entry{typ: typ, mode: hdr.Mode, size: hdr.Size, uid: hdr.Uid, gid: hdr.Gid, link: hdr.Linkname}
-		if typ != tar.TypeReg {
-			e.size = 0
-		}
+		e := &entry{typ: typ, mode: hdr.Mode, size: size, uid: hdr.Uid, gid: hdr.Gid, link: hdr.Linkname}
 		out.entries = append(out.entries, pathEntry{p, e})
 		if typ != tar.TypeReg {
 			continue
 		}
+		tooLarge := func(what string) {
+			out.notes = append(out.notes, fmt.Sprintf("%s not analysed as %s: %s, larger than the %s budget for one file (--max-file)",
+				p, what, formatSize(hdr.Size), formatBytes(m.lim.File)))
+		}
 		switch {
-		case isDatabase(p) && hdr.Size <= maxDatabase:
-			if e.data, err = io.ReadAll(tr); err != nil {
-				return nil, fmt.Errorf("reading %s: %v", p, err)
+		case isDatabase(p):
+			if hdr.Size > m.lim.File {
+				tooLarge("a package database")
+				continue
 			}
-		case hdr.Mode&0o111 != 0 && hdr.Size >= 64 && hdr.Size < maxGoExecutable:
+			switch {
+			case p == etcPasswd:
+				e.users, err = parsePasswd(tr, m)
+			case p == apkInstalled:
+				e.pkgs, err = parseApk(tr, m)
+			default:
+				e.pkgs, err = parseDpkg(tr, p, m)
+			}
+			if err != nil {
+				return nil, readError(p, err)
+			}
+		case hdr.Mode&0o111 != 0 && hdr.Size >= 64:
 			var magic [4]byte
 			if _, err := io.ReadFull(tr, magic[:]); err != nil {
-				return nil, fmt.Errorf("reading %s: %v", p, err)
+				return nil, readError(p, err)
 			}
 			if string(magic[:]) != "\x7fELF" {
 				continue
+			}
+			if hdr.Size > m.lim.File {
+				tooLarge("a Go executable")
+				continue
+			}
+			if hdr.Size > held {
+				if err := m.reserveTemp(hdr.Size - held); err != nil {
+					out.notes = append(out.notes, fmt.Sprintf("%s not analysed as a Go executable: %v", p, err))
+					continue
+				}
+				held = hdr.Size
 			}
 			if tmp == nil {
 				if tmp, err = os.CreateTemp(tempDir, "kiln-compare-elf-*"); err != nil {
@@ -330,7 +373,7 @@ func readLayer(ctx context.Context, l v1.Layer, tempDir string) (*layerRead, err
 				}
 			}
 			if e.gobin, err = goBuildInfo(tmp, magic[:], tr); err != nil {
-				return nil, fmt.Errorf("reading %s: %v", p, err)
+				return nil, readError(p, err)
 			}
 			if e.gobin != nil {
 				e.gobin.Path = p
@@ -338,8 +381,27 @@ func readLayer(ctx context.Context, l v1.Layer, tempDir string) (*layerRead, err
 		}
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
-		return nil, fmt.Errorf("reading past the end of the tar stream: %v", err)
+		return nil, readError("past the end of the tar stream", err)
 	}
 	out.uncompressed = cr.n
 	return out, nil
+}
+
+// readError keeps a budget's or a checked reader's error as it is.
+func readError(what string, err error) error {
+	var le *LimitError
+	var me *checked.MismatchError
+	if errors.As(err, &le) || errors.As(err, &me) {
+		return err
+	}
+	return fmt.Errorf("reading %s: %v", what, err)
+}
+
+// formatSize writes n in the largest binary unit that keeps it whole, or
+// in MiB with one decimal.
+func formatSize(n int64) string {
+	if n >= 1<<20 && n%(1<<20) != 0 {
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	}
+	return formatBytes(n)
 }

@@ -66,7 +66,9 @@ func isDatabase(p string) bool {
 // and the Go build info of its executables, each once.
 func imagePackages(root *node, gobins []GoBinary) []Package {
 	var out []Package
-	out = append(out, parseDpkg(fileData(root, dpkgStatus), "")...)
+	if e := fileEntry(root, dpkgStatus); e != nil {
+		out = append(out, e.pkgs...)
+	}
 	if n := root.walk(dpkgStatusDir, false); n != nil {
 		names := make([]string, 0, len(n.kids))
 		for k := range n.kids {
@@ -75,11 +77,13 @@ func imagePackages(root *node, gobins []GoBinary) []Package {
 		sort.Strings(names)
 		for _, k := range names {
 			if e := n.kids[k].e; e != nil {
-				out = append(out, parseDpkg(e.data, dpkgStatusDir+k)...)
+				out = append(out, e.pkgs...)
 			}
 		}
 	}
-	out = append(out, parseApk(fileData(root, apkInstalled))...)
+	if e := fileEntry(root, apkInstalled); e != nil {
+		out = append(out, e.pkgs...)
+	}
 	for _, gb := range gobins {
 		if gb.Module != "" {
 			out = append(out, Package{Name: gb.Module, Version: gb.Version, Type: "go-module", Location: gb.Path})
@@ -106,59 +110,6 @@ func dedupe(ps []Package) []Package {
 	slices.SortFunc(out, func(a, b Package) int {
 		return strings.Compare(a.Type+"\x00"+a.Name+"\x00"+a.Version, b.Type+"\x00"+b.Name+"\x00"+b.Version)
 	})
-	return out
-}
-
-// parseDpkg reads Package and Version from a dpkg status file; packages
-// whose Status is not "installed" (removed, config files left) are skipped.
-func parseDpkg(data []byte, loc string) []Package {
-	if loc == "" {
-		loc = dpkgStatus
-	}
-	var out []Package
-	for _, stanza := range strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n\n") {
-		var p Package
-		status := ""
-		for _, line := range strings.Split(stanza, "\n") {
-			k, v, ok := strings.Cut(line, ":")
-			if !ok || strings.HasPrefix(line, " ") {
-				continue
-			}
-			switch k {
-			case "Package":
-				p.Name = strings.TrimSpace(v)
-			case "Version":
-				p.Version = strings.TrimSpace(v)
-			case "Status":
-				status = strings.TrimSpace(v)
-			}
-		}
-		if p.Name == "" || (status != "" && !strings.HasSuffix(status, " installed")) {
-			continue
-		}
-		p.Type, p.Location = "deb", loc
-		out = append(out, p)
-	}
-	return out
-}
-
-// parseApk reads P: (name) and V: (version) from Alpine's installed database.
-func parseApk(data []byte) []Package {
-	var out []Package
-	for _, stanza := range strings.Split(string(data), "\n\n") {
-		var p Package
-		for _, line := range strings.Split(stanza, "\n") {
-			if v, ok := strings.CutPrefix(line, "P:"); ok {
-				p.Name = v
-			} else if v, ok := strings.CutPrefix(line, "V:"); ok {
-				p.Version = v
-			}
-		}
-		if p.Name != "" {
-			p.Type, p.Location = "apk", apkInstalled
-			out = append(out, p)
-		}
-	}
 	return out
 }
 

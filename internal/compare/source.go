@@ -1,9 +1,7 @@
 package compare
 
 import (
-	"archive/tar"
-	"bufio"
-	"compress/gzip"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -22,8 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -65,6 +62,9 @@ type Options struct {
 	Jobs int
 	// TopFiles is how many of the largest files to list; 0 means 10.
 	TopFiles int
+	// Limits are the reading budgets of each image; zero fields take the
+	// defaults.
+	Limits Limits
 }
 
 func (o Options) localRepo() string {
@@ -121,6 +121,7 @@ type Source struct {
 	// image; nil where there is nowhere to look.
 	attestation func(ctx context.Context, d v1.Hash) (v1.Image, error)
 	cleanup     func() error
+	meter       *meter // the reading budgets Open began with
 }
 
 // Close removes what Open unpacked (an oci-archive's layout).
@@ -138,11 +139,18 @@ func (s *Source) Close() error {
 // reference in the local store. The caller must Close the source. Errors
 // are one line and start with ref.
 func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
-	s, err := open(ctx, ref, opt)
+	m := newMeter(opt.Limits)
+	s, err := open(ctx, ref, opt, m)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", ref, oneLine(err.Error()))
+		return nil, &refError{ref: ref, err: err}
 	}
 	s.Ref = ref
+	s.meter = m
+	// The config is read next; a registry would send all it declares.
+	if mf, err := s.Image.Manifest(); err == nil && mf.Config.Size > m.lim.JSON {
+		s.Close()
+		return nil, &refError{ref: ref, err: jsonTooLarge("config "+mf.Config.Digest.String(), mf.Config.Size, m.lim.JSON)}
+	}
 	if cf, err := s.Image.ConfigFile(); err == nil && cf.OS != "" {
 		s.Platform = (&v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).String()
 		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platformMatches(w, cf.OS, cf.Architecture, cf.Variant) {
@@ -153,32 +161,32 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 	if s.Digest.Hex == "" {
 		if s.Digest, err = s.Image.Digest(); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%s: %s", ref, oneLine(err.Error()))
+			return nil, &refError{ref: ref, err: err}
 		}
 	}
 	return s, nil
 }
 
-func open(ctx context.Context, ref string, opt Options) (*Source, error) {
+func open(ctx context.Context, ref string, opt Options, m *meter) (*Source, error) {
 	switch {
 	case strings.HasPrefix(ref, "oci:"):
 		dir, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci:"), true)
 		if err != nil {
 			return nil, err
 		}
-		return openLayout(dir, "", nm, KindOCI, opt)
+		return openLayout(dir, "", nm, KindOCI, opt, m)
 	case strings.HasPrefix(ref, "oci-archive:"):
 		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci-archive:"), false)
 		if err != nil {
 			return nil, err
 		}
-		return openOCIArchive(file, nm, opt)
+		return openOCIArchive(file, nm, opt, m)
 	case strings.HasPrefix(ref, "docker-archive:"):
 		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "docker-archive:"), false)
 		if err != nil {
 			return nil, err
 		}
-		return openDockerArchive(file, nm)
+		return openDockerArchive(file, nm, opt, m)
 	case strings.HasPrefix(ref, opt.localRepo()+"/"):
 		if opt.StoreDir == "" {
 			return nil, errors.New("no local store directory to look in")
@@ -186,9 +194,9 @@ func open(ctx context.Context, ref string, opt Options) (*Source, error) {
 		if _, err := os.Stat(filepath.Join(opt.StoreDir, "index.json")); err != nil {
 			return nil, fmt.Errorf("no local store at %s", opt.StoreDir)
 		}
-		return openLayout(opt.StoreDir, " in the local store "+opt.StoreDir, ref, KindStore, opt)
+		return openLayout(opt.StoreDir, " in the local store "+opt.StoreDir, ref, KindStore, opt, m)
 	}
-	return openRemote(ctx, ref, opt)
+	return openRemote(ctx, ref, opt, m)
 }
 
 // splitExisting splits PATH[:NAME] at the first colon that leaves an
@@ -227,12 +235,18 @@ func splitExisting(opt Options, s string, dir bool) (p, nm string, err error) {
 	return "", "", fmt.Errorf("%s: no such %s", p, map[bool]string{true: "directory", false: "file"}[dir])
 }
 
-func openRemote(ctx context.Context, ref string, opt Options) (*Source, error) {
+// openRemote reads from a registry. ggcr checks what it reads by digest
+// (a manifest named by digest, every blob); the manifest's size is asked
+// for first, so that one larger than the JSON budget is never fetched.
+func openRemote(ctx context.Context, ref string, opt Options, m *meter) (*Source, error) {
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, fmt.Errorf("not an image reference: %v", err)
 	}
 	ropts := opt.remote(ctx)
+	if head, err := remote.Head(r, ropts...); err == nil && head.Size > m.lim.JSON {
+		return nil, jsonTooLarge("the manifest "+head.Digest.String(), head.Size, m.lim.JSON)
+	}
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
 		return nil, registryError(r, err)
@@ -248,8 +262,11 @@ func openRemote(ctx context.Context, ref string, opt Options) (*Source, error) {
 			return nil, err
 		}
 		s.IndexDigest = desc.Digest
-		s.Image, s.Digest, err = pickChild(idx, opt.Platform)
+		s.Image, s.Digest, err = pickChild(idx, opt.Platform, m)
 		return s, err
+	}
+	if desc.Size > m.lim.JSON {
+		return nil, jsonTooLarge("the manifest "+desc.Digest.String(), desc.Size, m.lim.JSON)
 	}
 	s.Digest = desc.Digest
 	s.Image, err = desc.Image()
@@ -279,16 +296,35 @@ func registryError(r name.Reference, err error) error {
 // records it ("REPO:TAG" as kiln writes, or a bare "TAG" as other tools
 // do), a tag alone, REPO@DIGEST, or nothing when the layout holds one image.
 // where ends messages that would not otherwise say which layout.
-func openLayout(dir, where, nm, kind string, opt Options) (*Source, error) {
-	p, err := layout.FromPath(dir)
+// index.json is read within the JSON budget; everything it names is read
+// through package checked.
+func openLayout(dir, where, nm, kind string, opt Options, m *meter) (*Source, error) {
+	f, err := os.Open(filepath.Join(dir, "index.json"))
 	if err != nil {
 		return nil, fmt.Errorf("not an OCI image layout (no index.json)%s", where)
 	}
-	idx, err := p.ImageIndex()
+	defer f.Close()
+	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading the layout's index%s: %v", where, err)
+		return nil, err
 	}
-	im, err := idx.IndexManifest()
+	if st.Size() > m.lim.JSON {
+		return nil, fmt.Errorf("%v%s", jsonTooLarge("index.json", st.Size(), m.lim.JSON), where)
+	}
+	raw, err := io.ReadAll(io.LimitReader(f, m.lim.JSON+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the layout's index.json%s: %v", where, err)
+	}
+	if int64(len(raw)) > m.lim.JSON {
+		return nil, fmt.Errorf("%v%s", jsonTooLarge("index.json", int64(len(raw)), m.lim.JSON), where)
+	}
+	return openIndex(layout.Path(dir), raw, where, nm, kind, opt, m)
+}
+
+// openIndex picks nm among the descriptors of an OCI layout's index.json
+// (raw) and reads it from b through package checked.
+func openIndex(b checked.Blobs, raw []byte, where, nm, kind string, opt Options, m *meter) (*Source, error) {
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("reading the layout's index.json%s: %v", where, err)
 	}
@@ -301,22 +337,25 @@ func openLayout(dir, where, nm, kind string, opt Options) (*Source, error) {
 		for i := len(im.Manifests) - 1; i >= 0; i-- {
 			rn := im.Manifests[i].Annotations[store.RefNameAnnotation]
 			if rn == tag || strings.HasSuffix(rn, ":"+tag) {
-				return idx.Image(im.Manifests[i].Digest)
+				return checked.Image(b, im.Manifests[i])
 			}
 		}
 		return nil, sign.ErrNotFound
 	}}
+	if desc.Size > m.lim.JSON {
+		return nil, jsonTooLarge("the manifest "+desc.Digest.String(), desc.Size, m.lim.JSON)
+	}
 	if desc.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(desc.Digest)
+		child, err := checked.Index(b, desc)
 		if err != nil {
 			return nil, err
 		}
 		s.IndexDigest = desc.Digest
-		s.Image, s.Digest, err = pickChild(child, opt.Platform)
+		s.Image, s.Digest, err = pickChild(child, opt.Platform, m)
 		return s, err
 	}
 	s.Digest = desc.Digest
-	s.Image, err = idx.Image(desc.Digest)
+	s.Image, err = checked.Image(b, desc)
 	return s, err
 }
 
@@ -409,7 +448,7 @@ func listNames(names []string) string {
 // pickChild returns the image for the wanted platform from an index: the
 // asked-for one, else linux/amd64, else linux on the host's architecture,
 // else the only image.
-func pickChild(idx v1.ImageIndex, want *v1.Platform) (v1.Image, v1.Hash, error) {
+func pickChild(idx v1.ImageIndex, want *v1.Platform, m *meter) (v1.Image, v1.Hash, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, v1.Hash{}, err
@@ -455,6 +494,9 @@ func pickChild(idx v1.ImageIndex, want *v1.Platform) (v1.Image, v1.Hash, error) 
 			}
 		}
 	}
+	if d.Size > m.lim.JSON {
+		return nil, v1.Hash{}, jsonTooLarge("the manifest "+d.Digest.String(), d.Size, m.lim.JSON)
+	}
 	img, err := idx.Image(d.Digest)
 	return img, d.Digest, err
 }
@@ -463,107 +505,41 @@ func platformMatches(want *v1.Platform, os, arch, variant string) bool {
 	return want.OS == os && want.Architecture == arch && (want.Variant == "" || want.Variant == variant)
 }
 
-// openOCIArchive unpacks a tar of an OCI layout (gzip-compressed or not)
-// into a temporary directory and reads it as a layout.
-func openOCIArchive(file, nm string, opt Options) (*Source, error) {
-	dir, err := os.MkdirTemp(opt.TempDir, "kiln-compare-*")
+// openOCIArchive reads a tar of an OCI layout (gzip-compressed or not)
+// in place, through an archive index (see archive), and everything in it
+// through package checked.
+func openOCIArchive(file, nm string, opt Options, m *meter) (*Source, error) {
+	a, err := openArchive(file, opt.TempDir, m)
 	if err != nil {
 		return nil, err
 	}
-	if err := untar(file, dir); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
-		os.RemoveAll(dir)
+	if !a.has("index.json") {
+		a.Close()
 		return nil, errors.New("not an OCI archive (no index.json inside)")
 	}
-	s, err := openLayout(dir, "", nm, KindOCIArchive, opt)
+	raw, err := a.readJSON("index.json")
 	if err != nil {
-		os.RemoveAll(dir)
+		a.Close()
 		return nil, err
 	}
-	s.cleanup = func() error { return os.RemoveAll(dir) }
+	s, err := openIndex(a, raw, "", nm, KindOCIArchive, opt, m)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	s.cleanup = a.Close
 	return s, nil
 }
 
-func untar(file, dir string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	br := bufio.NewReader(f)
-	var r io.Reader = br
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %v", file, err)
-		}
-		defer zr.Close()
-		r = zr
-	}
-	tr := tar.NewReader(r)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("not a tar archive: %v", err)
-		}
-		rel := path.Clean(strings.TrimPrefix(hdr.Name, "./"))
-		if rel == "." {
-			continue
-		}
-		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("entry %q leaves the archive", hdr.Name)
-		}
-		dst := filepath.Join(dir, filepath.FromSlash(rel))
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(dst, 0o755); err != nil {
-				return err
-			}
-		case tar.TypeReg:
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-				return err
-			}
-			out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(out, tr)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return fmt.Errorf("reading %s in the archive: %v", hdr.Name, err)
-			}
-		}
-	}
+// refError is an error about one reference, in one line; errors.Is and
+// errors.As still see the error it wraps.
+type refError struct {
+	ref string
+	err error
 }
 
-// openDockerArchive reads a `docker save` tarball with tarball.Image; nm
-// picks one of several images by REPO:TAG.
-func openDockerArchive(file, nm string) (*Source, error) {
-	var tag *name.Tag
-	if nm != "" {
-		t, err := name.NewTag(nm)
-		if err != nil {
-			return nil, fmt.Errorf("bad image name %q: %v", nm, err)
-		}
-		tag = &t
-	}
-	img, err := tarball.ImageFromPath(file, tag)
-	if err != nil {
-		if tag == nil && strings.Contains(err.Error(), "only a single image") {
-			return nil, errors.New("the docker archive holds several images: name one as docker-archive:FILE:REPO:TAG")
-		}
-		return nil, fmt.Errorf("not a docker archive: %v", err)
-	}
-	return &Source{Kind: KindDockerArchive, Image: img}, nil
-}
+func (e *refError) Error() string { return e.ref + ": " + oneLine(e.err.Error()) }
+func (e *refError) Unwrap() error { return e.err }
 
 // oneLine keeps an error to its first line.
 func oneLine(s string) string {

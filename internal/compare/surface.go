@@ -98,7 +98,11 @@ func inspect(root *node, img *Image, top int) {
 		}
 	}
 	img.Surface.User = img.Config.User
-	img.Surface.RunsAsRoot = runsAsRoot(img.Config.User, fileData(root, etcPasswd))
+	var users map[string]string
+	if e := fileEntry(root, etcPasswd); e != nil {
+		users = e.users
+	}
+	img.Surface.RunsAsRoot = runsAsRoot(img.Config.User, users)
 
 	for _, gb := range gobins {
 		img.GoBinaries = append(img.GoBinaries, *gb)
@@ -132,26 +136,21 @@ func classify(root, n *node, p string, s *Surface) {
 	*list = append(*list, p)
 }
 
-func fileData(root *node, p string) []byte {
-	if n := root.walk(p, false); n != nil && n.e != nil {
-		return n.e.data
+// fileEntry is the entry at p, if any.
+func fileEntry(root *node, p string) *entry {
+	if n := root.walk(p, false); n != nil {
+		return n.e
 	}
 	return nil
 }
 
 // runsAsRoot says whether the config's user is uid 0: empty, 0, root, or a
-// name /etc/passwd maps to uid 0.
-func runsAsRoot(user string, passwd []byte) bool {
+// name /etc/passwd (users: name → uid) maps to uid 0.
+func runsAsRoot(user string, users map[string]string) bool {
 	u, _, _ := strings.Cut(user, ":")
 	switch u {
 	case "", "0", "root":
 		return true
 	}
-	for _, line := range strings.Split(string(passwd), "\n") {
-		f := strings.Split(line, ":")
-		if len(f) > 2 && f[0] == u {
-			return f[2] == "0"
-		}
-	}
-	return false
+	return users[u] == "0"
 }

@@ -19,11 +19,14 @@ type Config struct {
 	DefaultBaseImage   string            `yaml:"defaultBaseImage"`
 	BaseImageOverrides map[string]string `yaml:"baseImageOverrides"`
 	DefaultPlatforms   []string          `yaml:"defaultPlatforms"`
-	DefaultEnv         []string          `yaml:"defaultEnv"`
-	DefaultFlags       []string          `yaml:"defaultFlags"`
-	DefaultLdflags     []string          `yaml:"defaultLdflags"`
-	Builds             []Build           `yaml:"builds"`
-	Kiln               Kiln              `yaml:"kiln"`
+	// DefaultEnv, DefaultFlags, DefaultLdflags and each build's Env, Flags
+	// and Ldflags are kept as written; what reaches go build is decided by
+	// gobuild's rule (no cgo, no -toolexec, an allow-list of variables).
+	DefaultEnv     []string `yaml:"defaultEnv"`
+	DefaultFlags   []string `yaml:"defaultFlags"`
+	DefaultLdflags []string `yaml:"defaultLdflags"`
+	Builds         []Build  `yaml:"builds"`
+	Kiln           Kiln     `yaml:"kiln"`
 }
 
 // Build is one entry of ko's builds: list.

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -789,3 +790,145 @@ func TestUnchangedRebuildIsNotSignedAgain(t *testing.T) {
 		t.Fatalf("cosign verify with the second key: exit %d\n%s", code, out)
 	}
 }
+
+// changing is a registry that can be told to answer a GET of one manifest
+// or one blob with other bytes than those it holds, as a compromised
+// registry or a cache in the way would.
+type changing struct {
+	h        http.Handler
+	mu       sync.Mutex
+	manifest v1.Hash // a GET of this manifest (by tag or digest) is re-spaced
+	blob     v1.Hash // a GET of this blob has one byte flipped
+}
+
+func (c *changing) set(manifest, blob v1.Hash) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.manifest, c.blob = manifest, blob
+}
+
+func (c *changing) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	manifest, blob := c.manifest, c.blob
+	c.mu.Unlock()
+	isManifest := strings.Contains(r.URL.Path, "/manifests/")
+	isBlob := blob.Hex != "" && strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String())
+	if r.Method != http.MethodGet || !(isManifest && manifest.Hex != "" || isBlob) {
+		c.h.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	c.h.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	switch {
+	case isBlob && len(body) > 0:
+		body[len(body)/2] ^= 1
+	case isManifest:
+		if h, _, _ := v1.SHA256(bytes.NewReader(body)); h == manifest {
+			body = append(body, '\n')
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.Code)
+	w.Write(body)
+}
+
+// TestCosignAndKilnRefuseChangedContent: one signed image, changed in the
+// ways that matter. Where the real cosign reads the changed bytes (a
+// manifest re-pushed under the signed tag, or served changed for the tag)
+// it fails, and kiln verify agrees. cosign reads neither the manifest of a
+// digest it is given nor any layer, so a registry that serves other bytes
+// for them passes cosign; kiln verify, which hashes the manifest, the
+// config and every layer (--skip-layers: not the layers), fails.
+func TestCosignAndKilnRefuseChangedContent(t *testing.T) {
+	reg := &changing{h: newRegistry()}
+	s := newSigning(t, reg)
+	ref := s.buildSigned(t, "change/hello")
+	repo, signed := repoOf(ref), digestOf(t, ref)
+	img := pull(t, ref)
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastLayer := m.Layers[len(m.Layers)-1].Digest
+	restore := func(t *testing.T) {
+		reg.set(v1.Hash{}, v1.Hash{})
+		push(t, repo+":latest", img)
+	}
+
+	for _, tc := range []struct {
+		name string
+		// change changes the registry and returns the reference to verify.
+		change     func(t *testing.T) string
+		cosignWant string // "" for success
+		kilnWant   string // "" for success
+		skipWant   string // kiln verify --skip-layers; "" for success
+	}{
+		{name: "untampered", change: func(t *testing.T) string { return repo + ":latest" }},
+		{name: "manifest re-spaced and re-pushed under the signed tag", change: func(t *testing.T) string {
+			respaced := append(append([]byte(nil), raw...), '\n')
+			r, err := name.ParseReference(repo + ":latest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := remote.Put(r, rawImage{respaced, m.MediaType}); err != nil {
+				t.Fatal(err)
+			}
+			return repo + ":latest"
+		}, cosignWant: "no signatures found", kilnWant: "no signature (looked for", skipWant: "no signature (looked for"},
+		{name: "a layer changed and re-pushed under the signed tag", change: func(t *testing.T) string {
+			layers, _ := img.Layers()
+			push(t, repo+":latest", replaceLayer(t, img, len(layers)-1, flipByte(t, layers[len(layers)-1])))
+			return repo + ":latest"
+		}, cosignWant: "no signatures found", kilnWant: "no signature (looked for", skipWant: "no signature (looked for"},
+		{name: "the registry serves the signed digest's manifest re-spaced", change: func(t *testing.T) string {
+			reg.set(signed, v1.Hash{})
+			return repo + "@" + signed.String()
+		}, kilnWant: "does not match requested digest", skipWant: "does not match requested digest"},
+		{name: "the registry serves the signed tag's manifest re-spaced", change: func(t *testing.T) string {
+			reg.set(signed, v1.Hash{})
+			return repo + ":latest"
+		}, cosignWant: "no signatures found", kilnWant: "no signature (looked for", skipWant: "no signature (looked for"},
+		{name: "the registry serves a layer with a byte changed", change: func(t *testing.T) string {
+			reg.set(v1.Hash{}, lastLayer)
+			return repo + "@" + signed.String()
+		}, kilnWant: lastLayer.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer restore(t)
+			image := tc.change(t)
+			code, out := s.cosignVerify(t, image)
+			if tc.cosignWant == "" && code != 0 || tc.cosignWant != "" && (code == 0 || !strings.Contains(out, tc.cosignWant)) {
+				t.Errorf("cosign verify %s: exit %d, want %q (\"\": success)\n%s", image, code, tc.cosignWant, out)
+			}
+			for _, k := range []struct {
+				flags []string
+				want  string
+			}{{nil, tc.kilnWant}, {[]string{"--skip-layers"}, tc.skipWant}} {
+				code, stdout, stderr := s.kilnVerify(t, image, k.flags...)
+				if k.want == "" && code != 0 || k.want != "" && (code != 1 || !strings.Contains(stderr, k.want)) {
+					t.Errorf("kiln verify %v %s: exit %d, want %q (\"\": success)\n%s%s", k.flags, image, code, k.want, stdout, stderr)
+				}
+				if k.want != "" && strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+					t.Errorf("kiln verify %v: the error is not one line:\n%s", k.flags, stderr)
+				}
+			}
+		})
+	}
+}
+
+// rawImage is a manifest to PUT as it is.
+type rawImage struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (r rawImage) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawImage) MediaType() (types.MediaType, error) { return r.mt, nil }

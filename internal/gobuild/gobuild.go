@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os/exec"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -58,19 +59,23 @@ func (e *CommandError) Unwrap() error { return e.Err }
 var (
 	ErrNotFound = errors.New("package not found")
 	ErrNotMain  = errors.New("not a main package")
-	ErrToolexec = errors.New("-toolexec is not allowed")
 	ErrCompile  = errors.New("compile failed")
 	ErrBadFlag  = errors.New("bad build flag")
 )
 
-// Builder compiles main packages with the go command.
+// Builder compiles main packages with the go command, and runs it with
+// nothing but what the rule in rule.go lets through.
 type Builder struct {
 	// Go is the go command; "" means "go" from PATH.
 	Go string
-	// Env is the environment every go command starts from (the caller's).
+	// Env is the caller's environment. The go command gets only the part
+	// of it the rule passes (see environ), and no go env file.
 	Env []string
 	// Runner runs commands; nil means ExecRunner.
 	Runner Runner
+
+	once sync.Once // reads Env and the go env file once
+	amb  ambient
 }
 
 func (b *Builder) run(ctx context.Context, dir string, env []string, args ...string) ([]byte, error) {
@@ -111,7 +116,11 @@ type listed struct {
 // relative to dir) and checks that it is a main package.
 func (b *Builder) Resolve(ctx context.Context, dir, pattern string) (Package, error) {
 	pattern = strings.TrimPrefix(pattern, "ko://")
-	out, err := b.run(ctx, dir, b.Env, "list", "-e", "-json=ImportPath,Name,Dir,Module,Error", "--", pattern)
+	env, err := b.environ(dir, "", nil)
+	if err != nil {
+		return Package{}, err
+	}
+	out, err := b.run(ctx, dir, env, "list", "-e", "-json=ImportPath,Name,Dir,Module,Error", "--", pattern)
 	if err != nil {
 		return Package{}, fmt.Errorf("package %s not found: %s: %w", pattern, oneLine(err.Error()), ErrNotFound)
 	}
@@ -145,8 +154,8 @@ func (b *Builder) Resolve(ctx context.Context, dir, pattern string) (Package, er
 type Target struct {
 	Package  Package
 	Platform v1.Platform
-	// Env is added after the defaults (CGO_ENABLED=0) and before the
-	// platform's GOOS/GOARCH, which always win.
+	// Env is the build's own settings (a .ko.yaml's env), limited by the
+	// rule; the platform's GOOS/GOARCH/GOARM/GOAMD64 always win.
 	Env     []string
 	Flags   []string // extra go build flags, already expanded
 	Ldflags []string // already expanded; joined with spaces
@@ -154,13 +163,10 @@ type Target struct {
 
 // Build compiles t into the file out.
 func (b *Builder) Build(ctx context.Context, t Target, out string) error {
-	if err := CheckToolexec(t.Flags, t.Env, b.Env); err != nil {
+	env, err := b.environ(t.Package.Dir, t.Package.ModuleDir, &t)
+	if err != nil {
 		return err
 	}
-	env := append([]string(nil), b.Env...)
-	env = append(env, "CGO_ENABLED=0")
-	env = append(env, t.Env...)
-	env = append(env, platform.GoEnv(t.Platform)...)
 
 	args := []string{"build", "-o", out, "-trimpath"}
 	if len(t.Ldflags) > 0 {
@@ -179,41 +185,15 @@ func (b *Builder) Build(ctx context.Context, t Target, out string) error {
 
 // GOROOT asks the go command for its root (where lib/time/zoneinfo.zip is).
 func (b *Builder) GOROOT(ctx context.Context, dir string) (string, error) {
-	out, err := b.run(ctx, dir, b.Env, "env", "GOROOT")
+	env, err := b.environ(dir, "", nil)
+	if err != nil {
+		return "", err
+	}
+	out, err := b.run(ctx, dir, env, "env", "GOROOT")
 	if err != nil {
 		return "", fmt.Errorf("running go env GOROOT: %s", oneLine(err.Error()))
 	}
 	return strings.TrimSpace(string(out)), nil
-}
-
-// CheckToolexec refuses -toolexec in build flags or in any GOFLAGS: a
-// toolexec program could change the binary behind the build's back.
-func CheckToolexec(flags []string, envs ...[]string) error {
-	for _, f := range flags {
-		if isToolexec(f) {
-			return fmt.Errorf("build flag %q: %w: it runs arbitrary programs inside the build", f, ErrToolexec)
-		}
-	}
-	for _, env := range envs {
-		for _, kv := range env {
-			k, v, _ := strings.Cut(kv, "=")
-			if k != "GOFLAGS" {
-				continue
-			}
-			for _, f := range strings.Fields(v) {
-				if isToolexec(f) {
-					return fmt.Errorf("GOFLAGS %q: %w: it runs arbitrary programs inside the build", v, ErrToolexec)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func isToolexec(flag string) bool {
-	name := strings.TrimLeft(flag, "-")
-	name, _, _ = strings.Cut(name, "=")
-	return strings.HasPrefix(flag, "-") && name == "toolexec"
 }
 
 func oneLine(s string) string {

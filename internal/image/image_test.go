@@ -1,6 +1,7 @@
 package image_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	kbase "github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/image"
 )
 
@@ -352,5 +354,29 @@ func TestIndex(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScratchRunsAsNonroot: kiln's scratch base runs as 65532:65532 (a
+// numeric user needs no /etc/passwd), and a config user wins over it.
+func TestScratchRunsAsNonroot(t *testing.T) {
+	b, err := kbase.Resolve(context.Background(), kbase.ScratchName, kbase.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := v1.Platform{OS: "linux", Architecture: "amd64"}
+	scratch, err := b.Image(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ user, want string }{
+		{"", "65532:65532"},
+		{"0:0", "0:0"},
+		{"1000", "1000"},
+	} {
+		_, cf, _ := assemble(t, scratch, addedLayers(t), image.Config{Name: "server", User: tc.user, Created: created, Platform: p})
+		if cf.Config.User != tc.want {
+			t.Errorf("config user %q: image User = %q, want %q", tc.user, cf.Config.User, tc.want)
+		}
 	}
 }

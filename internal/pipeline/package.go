@@ -83,9 +83,9 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
 	// The compile starts with what git answered last time, if that is
 	// remembered, and is kept only if git answers the same now.
-	b.settings = start(func() (settings, error) { return r.buildSettings(cb, r.git) })
+	b.settings = start(func() (settings, error) { return r.buildSettings(pkg, cb, r.git) })
 	if g := r.gitGuess; g != nil {
-		if s, err := r.buildSettings(cb, func(...string) vcs.Git { return *g }); err == nil {
+		if s, err := r.buildSettings(pkg, cb, func(...string) vcs.Git { return *g }); err == nil {
 			b.guess = &s
 		}
 	}
@@ -157,7 +157,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	bs, _ := b.baseF.wait()
 	s, _ := b.settings.wait()
 	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results, Record: Record{
-		Flags: s.flags, Ldflags: s.ldflags, EnvNames: envNames(s.env), GOFLAGS: lookup(o.Env, "GOFLAGS"),
+		Flags: s.flags, Ldflags: s.ldflags, EnvNames: envNames(s.env), GOFLAGS: o.Builder.GOFLAGS(),
 		BaseRef: baseRef, Compression: comp, Started: started, Ended: time.Now(),
 	}}
 	for _, p := range plats {
@@ -375,13 +375,4 @@ func envNames(env []string) []string {
 		names = append(names, k)
 	}
 	return names
-}
-
-func lookup(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
 }

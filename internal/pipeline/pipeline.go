@@ -126,7 +126,9 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if opts.Created.IsZero() {
 		opts.Created = time.Unix(0, 0).UTC()
 	}
-	if err := gobuild.CheckToolexec(opts.Config.DefaultFlags, opts.Env); err != nil {
+	// The caller's environment and go env file pass the builder's rule or
+	// nothing starts; each package's settings are checked in buildSettings.
+	if err := opts.Builder.Check(gobuild.Target{Package: gobuild.Package{Dir: opts.Dir}}); err != nil {
 		return nil, err
 	}
 	tmp, err := os.MkdirTemp(opts.TempDir, "kiln-build-*")

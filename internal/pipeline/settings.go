@@ -43,9 +43,11 @@ func (s settings) sameCompile(o settings) bool {
 	return slices.Equal(s.flags, o.flags) && slices.Equal(s.ldflags, o.ldflags) && slices.Equal(s.env, o.env)
 }
 
-// buildSettings merges defaults and the build entry, and expands templates
-// with what git answers for the fields they name.
-func (r *run) buildSettings(b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
+// buildSettings merges defaults and the build entry, expands templates
+// with what git answers for the fields they name, and checks the result
+// against the builder's rule (gobuild's rule.go), so a refusal comes before
+// any compile and covers what templates expand to.
+func (r *run) buildSettings(pkg gobuild.Package, b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
 	c := r.opts.Config
 	var s settings
 	flags := c.DefaultFlags
@@ -60,9 +62,6 @@ func (r *run) buildSettings(b config.Build, git func(fields ...string) vcs.Git) 
 		ldflags = b.Ldflags
 	}
 	s.env = append(append([]string{}, c.DefaultEnv...), b.Env...)
-	if err := gobuild.CheckToolexec(flags, s.env); err != nil {
-		return settings{}, err
-	}
 	var g vcs.Git
 	if fields, uses := gitFields(append(append([]string{}, flags...), ldflags...)); uses {
 		g = git(fields...)
@@ -74,6 +73,9 @@ func (r *run) buildSettings(b config.Build, git func(fields ...string) vcs.Git) 
 	}
 	if s.ldflags, err = gobuild.Expand(ldflags, data); err != nil {
 		return settings{}, err
+	}
+	if err := r.opts.Builder.Check(gobuild.Target{Package: pkg, Env: s.env, Flags: s.flags, Ldflags: s.ldflags}); err != nil {
+		return settings{}, fmt.Errorf("%s: %w", pkg.ImportPath, err)
 	}
 	set, err := config.ParseCapabilities(b.LinuxCapabilities)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,8 +13,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/store"
 )
+
+// MaxBlob bounds a signature's, an attestation's or a bundle's blob read
+// into memory.
+const MaxBlob = 16 << 20
 
 // Referrer is one stored referrer: its manifest annotations and its one blob.
 type Referrer struct {
@@ -123,7 +127,7 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 	if err != nil {
 		return nil, err
 	}
-	opts := r.options(ctx)
+	opts := append(r.options(ctx), remote.WithTransport(checked.Transport(r.Transport)))
 	// No server-side filter: some registries derive a referrer's
 	// artifactType from its config media type alone, so the manifest's own
 	// artifactType is checked below.
@@ -145,7 +149,7 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 		if d.ArtifactType != artifactType && d.ArtifactType != "" && d.ArtifactType != EmptyConfigMediaType {
 			continue
 		}
-		img, err := remote.Image(sref.Context().Digest(d.Digest.String()), opts...)
+		img, err := r.image(ctx, sref.Context().Digest(d.Digest.String()))
 		if err != nil {
 			return nil, fmt.Errorf("reading referrer %s: %w", d.Digest, err)
 		}
@@ -184,12 +188,7 @@ func readReferrer(img v1.Image) (Referrer, error) {
 	if err != nil || len(layers) != 1 {
 		return Referrer{}, fmt.Errorf("referrer manifest has %d layers, want 1", len(layers))
 	}
-	rc, err := layers[0].Compressed()
-	if err != nil {
-		return Referrer{}, err
-	}
-	defer rc.Close()
-	blob, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	blob, err := checked.ReadLayer(layers[0], MaxBlob)
 	if err != nil {
 		return Referrer{}, err
 	}
@@ -229,7 +228,7 @@ func (l *Layout) Referrers(_ context.Context, repo string, subject v1.Hash, arti
 	if err != nil {
 		return nil, nil // no referrers
 	}
-	idx, err := lay.ImageIndex(d.Digest)
+	idx, err := checked.Index(lay, d)
 	if err != nil {
 		return nil, err
 	}

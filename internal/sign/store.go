@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
@@ -51,13 +52,29 @@ func (r *Registry) options(ctx context.Context) []remote.Option {
 	return opts
 }
 
+// reader reads manifests of repo, bounded and checked (see checked.Registry).
+func (r *Registry) reader(ctx context.Context, repo name.Repository) *checked.Registry {
+	opts := append(r.options(ctx), remote.WithTransport(checked.Transport(r.Transport)))
+	return &checked.Registry{Repo: repo, Options: opts}
+}
+
+// image reads the image ref names, checked.
+func (r *Registry) image(ctx context.Context, ref name.Reference) (v1.Image, error) {
+	b := r.reader(ctx, ref.Context())
+	d, err := b.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	return checked.Image(b, d)
+}
+
 // Get implements Store.
 func (r *Registry) Get(ctx context.Context, repo, tag string) (v1.Image, error) {
 	ref, err := name.NewTag(repo + ":" + tag)
 	if err != nil {
 		return nil, err
 	}
-	img, err := remote.Image(ref, r.options(ctx)...)
+	img, err := r.image(ctx, ref)
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
@@ -101,7 +118,10 @@ func (l *Layout) Get(_ context.Context, repo, tag string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return lay.Image(d.Digest)
+	if !d.MediaType.IsImage() && d.MediaType != "" {
+		return nil, fmt.Errorf("%s:%s is a %s, not an image", repo, tag, d.MediaType)
+	}
+	return checked.Image(lay, d)
 }
 
 // Put implements Store.

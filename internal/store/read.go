@@ -3,17 +3,29 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/checked"
 )
 
 // ErrNotFound means no manifest has the asked-for name.
 var ErrNotFound = errors.New("not found in the image layout")
 
-// Lookup returns the descriptor index.json gives refName.
+// Lookup returns the descriptor index.json gives refName. It reads
+// index.json anew, at most checked.MaxJSON bytes.
 func (l *Layout) Lookup(refName string) (v1.Descriptor, error) {
-	return l.lookupLocked(refName)
+	im, err := checked.LayoutIndex(l.dir)
+	if os.IsNotExist(err) {
+		im, err = &v1.IndexManifest{}, nil
+	}
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return lookupIn(im, refName, l.dir)
 }
 
 // lookupLocked reads index.json, which is replaced atomically, so it is
@@ -23,24 +35,38 @@ func (l *Layout) lookupLocked(refName string) (v1.Descriptor, error) {
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
+	return lookupIn(im, refName, l.dir)
+}
+
+// lookupIn finds refName in im; the last descriptor so named wins.
+func lookupIn(im *v1.IndexManifest, refName, dir string) (v1.Descriptor, error) {
 	for i := len(im.Manifests) - 1; i >= 0; i-- {
 		if d := im.Manifests[i]; d.Annotations[RefNameAnnotation] == refName {
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s in %s: %w", refName, l.dir, ErrNotFound)
+	return v1.Descriptor{}, fmt.Errorf("%s in %s: %w", refName, dir, ErrNotFound)
 }
 
-// Image reads the image manifest with digest h.
-func (l *Layout) Image(h v1.Hash) (v1.Image, error) {
-	return layout.Path(l.dir).Image(h)
-}
+var _ checked.Blobs = (*Layout)(nil)
 
-// ImageIndex reads the index manifest with digest h.
-func (l *Layout) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
-	idx, err := layout.Path(l.dir).ImageIndex()
-	if err != nil {
-		return nil, err
+// Blob opens blob h of the layout, unchecked: read it through
+// checked.Image, checked.Index or checked.Reader.
+func (l *Layout) Blob(h v1.Hash) (io.ReadCloser, error) {
+	if !validDigest(h) {
+		return nil, fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
-	return idx.ImageIndex(h)
+	return os.Open(l.blobPath(h))
+}
+
+// Image reads the image manifest with digest h, its config and (as they
+// are read) its layers, each checked against its digest.
+func (l *Layout) Image(h v1.Hash) (v1.Image, error) {
+	return checked.Image(l, v1.Descriptor{Digest: h})
+}
+
+// ImageIndex reads the index manifest with digest h, checked against it;
+// its children are checked as they are read.
+func (l *Layout) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	return checked.Index(l, v1.Descriptor{Digest: h, MediaType: types.OCIImageIndex})
 }

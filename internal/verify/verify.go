@@ -7,13 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/sign"
 )
 
@@ -147,13 +147,10 @@ func hasSubject(s sign.Statement, d v1.Hash) bool {
 	return false
 }
 
+// read reads a signature's or an attestation's blob whole; from a Store's
+// image it is checked against its digest.
 func read(l v1.Layer) ([]byte, error) {
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, 16<<20))
+	return checked.ReadLayer(l, sign.MaxBlob)
 }
 
 func join(reasons []string) string {
