@@ -155,6 +155,11 @@ func (r *Registry) authenticate(req *http.Request) (bool, error) {
 		case <-req.Context().Done():
 			return false, errTooMany("gave up waiting for a password check")
 		}
+		// Failures recorded while this one queued count too.
+		if err := r.loginWait(keys); err != nil {
+			<-r.checks
+			return false, err
+		}
 		hash, known := a.Users[user]
 		if !known {
 			hash = r.dummyHash
