@@ -259,6 +259,26 @@ func TestLimits(t *testing.T) {
 			}()
 			closedBy(t, c, "a body trickled a byte every 50 ms")
 		}},
+		{"a response nobody reads", []string{"--io-timeout", "300ms", "--min-rate", "0", "--max-conns", "1"}, func(t *testing.T, e *limitsEnv) {
+			blob := bytes.Repeat([]byte("r"), 32<<20)
+			resp, _ := e.do(t, local, "POST", "/v2/a/blobs/uploads/?digest="+sha(blob), nil, blob)
+			want(t, "push", resp, "", 201, "")
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.(*net.TCPConn).SetReadBuffer(4096)
+			fmt.Fprintf(c, "GET /v2/a/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n", sha(blob))
+			// The only connection place is taken by a client that never
+			// reads: another client is served once the server gives up.
+			patient := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+			resp, err = patient.Get(e.url + "/healthz")
+			if err != nil {
+				t.Fatalf("a client waiting behind one that never reads: %v", err)
+			}
+			resp.Body.Close()
+		}},
 		{"idle keep-alive connections", []string{"--idle-timeout", "200ms"}, func(t *testing.T, e *limitsEnv) {
 			c, err := net.Dial("tcp", e.addr)
 			if err != nil {
