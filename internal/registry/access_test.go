@@ -294,3 +294,19 @@ func TestPasswordChecksAreBounded(t *testing.T) {
 		t.Fatalf("%d password checks ran at once, want at most %d", m, bound)
 	}
 }
+
+func TestClientOf(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:5000":            "127.0.0.1",
+		"[2001:db8:1:2:3:4:5:6]:80": "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::1]:80": "2001:db8:1:2::/64",
+		"[::1]:80":                  "::/64",
+		"not-an-address":            "not-an-address",
+	} {
+		req := httptest.NewRequest("GET", "/v2/", nil)
+		req.RemoteAddr = addr
+		if got := registry.ClientOf(req); got != want {
+			t.Errorf("client of %s = %s, want %s", addr, got, want)
+		}
+	}
+}

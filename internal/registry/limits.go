@@ -90,14 +90,19 @@ func (realClock) Tick(d time.Duration) (<-chan time.Time, func()) {
 	return t.C, t.Stop
 }
 
-// clientOf names the client a request comes from: its IP address. Headers
-// such as X-Forwarded-For are not trusted.
+// clientOf names the client a request comes from: its IPv4 address, or
+// the /64 network of its IPv6 address (one host commonly holds a whole
+// /64). Headers such as X-Forwarded-For are not trusted.
 func clientOf(req *http.Request) string {
 	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
 		return req.RemoteAddr
 	}
-	return host
+	ip := net.ParseIP(host)
+	if ip == nil || ip.To4() != nil {
+		return host
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
 func errTooMany(msg string) *apiError {

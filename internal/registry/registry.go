@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -80,7 +81,7 @@ func New(st *store.Layout, opts Options) (*Registry, error) {
 			return nil, err
 		}
 	}
-	go r.sweep(r.clock.Tick(lim.UploadTTL / 4))
+	go r.sweep(r.clock.Tick(max(lim.UploadTTL/4, time.Millisecond)))
 	return r, nil
 }
 
