@@ -199,6 +199,13 @@ func checkRange(req *http.Request, u *upload) (int64, error) {
 // not -1 (a body of unknown length that ends early or runs on is refused
 // with 416), never beyond Limits.MaxBlobSize.
 func (r *Registry) write(req *http.Request, up *store.Upload, want int64) error {
+	if req.Body == nil || req.Body == http.NoBody {
+		// Nothing to read (and no copy buffer to allocate).
+		if want > 0 {
+			return errRangeInvalid(fmt.Sprintf("Content-Range says %d bytes but the body is empty", want))
+		}
+		return nil
+	}
 	room := r.limits.MaxBlobSize - up.Size()
 	limit := room + 1
 	if want >= 0 {

@@ -128,7 +128,7 @@ func (u *Upload) grow(need int) bool {
 	if need <= cap(u.buf) {
 		return true
 	}
-	c := min(max(2*cap(u.buf), need, 32<<10), JournalMax)
+	c := min(max(2*cap(u.buf), need), JournalMax)
 	if u.mem != nil && !u.mem.take(int64(c-cap(u.buf))) {
 		return false
 	}
