@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -132,8 +133,12 @@ func (u *Upload) grow(need int) bool {
 	if u.mem != nil && !u.mem.take(int64(c-cap(u.buf))) {
 		return false
 	}
-	nb := make([]byte, len(u.buf), c)
-	copy(nb, u.buf)
+	// slices.Grow rounds the capacity up to the allocation's size class,
+	// as append does: a body read in two pieces then fits one buffer.
+	nb := slices.Grow(u.buf[:len(u.buf):len(u.buf)], c-len(u.buf))
+	if u.mem != nil {
+		u.mem.used.Add(int64(cap(nb) - c)) // the rounding
+	}
 	u.buf = nb // the budget was charged the difference
 	return true
 }
