@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -133,9 +132,11 @@ func (u *Upload) grow(need int) bool {
 	if u.mem != nil && !u.mem.take(int64(c-cap(u.buf))) {
 		return false
 	}
-	// slices.Grow rounds the capacity up to the allocation's size class,
-	// as append does: a body read in two pieces then fits one buffer.
-	nb := slices.Grow(u.buf[:len(u.buf):len(u.buf)], c-len(u.buf))
+	// Capacity rounded up to the allocation's size class, as append
+	// does: a body read in two pieces then fits one buffer. (The compiler
+	// makes append(nil, make(n)...) one allocation.)
+	nb := append([]byte(nil), make([]byte, c)...)[:len(u.buf)]
+	copy(nb, u.buf)
 	if u.mem != nil {
 		u.mem.used.Add(int64(cap(nb) - c)) // the rounding
 	}
