@@ -93,6 +93,7 @@ func newKilnRegistry(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { reg.Close() })
 	return reg
 }
 

@@ -71,6 +71,7 @@ func TestMain(m *testing.M) {
 // to a log whose tail a failing test shows.
 type registryProcess struct {
 	t    *testing.T
+	args []string // beyond --addr, --data and --registry-only
 	data string
 	port int
 	log  string
@@ -83,7 +84,14 @@ func newRegistryProcess(t *testing.T) *registryProcess {
 	if testing.Short() {
 		t.Skip("end-to-end: not in -short")
 	}
-	p := &registryProcess{t: t, data: t.TempDir(), port: freePort(t), log: filepath.Join(t.TempDir(), "server.log")}
+	return startRegistryProcess(t)
+}
+
+// startRegistryProcess starts cmd/server with args beyond the usual ones,
+// in -short too.
+func startRegistryProcess(t *testing.T, args ...string) *registryProcess {
+	t.Helper()
+	p := &registryProcess{t: t, args: args, data: t.TempDir(), port: freePort(t), log: filepath.Join(t.TempDir(), "server.log")}
 	p.start()
 	t.Cleanup(func() {
 		p.kill()
@@ -109,7 +117,7 @@ func (p *registryProcess) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(buildServer(t), "--addr", p.host(), "--data", p.data, "--registry-only")
+	p.cmd = exec.Command(buildServer(t), append([]string{"--addr", p.host(), "--data", p.data, "--registry-only"}, p.args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
@@ -131,12 +139,13 @@ func (p *registryProcess) start() {
 			continue
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
+		// 401: the registry has credentials, and is up.
+		if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 			return
 		}
 		status = resp.Status
 	}
-	t.Fatalf("the registry never answered GET /v2/ with 200 (last: %s):\n%s", status, p.logTail())
+	t.Fatalf("the registry never answered GET /v2/ with 200 or 401 (last: %s):\n%s", status, p.logTail())
 }
 
 // kill ends the server with SIGKILL: no shutdown code runs.

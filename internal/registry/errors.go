@@ -10,9 +10,10 @@ import (
 
 // apiError is one error of the distribution spec's wire format.
 type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Status     int    `json:"-"`
+	RetryAfter string `json:"-"` // seconds, for 429
+	Code       string `json:"code"`
+	Message    string `json:"message"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -38,17 +39,19 @@ var codes = []struct {
 }
 
 func errUnauthorized(msg string) *apiError {
-	return &apiError{http.StatusUnauthorized, "UNAUTHORIZED", msg}
+	return &apiError{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: msg}
 }
 
-func errDenied(msg string) *apiError { return &apiError{http.StatusForbidden, "DENIED", msg} }
+func errDenied(msg string) *apiError {
+	return &apiError{Status: http.StatusForbidden, Code: "DENIED", Message: msg}
+}
 
 func errUnsupported(msg string) *apiError {
-	return &apiError{http.StatusMethodNotAllowed, "UNSUPPORTED", msg}
+	return &apiError{Status: http.StatusMethodNotAllowed, Code: "UNSUPPORTED", Message: msg}
 }
 
 func errRangeInvalid(msg string) *apiError {
-	return &apiError{http.StatusRequestedRangeNotSatisfiable, "BLOB_UPLOAD_INVALID", msg}
+	return &apiError{Status: http.StatusRequestedRangeNotSatisfiable, Code: "BLOB_UPLOAD_INVALID", Message: msg}
 }
 
 // writeError answers with err in the spec's format. Errors the table does
@@ -56,16 +59,19 @@ func errRangeInvalid(msg string) *apiError {
 func (r *Registry) writeError(w http.ResponseWriter, req *http.Request, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		ae = &apiError{http.StatusInternalServerError, "UNKNOWN", "internal error"}
+		ae = &apiError{Status: http.StatusInternalServerError, Code: "UNKNOWN", Message: "internal error"}
 		for _, c := range codes {
 			if errors.Is(err, c.err) {
-				ae = &apiError{c.status, c.code, err.Error()}
+				ae = &apiError{Status: c.status, Code: c.code, Message: err.Error()}
 				break
 			}
 		}
 		if ae.Status == http.StatusInternalServerError {
 			r.log.Error("registry request failed", "method", req.Method, "path", req.URL.Path, "err", err)
 		}
+	}
+	if ae.RetryAfter != "" {
+		w.Header().Set("Retry-After", ae.RetryAfter)
 	}
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="kiln"`)

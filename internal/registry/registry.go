@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
@@ -14,20 +16,36 @@ import (
 type Options struct {
 	Access Access
 	Log    *slog.Logger // nil discards
-	// UploadTTL is how long an idle upload is kept; 0 means an hour.
-	UploadTTL time.Duration
+	Limits Limits       // zero fields take DefaultLimits
+	Clock  Clock        // nil is the real clock
 }
 
-// Registry serves a store over the OCI distribution API under /v2/.
+// Registry serves a store over the OCI distribution API under /v2/. It
+// runs a timer that drops idle upload sessions: Close stops it.
 type Registry struct {
 	st       *store.Repositories
 	access   Access
 	log      *slog.Logger
+	limits   Limits
+	clock    Clock
 	verified sync.Map // sha256(user, password) → true, once bcrypt agreed
 
-	uploadTTL time.Duration
+	// Password checks: a semaphore of Limits.PasswordChecks, the hash an
+	// unknown user is checked against, the failed-login records.
+	checks    chan struct{}
+	dummyHash []byte
+	compare   func(hash, password []byte) error
+	logins    *logins
+
+	mem       *store.MemoryBudget // upload bytes in memory
 	mu        sync.Mutex
 	uploads   map[string]*upload
+	perClient map[string]int // open sessions per client
+	pending   int            // sessions reserved, not yet in uploads
+
+	closing   chan struct{}
+	swept     chan struct{} // closed when the timer stopped
+	closeOnce sync.Once
 }
 
 var _ http.Handler = (*Registry)(nil)
@@ -41,13 +59,29 @@ func New(st *store.Repositories, opts Options) (*Registry, error) {
 	if _, err := st.RemoveUploads(0); err != nil {
 		return nil, err
 	}
-	r := &Registry{st: st, access: opts.Access, log: opts.Log, uploadTTL: opts.UploadTTL, uploads: map[string]*upload{}}
+	lim := opts.Limits.withDefaults()
+	r := &Registry{
+		st: st, access: opts.Access, log: opts.Log, limits: lim, clock: opts.Clock,
+		checks:  make(chan struct{}, lim.PasswordChecks),
+		compare: bcrypt.CompareHashAndPassword,
+		logins:  newLogins(lim),
+		mem:     store.NewMemoryBudget(lim.UploadMemory),
+		uploads: map[string]*upload{}, perClient: map[string]int{},
+		closing: make(chan struct{}), swept: make(chan struct{}),
+	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	if r.uploadTTL == 0 {
-		r.uploadTTL = time.Hour
+	if r.clock == nil {
+		r.clock = realClock{}
 	}
+	if len(opts.Access.Users) > 0 {
+		var err error
+		if r.dummyHash, err = dummyHash(opts.Access.Users); err != nil {
+			return nil, err
+		}
+	}
+	go r.sweep(r.clock.Tick(max(lim.UploadTTL/4, time.Millisecond)))
 	return r, nil
 }
 
@@ -97,7 +131,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	rt, ok := parsePath(req.URL.Path)
 	if !ok {
-		r.writeError(w, req, &apiError{http.StatusNotFound, "NAME_UNKNOWN", "no such endpoint"})
+		r.writeError(w, req, &apiError{Status: http.StatusNotFound, Code: "NAME_UNKNOWN", Message: "no such endpoint"})
 		return
 	}
 	authed, err := r.authenticate(req)

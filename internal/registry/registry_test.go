@@ -58,12 +58,16 @@ func newFixture(t testing.TB, access registry.Access) *fixture {
 	srv := httptest.NewServer(reg)
 	t.Cleanup(func() {
 		srv.Close()
+		reg.Close()
 		if err := st.Repositories().CloseJournal(); err != nil {
 			t.Error(err)
 		}
 	})
 	return &fixture{dir: dir, st: st, srv: srv, host: strings.TrimPrefix(srv.URL, "http://")}
 }
+
+// testToken is a bearer token long enough to be accepted.
+const testToken = "tok-0123456789abcdef0123456789abcdef"
 
 func open() registry.Access { return registry.Access{AnonymousWrite: true} }
 
@@ -424,12 +428,12 @@ func TestAccess(t *testing.T) {
 	}
 	f := newFixture(t, registry.Access{
 		Users:   map[string][]byte{"alice": hash},
-		Tokens:  []string{"tok-123"},
+		Tokens:  []string{testToken},
 		Private: []string{"secret/*"},
 	})
 	img := randomImage(t)
 	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "s3cret"})
-	token := remote.WithAuth(&authn.Bearer{Token: "tok-123"})
+	token := remote.WithAuth(&authn.Bearer{Token: testToken})
 
 	if err := remote.Write(f.ref(t, "public/app:v1"), img); err == nil {
 		t.Fatal("anonymous push accepted")
@@ -477,7 +481,10 @@ func TestAccessValidate(t *testing.T) {
 		want string
 	}{
 		{"private without credentials", registry.Access{Private: []string{"x/*"}}, "need credentials"},
-		{"bad pattern", registry.Access{Private: []string{"["}, Tokens: []string{"t"}}, "pattern"},
+		{"bad pattern", registry.Access{Private: []string{"["}, Tokens: []string{testToken}}, "pattern"},
+		{"** inside a pattern", registry.Access{Private: []string{"a/**/b"}, Tokens: []string{testToken}}, "last segment"},
+		{"empty segment", registry.Access{Private: []string{"a//b"}, Tokens: []string{testToken}}, "empty segment"},
+		{"short token", registry.Access{Tokens: []string{"tok-123"}}, "at least 32"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.a.Validate()
@@ -587,9 +594,11 @@ func TestClientKilledMidUpload(t *testing.T) {
 		t.Fatalf("HEAD after the redo: %d", got)
 	}
 	// A restarted registry starts without the dead upload.
-	if _, err := registry.New(f.st.Repositories(), registry.Options{}); err != nil {
+	reg, err := registry.New(f.st.Repositories(), registry.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	reg.Close()
 	if ups, _ := os.ReadDir(filepath.Join(f.dir, "uploads")); len(ups) != 0 {
 		t.Fatalf("%d uploads survive a restart", len(ups))
 	}

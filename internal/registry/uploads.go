@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 type upload struct {
 	mu       sync.Mutex
 	up       *store.Upload
+	client   string // whose session it is (Limits.UploadSessionsPerClient)
 	lastUsed time.Time
 	done     bool
 }
@@ -49,21 +51,34 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		}
 		// Not mountable: fall back to an upload session, as the spec says.
 	}
+	d := q.Get("digest")
+	client := clientOf(req)
+	if d == "" {
+		// A session: take its place before anything is staged.
+		if err := r.reserveSession(client); err != nil {
+			r.writeError(w, req, err)
+			return
+		}
+	}
 	up, err := r.st.NewUpload(rt.name)
 	if err != nil {
+		if d == "" {
+			r.releaseSession(client)
+		}
 		r.writeError(w, req, err)
 		return
 	}
-	if d := q.Get("digest"); d != "" {
+	up.LimitMemory(r.mem)
+	if d != "" {
 		h, err := store.ParseDigest(d)
 		if err != nil {
 			up.Cancel()
 			r.writeError(w, req, err)
 			return
 		}
-		if _, err := up.Write(req.Body); err != nil {
+		if err := r.write(req, up, -1); err != nil {
 			up.Cancel()
-			r.writeError(w, req, fmt.Errorf("%w: %v", store.ErrUploadInvalid, err))
+			r.writeError(w, req, err)
 			return
 		}
 		if err := up.Commit(h); err != nil {
@@ -74,20 +89,55 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		return
 	}
 	r.mu.Lock()
-	r.expireLocked()
-	r.uploads[up.ID()] = &upload{up: up, lastUsed: time.Now()}
+	r.pending--
+	r.uploads[up.ID()] = &upload{up: up, client: client, lastUsed: r.clock.Now()}
 	r.mu.Unlock()
 	uploadAccepted(w, rt.name, up, http.StatusAccepted)
 }
 
-// expireLocked drops uploads idle for longer than the TTL.
-func (r *Registry) expireLocked() {
+// reserveSession counts a new session of client against the limits.
+func (r *Registry) reserveSession(client string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.perClient[client] >= r.limits.UploadSessionsPerClient {
+		return errTooMany(fmt.Sprintf("%d upload sessions open from %s: finish or cancel one first", r.perClient[client], client))
+	}
+	if len(r.uploads)+r.pending >= r.limits.UploadSessions {
+		return errTooMany("too many upload sessions open: try again later")
+	}
+	r.perClient[client]++
+	r.pending++
+	return nil
+}
+
+// releaseSession gives back a place reserveSession took for a session
+// that never started.
+func (r *Registry) releaseSession(client string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending--
+	r.dropClientLocked(client)
+}
+
+func (r *Registry) dropClientLocked(client string) {
+	if r.perClient[client]--; r.perClient[client] <= 0 {
+		delete(r.perClient, client)
+	}
+}
+
+// expireUploads drops sessions idle for longer than Limits.UploadTTL. A
+// session in use by a request is not idle.
+func (r *Registry) expireUploads() {
+	now := r.clock.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for id, u := range r.uploads {
 		if u.mu.TryLock() {
-			if time.Since(u.lastUsed) > r.uploadTTL {
+			if now.Sub(u.lastUsed) > r.limits.UploadTTL {
 				u.up.Cancel()
 				u.done = true
 				delete(r.uploads, id)
+				r.dropClientLocked(u.client)
 			}
 			u.mu.Unlock()
 		}
@@ -107,33 +157,70 @@ func (r *Registry) session(name, id string) (*upload, error) {
 		u.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q", store.ErrUploadUnknown, id)
 	}
-	u.lastUsed = time.Now()
+	u.lastUsed = r.clock.Now()
 	return u, nil
 }
 
 func (r *Registry) forget(u *upload) {
 	u.done = true
 	r.mu.Lock()
-	delete(r.uploads, u.up.ID())
+	if r.uploads[u.up.ID()] == u {
+		delete(r.uploads, u.up.ID())
+		r.dropClientLocked(u.client)
+	}
 	r.mu.Unlock()
 }
 
 // checkRange enforces a chunk's Content-Range: it must start where the
-// upload ends.
-func checkRange(req *http.Request, u *upload) error {
+// upload ends, and end where the body does. It returns the chunk's length,
+// or -1 when there is no Content-Range.
+func checkRange(req *http.Request, u *upload) (int64, error) {
 	cr := req.Header.Get("Content-Range")
 	if cr == "" {
-		return nil
+		return -1, nil
 	}
 	cr = strings.TrimPrefix(cr, "bytes ")
 	start, end, ok := strings.Cut(cr, "-")
 	s, err1 := strconv.ParseInt(start, 10, 64)
 	e, err2 := strconv.ParseInt(end, 10, 64)
-	if !ok || err1 != nil || err2 != nil || e < s {
-		return errRangeInvalid(fmt.Sprintf("malformed Content-Range %q: want START-END", req.Header.Get("Content-Range")))
+	if !ok || err1 != nil || err2 != nil || s < 0 || e < s {
+		return 0, errRangeInvalid(fmt.Sprintf("malformed Content-Range %q: want START-END", req.Header.Get("Content-Range")))
 	}
 	if s != u.up.Size() {
-		return errRangeInvalid(fmt.Sprintf("chunk starts at %d but the upload has %d bytes", s, u.up.Size()))
+		return 0, errRangeInvalid(fmt.Sprintf("chunk starts at %d but the upload has %d bytes", s, u.up.Size()))
+	}
+	if n := e - s + 1; req.ContentLength >= 0 && req.ContentLength != n {
+		return 0, errRangeInvalid(fmt.Sprintf("Content-Range %d-%d is %d bytes but the body is %d", s, e, n, req.ContentLength))
+	}
+	return e - s + 1, nil
+}
+
+// write appends the request's body to up: want bytes exactly when want is
+// not -1 (a body of unknown length that ends early or runs on is refused
+// with 416), never beyond Limits.MaxBlobSize.
+func (r *Registry) write(req *http.Request, up *store.Upload, want int64) error {
+	if req.Body == nil || req.Body == http.NoBody {
+		// Nothing to read (and no copy buffer to allocate).
+		if want > 0 {
+			return errRangeInvalid(fmt.Sprintf("Content-Range says %d bytes but the body is empty", want))
+		}
+		return nil
+	}
+	room := r.limits.MaxBlobSize - up.Size()
+	limit := room + 1
+	if want >= 0 {
+		limit = min(limit, want+1)
+	}
+	n, err := up.Write(io.LimitReader(req.Body, limit))
+	if err != nil {
+		return fmt.Errorf("%w: %v", store.ErrUploadInvalid, err)
+	}
+	if n > room {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "SIZE_INVALID",
+			Message: fmt.Sprintf("the blob would be larger than the limit of %d bytes", r.limits.MaxBlobSize)}
+	}
+	if want >= 0 && n != want {
+		return errRangeInvalid(fmt.Sprintf("Content-Range says %d bytes but the body is not (%d read)", want, n))
 	}
 	return nil
 }
@@ -141,13 +228,13 @@ func checkRange(req *http.Request, u *upload) error {
 // receive appends the request's body to u, which must start where u ends
 // when it says where it starts (Content-Range).
 func (r *Registry) receive(w http.ResponseWriter, req *http.Request, u *upload) bool {
-	if err := checkRange(req, u); err != nil {
+	want, err := checkRange(req, u)
+	if err == nil {
+		err = r.write(req, u.up, want)
+	}
+	if err != nil {
 		setRange(w, u.up)
 		r.writeError(w, req, err)
-		return false
-	}
-	if _, err := u.up.Write(req.Body); err != nil {
-		r.writeError(w, req, fmt.Errorf("%w: %v", store.ErrUploadInvalid, err))
 		return false
 	}
 	return true

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +121,8 @@ func TestRunBadFlags(t *testing.T) {
 	dir := t.TempDir()
 	htpasswd := filepath.Join(dir, "htpasswd")
 	os.WriteFile(htpasswd, []byte("alice:plain\n"), 0o600)
+	shortTokens := filepath.Join(dir, "tokens")
+	os.WriteFile(shortTokens, []byte("# ci\n"+strings.Repeat("t", 40)+"\nshort\n"), 0o600)
 	// A store another server is serving: its journal is taken.
 	busy := filepath.Join(t.TempDir(), "store")
 	held, err := store.Open(busy)
@@ -142,6 +145,10 @@ func TestRunBadFlags(t *testing.T) {
 		{"plain-text htpasswd", []string{"--data", dir, "--htpasswd", htpasswd}, "only bcrypt"},
 		{"missing token file", []string{"--data", dir, "--token-file", filepath.Join(dir, "nope")}, "token file"},
 		{"stray argument", []string{"serve"}, "unexpected argument"},
+		{"short token", []string{"--data", dir, "--token-file", shortTokens}, "tokens:3: the token is 5 characters"},
+		{"no connections", []string{"--data", dir, "--max-conns", "0"}, "--max-conns must be positive"},
+		{"bad size", []string{"--data", dir, "--upload-memory", "12XB"}, "want a byte count"},
+		{"negative size", []string{"--data", dir, "--max-blob-size", "-1"}, "want a byte count"},
 		{"store served by another server", []string{"--store", busy, "--registry-only"}, "another server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,4 +158,54 @@ func TestRunBadFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A token file others may read is served, with a warning in the log.
+func TestRunWarnsAboutReadableTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	os.WriteFile(tokens, []byte(strings.Repeat("t", 40)+"\n"), 0o600)
+	os.Chmod(tokens, 0o644)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var log syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, []string{"--addr", addr, "--data", dir, "--token-file", tokens}, &log) }()
+	for i := 0; i < 200; i++ {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out := log.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "chmod 600") {
+		t.Fatalf("no warning about a token file of mode 0644 in:\n%s", out)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

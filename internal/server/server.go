@@ -103,6 +103,25 @@ type flags struct {
 	anonymousWrite bool
 	noSync         bool
 	gcInterval     time.Duration
+	limits         registry.Limits
+	net            netLimits
+}
+
+// netLimits bound connections and the time requests take.
+type netLimits struct {
+	maxConns      int
+	headerTimeout time.Duration
+	idleTimeout   time.Duration
+	ioTimeout     time.Duration
+	minRate       int64
+}
+
+var defaultNetLimits = netLimits{
+	maxConns:      1024,
+	headerTimeout: 10 * time.Second,
+	idleTimeout:   2 * time.Minute,
+	ioTimeout:     time.Minute,
+	minRate:       32 << 10,
 }
 
 func parseFlags(args []string, stderr io.Writer) (*flags, error) {
@@ -115,7 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.RegistryOnly, "registry-only", false, "serve the registry (/v2/) and /healthz alone")
 	fs.StringVar(&f.htpasswd, "htpasswd", "", "htpasswd file of bcrypt entries: its users may push and read private repositories")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file of bearer tokens, one a line, that may push and read private repositories")
-	fs.Func("private", "repository pattern (path.Match) that needs credentials to read; repeatable", func(s string) error {
+	fs.Func("private", "repository pattern that needs credentials to read (team/* covers everything below team/); repeatable", func(s string) error {
 		f.private = append(f.private, s)
 		return nil
 	})
@@ -124,6 +143,17 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.anonymousWrite, "anonymous-push-unsafe", false, "let anyone push even when listening beyond loopback")
 	fs.BoolVar(&f.noSync, "no-fsync-unsafe", false, "never fsync the store: faster small pushes, but a machine crash can lose acknowledged blobs")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 0, "collect the store's garbage this often, e.g. 24h (0: never; `kiln gc` refuses while a server runs)")
+	f.limits, f.net = registry.DefaultLimits, defaultNetLimits
+	fs.IntVar(&f.net.maxConns, "max-conns", f.net.maxConns, "most connections open at once; more wait to be accepted")
+	fs.DurationVar(&f.net.idleTimeout, "idle-timeout", f.net.idleTimeout, "close a keep-alive connection idle this long")
+	fs.DurationVar(&f.net.ioTimeout, "io-timeout", f.net.ioTimeout, "longest wait for any read of a request body or write of a response")
+	sizeVar(fs, &f.net.minRate, "min-rate", "slowest transfer, bytes a second, a request may average after its first --io-timeout")
+	fs.IntVar(&f.limits.UploadSessions, "max-uploads", f.limits.UploadSessions, "most upload sessions open at once")
+	fs.IntVar(&f.limits.UploadSessionsPerClient, "max-uploads-per-client", f.limits.UploadSessionsPerClient, "most upload sessions open at once from one IP address")
+	fs.DurationVar(&f.limits.UploadTTL, "upload-ttl", f.limits.UploadTTL, "drop an upload session idle this long")
+	sizeVar(fs, &f.limits.UploadMemory, "upload-memory", "upload bytes held in memory, all sessions together; beyond, uploads are staged on disk")
+	sizeVar(fs, &f.limits.MaxBlobSize, "max-blob-size", "largest blob accepted")
+	fs.IntVar(&f.limits.PasswordChecks, "password-checks", f.limits.PasswordChecks, "most bcrypt password checks running at once")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -142,14 +172,33 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.RegistryOnly && f.store == "" {
 		return nil, errors.New("--registry-only needs somewhere to keep images: give --data DIR or --store DIR")
 	}
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{"--max-conns", f.net.maxConns > 0}, {"--idle-timeout", f.net.idleTimeout > 0}, {"--io-timeout", f.net.ioTimeout > 0},
+		{"--min-rate", f.net.minRate >= 0}, {"--max-uploads", f.limits.UploadSessions > 0},
+		{"--max-uploads-per-client", f.limits.UploadSessionsPerClient > 0}, {"--upload-ttl", f.limits.UploadTTL > 0},
+		{"--upload-memory", f.limits.UploadMemory > 0}, {"--max-blob-size", f.limits.MaxBlobSize > 0},
+		{"--password-checks", f.limits.PasswordChecks > 0},
+	} {
+		if !c.ok {
+			return nil, fmt.Errorf("%s must be positive", c.name)
+		}
+	}
 	return f, nil
 }
 
 // access turns the flags into the registry's access rules. Without
 // credentials, anyone may push only when the listener is loopback alone.
-func (f *flags) access(ln net.Listener) (registry.Access, error) {
+func (f *flags) access(ln net.Listener, log *slog.Logger) (registry.Access, error) {
 	var a registry.Access
 	var err error
+	for _, file := range []string{f.htpasswd, f.tokenFile} {
+		if w := registry.SecretFileWarning(file); file != "" && w != "" {
+			log.Warn("secret file readable by others", "file", file, "problem", w)
+		}
+	}
 	if f.htpasswd != "" {
 		if a.Users, err = registry.ReadHtpasswd(f.htpasswd); err != nil {
 			return a, err
@@ -171,6 +220,11 @@ func (f *flags) access(ln net.Listener) (registry.Access, error) {
 
 // Run parses flags and serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, args []string, stderr io.Writer) error {
+	return run(ctx, args, stderr, nil)
+}
+
+// run is Run on clock (nil: the real one).
+func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Clock) error {
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -187,7 +241,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer ln.Close()
 	if f.store != "" {
-		access, err := f.access(ln)
+		access, err := f.access(ln, log)
 		if err != nil {
 			return err
 		}
@@ -212,15 +266,24 @@ func Run(ctx context.Context, args []string, stderr io.Writer) error {
 		if f.gcInterval > 0 {
 			defer collectGarbage(ctx, st, f.gcInterval, log)() // stopped before the journal closes
 		}
-		reg, err := registry.New(st, registry.Options{Access: access, Log: log})
+		reg, err := registry.New(st, registry.Options{Access: access, Log: log, Limits: f.limits, Clock: clock})
 		if err != nil {
 			return err
 		}
+		defer reg.Close() // before the journal closes: deferred later, runs earlier
 		f.Registry = reg
 		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials(), "fsync", !f.noSync)
 	}
-	srv := &http.Server{Handler: Handler(f.Options), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("serving", "addr", ln.Addr().String(), "version", Version, "tls", f.tlsCert != "")
+	// Bodies and responses are paced (see paced) instead of ReadTimeout
+	// and WriteTimeout, which would cut off large blobs.
+	srv := &http.Server{
+		Handler:           paced(Handler(f.Options), f.net.ioTimeout, f.net.minRate),
+		ReadHeaderTimeout: f.net.headerTimeout,
+		IdleTimeout:       f.net.idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	ln = limitConnections(ln, f.net.maxConns)
+	log.Info("serving", "addr", ln.Addr().String(), "version", Version, "tls", f.tlsCert != "", "max_conns", f.net.maxConns)
 	errc := make(chan error, 1)
 	go func() {
 		if f.tlsCert != "" {

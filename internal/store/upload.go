@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -24,6 +25,7 @@ type Upload struct {
 	id   string
 	f    *os.File // nil while the bytes are in buf
 	buf  []byte
+	mem  *MemoryBudget // what cap(buf) is charged to; nil: no budget
 	hash hash.Hash
 	size int64
 	// renamed: the file became a blob
@@ -48,6 +50,44 @@ func (rs *Repositories) NewUpload(name string) (*Upload, error) {
 	return u, nil
 }
 
+// MemoryBudget bounds the bytes that uploads sharing it hold in memory
+// (the capacity of their buffers). An upload that would exceed it spills
+// to its staging file instead. It is safe for concurrent use.
+type MemoryBudget struct {
+	max  int64
+	used atomic.Int64
+}
+
+// NewMemoryBudget returns a budget of max bytes.
+func NewMemoryBudget(max int64) *MemoryBudget { return &MemoryBudget{max: max} }
+
+// InUse is the number of bytes charged to the budget now.
+func (b *MemoryBudget) InUse() int64 { return b.used.Load() }
+
+func (b *MemoryBudget) take(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > b.max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// LimitMemory charges the bytes u holds in memory to b: once b is spent,
+// u spills to its staging file. Call it before the first Write.
+func (u *Upload) LimitMemory(b *MemoryBudget) { u.mem = b }
+
+// dropBuf forgets the in-memory bytes and gives their room back.
+func (u *Upload) dropBuf() {
+	if u.mem != nil {
+		u.mem.used.Add(-int64(cap(u.buf)))
+	}
+	u.buf = nil
+}
+
 // spill moves the upload from memory to its staging file.
 func (u *Upload) spill() error {
 	dir := filepath.Join(u.rs.layout.dir, "uploads")
@@ -63,7 +103,8 @@ func (u *Upload) spill() error {
 		os.Remove(f.Name())
 		return fmt.Errorf("receiving upload %s: %w", u.id, err)
 	}
-	u.f, u.buf = f, nil
+	u.f = f
+	u.dropBuf()
 	return nil
 }
 
@@ -71,7 +112,7 @@ func (u *Upload) spill() error {
 // staging file.
 func (u *Upload) write(p []byte) (int, error) {
 	if u.f == nil {
-		if len(u.buf)+len(p) <= JournalMax {
+		if need := len(u.buf) + len(p); need <= JournalMax && u.grow(need) {
 			u.buf = append(u.buf, p...)
 			return len(p), nil
 		}
@@ -80,6 +121,27 @@ func (u *Upload) write(p []byte) (int, error) {
 		}
 	}
 	return u.f.Write(p)
+}
+
+// grow makes room for need bytes in buf, within the memory budget.
+func (u *Upload) grow(need int) bool {
+	if need <= cap(u.buf) {
+		return true
+	}
+	c := min(max(2*cap(u.buf), need), JournalMax)
+	if u.mem != nil && !u.mem.take(int64(c-cap(u.buf))) {
+		return false
+	}
+	// Capacity rounded up to the allocation's size class, as append
+	// does: a body read in two pieces then fits one buffer. (The compiler
+	// makes append(nil, make(n)...) one allocation.)
+	nb := append([]byte(nil), make([]byte, c)...)[:len(u.buf)]
+	copy(nb, u.buf)
+	if u.mem != nil {
+		u.mem.used.Add(int64(cap(nb) - c)) // the rounding
+	}
+	u.buf = nb // the budget was charged the difference
+	return true
 }
 
 type writerFunc func([]byte) (int, error)
@@ -140,7 +202,11 @@ func (u *Upload) Commit(h v1.Hash) error {
 		// Small, and the layout has a journal: the journal makes the blob
 		// and its place in the repository durable, even when the bytes
 		// are already a file.
-		return u.rs.journal.put(u.name, h, u.buf)
+		// The journal keeps the bytes (within its own bound): they
+		// leave this upload's budget.
+		buf := u.buf
+		u.dropBuf()
+		return u.rs.journal.put(u.name, h, buf)
 	}
 	final := u.rs.layout.blobPath(h)
 	if exists(final) {
@@ -166,7 +232,7 @@ func (u *Upload) Commit(h v1.Hash) error {
 // Cancel drops the upload.
 func (u *Upload) Cancel() error {
 	if u.f == nil {
-		u.buf = nil
+		u.dropBuf()
 		return nil
 	}
 	u.f.Close()
