@@ -42,10 +42,6 @@ const abuseRSSBound = 128 << 20
 // addresses. An honest client still pushes, and the server's resident
 // memory stays under abuseRSSBound throughout. Loopback only; bounded in
 // count and time. -short skips it except under CI=true.
-//
-// TODO: add "GET 20 large blobs by manifest path" once manifests are
-// served as manifests only (the store branch's fix); until then such a
-// GET streams a blob from a /manifests/ path and this part would fail.
 func TestRegistryUnderAbuse(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("end-to-end: not in -short")
@@ -88,6 +84,34 @@ func TestRegistryUnderAbuse(t *testing.T) {
 	begin := time.Now()
 	mallory := basicAuth("mallory", "mallory-pw")
 	attacker := sourceClient("127.0.0.1")
+	honest := remote.WithTransport(sourceClient("127.0.0.2").Transport)
+	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-pw"})
+
+	// 20 anonymous GETs of a large layer by manifest path, at once: a
+	// layer is not a manifest, so each is a 404 that reads nothing.
+	big, err := random.Image(32<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigRef, _ := name.ParseReference(p.host() + "/abuse/big:v1")
+	if err := remote.Write(bigRef, big, honest, alice); err != nil {
+		t.Fatalf("pushing the large image: %v", err)
+	}
+	bigLayers, _ := big.Layers()
+	bigLayer, _ := bigLayers[0].Digest()
+	parallel(20, 20, func(i int) {
+		resp, err := attacker.Get(p.url() + "/v2/abuse/big/manifests/" + bigLayer.String())
+		if err != nil {
+			t.Errorf("GET %d of a layer as a manifest: %v", i, err)
+			return
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || n > 4<<10 {
+			t.Errorf("GET %d of a 32 MiB layer as a manifest: %s with %d bytes, want a 404", i, resp.Status, n)
+		}
+	})
+	t.Logf("%v: 20 GETs of a layer as a manifest answered 404", time.Since(begin).Round(time.Millisecond))
 
 	// 1,000 upload sessions of 250 KiB, abandoned.
 	chunk := bytes.Repeat([]byte("a"), 250<<10)
@@ -165,8 +189,6 @@ func TestRegistryUnderAbuse(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, _ := name.ParseReference(p.host() + "/honest/app:v1")
-	honest := remote.WithTransport(sourceClient("127.0.0.2").Transport)
-	alice := remote.WithAuth(&authn.Basic{Username: "alice", Password: "alice-pw"})
 	if err := remote.Write(ref, img, honest, alice, remote.WithContext(context.Background())); err != nil {
 		t.Errorf("an honest push during the abuse: %v", err)
 	} else if got, err := remote.Image(ref, honest, alice); err != nil {
