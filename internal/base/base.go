@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/layer"
 )
 
@@ -23,7 +24,7 @@ import (
 const (
 	ScratchName = "scratch"
 	StaticName  = "static"
-	ociPrefix   = "oci:"
+	ociPrefix   = string(imageref.OCI) + ":"
 )
 
 // Options configure Resolve.

@@ -21,22 +21,20 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
-// The kinds of reference Open understands.
+// The kinds of reference Open understands; internal/imageref has the
+// grammar.
 const (
-	KindRegistry      = "registry"       // REGISTRY/REPO[:TAG|@DIGEST]
-	KindOCI           = "oci"            // oci:DIR[:NAME]
-	KindOCIArchive    = "oci-archive"    // oci-archive:FILE[:NAME]
-	KindDockerArchive = "docker-archive" // docker-archive:FILE[:REPO:TAG]
-	KindStore         = "store"          // kiln.local/NAME[:TAG|@DIGEST]
+	KindRegistry      = string(imageref.Registry)      // REGISTRY/REPO[:TAG|@DIGEST]
+	KindOCI           = string(imageref.OCI)           // oci:DIR[:NAME]
+	KindOCIArchive    = string(imageref.OCIArchive)    // oci-archive:FILE[:NAME]
+	KindDockerArchive = string(imageref.DockerArchive) // docker-archive:FILE[:REPO:TAG]
+	KindStore         = string(imageref.Store)         // kiln.local/NAME[:TAG|@DIGEST]
 )
-
-// DefaultLocalRepo is the repository the local store names its images
-// under (pipeline.LocalRepo).
-const DefaultLocalRepo = "kiln.local"
 
 // Options says where to find images and how to read them. The zero value
 // reads registries with the default keychain and the host's temp directory.
@@ -46,8 +44,6 @@ type Options struct {
 	Platform *v1.Platform
 	// StoreDir is the local store, where kiln.local/… references are found.
 	StoreDir string
-	// LocalRepo is the local store's repository prefix; "" means kiln.local.
-	LocalRepo string
 	// Dir resolves relative paths in references; "" means the process's.
 	Dir string
 	// TempDir holds unpacked oci-archives and Go executables while their
@@ -67,13 +63,6 @@ type Options struct {
 	Limits Limits
 }
 
-func (o Options) localRepo() string {
-	if o.LocalRepo == "" {
-		return DefaultLocalRepo
-	}
-	return o.LocalRepo
-}
-
 func (o Options) jobs() int {
 	if o.Jobs > 0 {
 		return o.Jobs
@@ -86,13 +75,6 @@ func (o Options) topFiles() int {
 		return o.TopFiles
 	}
 	return 10
-}
-
-func (o Options) path(p string) string {
-	if o.Dir == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(o.Dir, p)
 }
 
 func (o Options) remote(ctx context.Context) []remote.Option {
@@ -168,26 +150,18 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 }
 
 func open(ctx context.Context, ref string, opt Options, m *meter) (*Source, error) {
-	switch {
-	case strings.HasPrefix(ref, "oci:"):
-		dir, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci:"), true)
-		if err != nil {
-			return nil, err
-		}
-		return openLayout(dir, "", nm, KindOCI, opt, m)
-	case strings.HasPrefix(ref, "oci-archive:"):
-		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci-archive:"), false)
-		if err != nil {
-			return nil, err
-		}
-		return openOCIArchive(file, nm, opt, m)
-	case strings.HasPrefix(ref, "docker-archive:"):
-		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "docker-archive:"), false)
-		if err != nil {
-			return nil, err
-		}
-		return openDockerArchive(file, nm, opt, m)
-	case strings.HasPrefix(ref, opt.localRepo()+"/"):
+	r, err := imageref.Parse(ref, opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	switch r.Kind {
+	case imageref.OCI:
+		return openLayout(r.Path, "", r.Name, KindOCI, opt, m)
+	case imageref.OCIArchive:
+		return openOCIArchive(r.Path, r.Name, opt, m)
+	case imageref.DockerArchive:
+		return openDockerArchive(r.Path, r.Name, opt, m)
+	case imageref.Store:
 		if opt.StoreDir == "" {
 			return nil, errors.New("no local store directory to look in")
 		}
@@ -197,42 +171,6 @@ func open(ctx context.Context, ref string, opt Options, m *meter) (*Source, erro
 		return openLayout(opt.StoreDir, " in the local store "+opt.StoreDir, ref, KindStore, opt, m)
 	}
 	return openRemote(ctx, ref, opt, m)
-}
-
-// splitExisting splits PATH[:NAME] at the first colon that leaves an
-// existing path (a directory when dir is set); the whole string is tried
-// first, so paths may hold colons.
-func splitExisting(opt Options, s string, dir bool) (p, nm string, err error) {
-	if s == "" {
-		return "", "", errors.New("no path given")
-	}
-	ok := func(p string) bool {
-		st, err := os.Stat(opt.path(p))
-		return err == nil && st.IsDir() == dir
-	}
-	if ok(s) {
-		return opt.path(s), "", nil
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' && i > 0 && ok(s[:i]) {
-			return opt.path(s[:i]), s[i+1:], nil
-		}
-	}
-	p = s
-	if _, err := os.Stat(opt.path(s)); err != nil {
-		if i := strings.Index(s, ":"); i > 0 {
-			p = s[:i] // most paths have no colon: the rest names the image
-		}
-	}
-	if st, err := os.Stat(opt.path(p)); err == nil {
-		if dir && !st.IsDir() {
-			return "", "", fmt.Errorf("%s is not a directory", p)
-		}
-		if !dir && st.IsDir() {
-			return "", "", fmt.Errorf("%s is a directory, not a file", p)
-		}
-	}
-	return "", "", fmt.Errorf("%s: no such %s", p, map[bool]string{true: "directory", false: "file"}[dir])
 }
 
 // openRemote reads from a registry. ggcr checks what it reads by digest
