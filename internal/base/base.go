@@ -18,6 +18,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/platform"
 )
 
 // Reserved base names.
@@ -168,7 +169,7 @@ func (b *Base) Image(p v1.Platform) (v1.Image, error) {
 		return nil, err
 	}
 	if b.index == nil {
-		if b.single != nil && platformMatches(*b.single, p) {
+		if b.single != nil && platform.Matches(*b.single, p) {
 			return b.image, nil
 		}
 		e := &missingError{base: b.name, want: p}
@@ -181,7 +182,7 @@ func (b *Base) Image(p v1.Platform) (v1.Image, error) {
 	}
 	best := -1
 	for i, c := range b.children {
-		if !platformMatches(c.platform, p) {
+		if !platform.Matches(c.platform, p) {
 			continue
 		}
 		if c.platform.Variant == p.Variant {
@@ -260,29 +261,6 @@ func indexChildren(idx v1.ImageIndex) ([]child, error) {
 		out = append(out, child{platform: p, digest: d.Digest})
 	}
 	return out, nil
-}
-
-// platformMatches reports whether have serves a request for want: same os
-// and architecture, and the same variant unless want names none. For arm64,
-// no variant and "v8" are the same.
-func platformMatches(have, want v1.Platform) bool {
-	if have.OS != want.OS || have.Architecture != want.Architecture {
-		return false
-	}
-	if want.Variant == "" || have.Variant == want.Variant {
-		return true
-	}
-	if have.Architecture == "arm64" {
-		return normArm64(have.Variant) == normArm64(want.Variant)
-	}
-	return false
-}
-
-func normArm64(v string) string {
-	if v == "" {
-		return "v8"
-	}
-	return v
 }
 
 func containsPlatform(ps []v1.Platform, p v1.Platform) bool {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/imageref"
+	"github.com/kilnbuild/kiln/internal/platform"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -135,7 +136,7 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 	}
 	if cf, err := s.Image.ConfigFile(); err == nil && cf.OS != "" {
 		s.Platform = (&v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).String()
-		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platformMatches(w, cf.OS, cf.Architecture, cf.Variant) {
+		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platform.Matches(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}, *w) {
 			s.Close()
 			return nil, fmt.Errorf("%s: the image is %s, not %s", ref, s.Platform, w)
 		}
@@ -407,7 +408,7 @@ func pickChild(idx v1.ImageIndex, want *v1.Platform, m *meter) (v1.Image, v1.Has
 	}
 	find := func(p *v1.Platform) (v1.Descriptor, bool) {
 		for _, d := range images {
-			if d.Platform != nil && platformMatches(p, d.Platform.OS, d.Platform.Architecture, d.Platform.Variant) {
+			if d.Platform != nil && platform.Matches(*d.Platform, *p) {
 				return d, true
 			}
 		}
@@ -437,10 +438,6 @@ func pickChild(idx v1.ImageIndex, want *v1.Platform, m *meter) (v1.Image, v1.Has
 	}
 	img, err := idx.Image(d.Digest)
 	return img, d.Digest, err
-}
-
-func platformMatches(want *v1.Platform, os, arch, variant string) bool {
-	return want.OS == os && want.Architecture == arch && (want.Variant == "" || want.Variant == variant)
 }
 
 // openOCIArchive reads a tar of an OCI layout (gzip-compressed or not)
