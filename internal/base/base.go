@@ -19,6 +19,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 )
 
 // Reserved base names.
@@ -95,14 +96,7 @@ func resolveRemote(ctx context.Context, ref string, opts Options) (*Base, error)
 	if err != nil {
 		return nil, &Error{Ref: ref, Kind: Invalid, Err: err}
 	}
-	kc := opts.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if opts.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(opts.Transport))
-	}
+	ropts := remoteopt.New(ctx, opts.Keychain, opts.Transport)
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
 		return nil, classify(ref, err)

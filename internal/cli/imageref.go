@@ -7,13 +7,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/imageref"
+	"github.com/kilnbuild/kiln/internal/oneline"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -76,13 +75,10 @@ func resolveImage(ctx context.Context, inv Invocation, ref, storeDir string) (im
 	// go-containerregistry checks a manifest fetched by digest, and every
 	// blob, against its digest; checked.Registry bounds manifests and
 	// configs at checked.MaxJSON and reads them as checked.Image does.
-	blobs := &checked.Registry{Repo: nr.Context(), Options: []remote.Option{
-		remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(checked.Transport(nil)),
-	}}
+	blobs := &checked.Registry{Repo: nr.Context(), Options: remoteopt.New(ctx, nil, checked.Transport(nil))}
 	desc, err := blobs.Get(nr)
 	if err != nil {
-		return imageTarget{}, fmt.Errorf("image %s not found: %s", ref, firstLine(err.Error()))
+		return imageTarget{}, fmt.Errorf("image %s not found: %s", ref, oneline.First(err.Error()))
 	}
 	t := imageTarget{store: &sign.Registry{}, repo: nr.Context().String(), digest: desc.Digest}
 	t.artifact, err = readArtifact(blobs, desc)
@@ -143,9 +139,4 @@ func resolveInLayout(dir, ref string) (imageTarget, error) {
 	t := imageTarget{store: &sign.Layout{Dir: dir}, repo: repo, digest: desc.Digest}
 	t.artifact, err = readArtifact(lay, desc)
 	return t, err
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }

@@ -22,7 +22,9 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/imageref"
+	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -79,15 +81,7 @@ func (o Options) topFiles() int {
 }
 
 func (o Options) remote(ctx context.Context) []remote.Option {
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if o.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.Transport))
-	}
-	return opts
+	return remoteopt.New(ctx, o.Keychain, o.Transport)
 }
 
 // Source is one opened image: a single-platform image, picked from an index
@@ -473,11 +467,5 @@ type refError struct {
 	err error
 }
 
-func (e *refError) Error() string { return e.ref + ": " + oneLine(e.err.Error()) }
+func (e *refError) Error() string { return e.ref + ": " + oneline.First(e.err.Error()) }
 func (e *refError) Unwrap() error { return e.err }
-
-// oneLine keeps an error to its first line.
-func oneLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}
