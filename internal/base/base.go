@@ -16,14 +16,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 )
 
 // Reserved base names.
 const (
 	ScratchName = "scratch"
 	StaticName  = "static"
-	ociPrefix   = "oci:"
+	ociPrefix   = string(imageref.OCI) + ":"
 )
 
 // Options configure Resolve.
@@ -93,14 +96,7 @@ func resolveRemote(ctx context.Context, ref string, opts Options) (*Base, error)
 	if err != nil {
 		return nil, &Error{Ref: ref, Kind: Invalid, Err: err}
 	}
-	kc := opts.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	ropts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if opts.Transport != nil {
-		ropts = append(ropts, remote.WithTransport(opts.Transport))
-	}
+	ropts := remoteopt.New(ctx, opts.Keychain, opts.Transport)
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
 		return nil, classify(ref, err)
@@ -167,7 +163,7 @@ func (b *Base) Image(p v1.Platform) (v1.Image, error) {
 		return nil, err
 	}
 	if b.index == nil {
-		if b.single != nil && platformMatches(*b.single, p) {
+		if b.single != nil && platform.Matches(*b.single, p) {
 			return b.image, nil
 		}
 		e := &missingError{base: b.name, want: p}
@@ -180,7 +176,7 @@ func (b *Base) Image(p v1.Platform) (v1.Image, error) {
 	}
 	best := -1
 	for i, c := range b.children {
-		if !platformMatches(c.platform, p) {
+		if !platform.Matches(c.platform, p) {
 			continue
 		}
 		if c.platform.Variant == p.Variant {
@@ -259,29 +255,6 @@ func indexChildren(idx v1.ImageIndex) ([]child, error) {
 		out = append(out, child{platform: p, digest: d.Digest})
 	}
 	return out, nil
-}
-
-// platformMatches reports whether have serves a request for want: same os
-// and architecture, and the same variant unless want names none. For arm64,
-// no variant and "v8" are the same.
-func platformMatches(have, want v1.Platform) bool {
-	if have.OS != want.OS || have.Architecture != want.Architecture {
-		return false
-	}
-	if want.Variant == "" || have.Variant == want.Variant {
-		return true
-	}
-	if have.Architecture == "arm64" {
-		return normArm64(have.Variant) == normArm64(want.Variant)
-	}
-	return false
-}
-
-func normArm64(v string) string {
-	if v == "" {
-		return "v8"
-	}
-	return v
 }
 
 func containsPlatform(ps []v1.Platform, p v1.Platform) bool {

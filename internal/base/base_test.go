@@ -820,22 +820,27 @@ func TestErrorOneLine(t *testing.T) {
 
 // ---- oci layout ----
 
-func TestSplitLayoutRef(t *testing.T) {
-	for _, tc := range []struct {
-		ref, dir, tag string
-		hasTag        bool
-	}{
-		{"oci:out", "out", "", false},
-		{"oci:out:v1", "out", "v1", true},
-		{"oci:/x:tag", "/x", "tag", true},
-		{"oci:/a:b/c", "/a:b/c", "", false},
-		{"oci:/a:b/c:t", "/a:b/c", "t", true},
-		{"oci:C:/img/dir", "C:/img/dir", "", false},
-		{"oci:./out/", "./out/", "", false},
-	} {
-		dir, tag, has := splitLayoutRef(tc.ref)
-		if dir != tc.dir || tag != tc.tag || has != tc.hasTag {
-			t.Errorf("splitLayoutRef(%q) = %q, %q, %v; want %q, %q, %v", tc.ref, dir, tag, has, tc.dir, tc.tag, tc.hasTag)
+// TestLayoutRefGrammar: oci:DIR[:NAME] follows internal/imageref, so a
+// directory whose last element holds ':' and a name holding '/' both work
+// (the old split at the last ':' after the last '/' got both wrong).
+func TestLayoutRefGrammar(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "my:dir")
+	lp, err := layout.Write(root, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := platformImage(t, "linux/amd64")
+	if err := lp.AppendImage(img, layout.WithAnnotations(map[string]string{refNameAnnotation: "kiln.local/app:v1"})); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"oci:" + root, "oci:" + root + ":kiln.local/app:v1", "oci:" + root + ":v1"} {
+		b, err := Resolve(context.Background(), ref, Options{})
+		if err != nil {
+			t.Errorf("%s: %v", ref, err)
+			continue
+		}
+		if d, _ := b.Digest(); d != mustDigest(t, img) {
+			t.Errorf("%s: digest %v", ref, d)
 		}
 	}
 }

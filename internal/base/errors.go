@@ -56,7 +56,7 @@ func (e *Error) Error() string {
 	fmt.Fprintf(&b, "base image %q: %s", e.Ref, e.what())
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(oneLine(e.Err.Error()))
+		b.WriteString(foldCause(e.Err.Error()))
 	}
 	if a := e.advice(); a != "" {
 		b.WriteString("; ")
@@ -106,8 +106,10 @@ func (e *Error) advice() string {
 // a proxy does not flood the terminal.
 const maxCause = 300
 
-// oneLine folds s onto a single line of bounded length.
-func oneLine(s string) string {
+// foldCause folds s onto a single line of bounded length. Unlike
+// oneline.First it keeps every line: a base's cause is often a proxy's
+// multi-line page whose useful part is not the first line.
+func foldCause(s string) string {
 	if strings.ContainsAny(s, "\r\n\t") {
 		s = strings.Join(strings.Fields(s), " ")
 	}

@@ -1,7 +1,6 @@
 package base
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,36 +9,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/imageref"
 )
 
 // refNameAnnotation tags a manifest in an OCI layout's index.json.
-const refNameAnnotation = "org.opencontainers.image.ref.name"
-
-// splitLayoutRef splits "oci:DIR[:TAG]". DIR may contain ':' only before its
-// last '/', so a ':' after the last '/' starts the tag.
-func splitLayoutRef(ref string) (dir, tag string, hasTag bool) {
-	s := strings.TrimPrefix(ref, ociPrefix)
-	last := strings.LastIndex(s, "/") + 1
-	if i := strings.LastIndex(s[last:], ":"); i >= 0 {
-		return s[:last+i], s[last+i+1:], true
-	}
-	return s, "", false
-}
+const refNameAnnotation = imageref.RefNameAnnotation
 
 func resolveLayout(ref string) (*Base, error) {
-	dir, tag, hasTag := splitLayoutRef(ref)
 	invalid := func(err error) error { return &Error{Ref: ref, Kind: Invalid, Err: err} }
-	if dir == "" {
-		return nil, invalid(errors.New("no layout directory named"))
+	r, err := imageref.Parse(ref, "")
+	if err != nil {
+		return nil, invalid(err)
 	}
-	if hasTag && tag == "" {
-		return nil, invalid(errors.New("empty tag after ':'"))
-	}
-	if st, err := os.Stat(dir); err != nil {
-		return nil, invalid(fmt.Errorf("no layout directory: %w", err))
-	} else if !st.IsDir() {
-		return nil, invalid(fmt.Errorf("%s is not a directory", dir))
-	}
+	dir, tag, hasTag := r.Path, r.Name, r.Name != ""
 	// index.json names no digest: it is read bounded; everything it points
 	// at is read through internal/checked, checked against its digest.
 	im, err := checked.LayoutIndex(dir)

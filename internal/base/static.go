@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/x509roots/fallback/bundle"
 
 	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/platform"
 )
 
 // Identity of the users and groups in the static base.
@@ -48,17 +49,10 @@ var (
 		"SSL_CERT_FILE=" + caBundlePath,
 	}
 
-	// staticPlatforms are the platforms of the static index, in index order.
-	staticPlatforms = []v1.Platform{
-		{OS: "linux", Architecture: "amd64"},
-		{OS: "linux", Architecture: "arm64"},
-		{OS: "linux", Architecture: "arm", Variant: "v7"},
-		{OS: "linux", Architecture: "arm", Variant: "v6"},
-		{OS: "linux", Architecture: "386"},
-		{OS: "linux", Architecture: "ppc64le"},
-		{OS: "linux", Architecture: "s390x"},
-		{OS: "linux", Architecture: "riscv64"},
-	}
+	// staticPlatforms are the platforms of the static index, in index
+	// order: every platform kiln compiles for, in platform.Supported's
+	// order (the index's digest depends on it).
+	staticPlatforms = platform.Supported
 )
 
 const passwd = `root:x:0:0:root:/root:/sbin/nologin

@@ -98,7 +98,7 @@ func runCompare(cmd *cobra.Command, inv Invocation, f *compareFlags, refs []stri
 	if err != nil {
 		return err
 	}
-	opt := compare.Options{Dir: inv.Dir, LocalRepo: pipeline.LocalRepo, TempDir: inv.getenv("TMPDIR"), Limits: limits}
+	opt := compare.Options{Dir: inv.Dir, TempDir: inv.getenv("TMPDIR"), Limits: limits}
 	if f.platform != "" {
 		if opt.Platform, err = v1.ParsePlatform(f.platform); err != nil || opt.Platform.OS == "" || opt.Platform.Architecture == "" {
 			return fmt.Errorf("--platform %q: want os/arch[/variant], e.g. linux/arm64", f.platform)

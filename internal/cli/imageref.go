@@ -7,13 +7,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/kilnbuild/kiln/internal/checked"
-	"github.com/kilnbuild/kiln/internal/pipeline"
+	"github.com/kilnbuild/kiln/internal/imageref"
+	"github.com/kilnbuild/kiln/internal/oneline"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -49,38 +48,39 @@ func (t imageTarget) platformDigests() ([]v1.Hash, error) {
 // resolveImage finds IMAGE: oci:DIR:REPO[:TAG|@DIGEST], a kiln.local/…
 // reference in the local store, or a registry reference.
 func resolveImage(ctx context.Context, inv Invocation, ref, storeDir string) (imageTarget, error) {
-	if rest, ok := strings.CutPrefix(ref, "oci:"); ok {
-		dir, name, found := strings.Cut(rest, ":")
-		if !found || name == "" {
+	r, err := imageref.Parse(ref, inv.Dir)
+	if err != nil {
+		return imageTarget{}, fmt.Errorf("image %q: %v", ref, err)
+	}
+	switch r.Kind {
+	case imageref.OCI:
+		if r.Name == "" {
 			return imageTarget{}, fmt.Errorf("image %q: name the image in the layout, as oci:DIR:REPO:TAG", ref)
 		}
-		return resolveInLayout(abs(inv.Dir, dir), name)
-	}
-	if strings.HasPrefix(ref, pipeline.LocalRepo+"/") {
+		return resolveInLayout(r.Path, r.Name)
+	case imageref.Store:
 		if storeDir == "" {
-			var err error
 			if storeDir, err = StoreDir(inv.getenv); err != nil {
 				return imageTarget{}, err
 			}
 		}
 		return resolveInLayout(storeDir, ref)
+	case imageref.OCIArchive, imageref.DockerArchive:
+		return imageTarget{}, fmt.Errorf("image %q: an archive cannot hold signatures: use oci:DIR:REPO:TAG, a kiln.local/… image or a registry reference", ref)
 	}
-	r, err := name.ParseReference(ref)
+	nr, err := name.ParseReference(ref)
 	if err != nil {
 		return imageTarget{}, fmt.Errorf("image %q: %v", ref, err)
 	}
 	// go-containerregistry checks a manifest fetched by digest, and every
 	// blob, against its digest; checked.Registry bounds manifests and
 	// configs at checked.MaxJSON and reads them as checked.Image does.
-	blobs := &checked.Registry{Repo: r.Context(), Options: []remote.Option{
-		remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(checked.Transport(nil)),
-	}}
-	desc, err := blobs.Get(r)
+	blobs := &checked.Registry{Repo: nr.Context(), Options: remoteopt.New(ctx, nil, checked.Transport(nil))}
+	desc, err := blobs.Get(nr)
 	if err != nil {
-		return imageTarget{}, fmt.Errorf("image %s not found: %s", ref, firstLine(err.Error()))
+		return imageTarget{}, fmt.Errorf("image %s not found: %s", ref, oneline.First(err.Error()))
 	}
-	t := imageTarget{store: &sign.Registry{}, repo: r.Context().String(), digest: desc.Digest}
+	t := imageTarget{store: &sign.Registry{}, repo: nr.Context().String(), digest: desc.Digest}
 	t.artifact, err = readArtifact(blobs, desc)
 	return t, err
 }
@@ -139,9 +139,4 @@ func resolveInLayout(dir, ref string) (imageTarget, error) {
 	t := imageTarget{store: &sign.Layout{Dir: dir}, repo: repo, digest: desc.Digest}
 	t.artifact, err = readArtifact(lay, desc)
 	return t, err
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }

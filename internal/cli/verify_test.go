@@ -318,3 +318,19 @@ func TestVerifyChecksContent(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyLayoutPathWithColon: IMAGE follows internal/imageref's grammar,
+// so an oci: layout whose directory holds ':' is found (the old split at
+// the first ':' looked for a directory named by the part before it).
+func TestVerifyLayoutPathWithColon(t *testing.T) {
+	sv, pub := testKey(t)
+	s := newSignedLayout(t, sv, pub, "")
+	dir := filepath.Join(t.TempDir(), "lay:out")
+	if err := os.Rename(s.copy(t), dir); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := kiln(t, t.TempDir(), testEnv(t), "verify", "--key", s.pub, "oci:"+dir+":app:v1")
+	if code != 0 || !strings.Contains(stdout, "signature: ") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+}

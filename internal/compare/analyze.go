@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/oneline"
 )
 
 // maxAttestation is the largest attestation layer read.
@@ -239,7 +240,7 @@ func analyze(ctx context.Context, src *Source, opt Options) (*Image, error) {
 			return nil, ctx.Err()
 		}
 		// The image itself was read: report it, with its own packages.
-		out.Notes = append(out.Notes, "no SBOM read: "+oneLine(err.Error()))
+		out.Notes = append(out.Notes, "no SBOM read: "+oneline.First(err.Error()))
 	}
 	return out, nil
 }

@@ -582,6 +582,8 @@ func TestInputForms(t *testing.T) {
 		{ref: host + "/app:fat", kind: compare.KindRegistry, want: fat},
 		{ref: host + "/app:multi", kind: compare.KindRegistry, want: fat, index: true},
 		{ref: host + "/app:multi", kind: compare.KindRegistry, want: slimArm, platform: &v1.Platform{OS: "linux", Architecture: "arm64"}, index: true},
+		// An arm64 entry names no variant; v8 is the same (base and compare once disagreed).
+		{ref: host + "/app:multi", kind: compare.KindRegistry, want: slimArm, platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}, index: true},
 		{ref: "oci:" + ociTwo + ":example.com/fat:v1", kind: compare.KindOCI, want: fat},
 		{ref: "oci:" + ociTwo + ":v2", kind: compare.KindOCI, want: slim},
 		{ref: "oci:one", kind: compare.KindOCI, want: slim},

@@ -21,22 +21,23 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/imageref"
+	"github.com/kilnbuild/kiln/internal/oneline"
+	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
-// The kinds of reference Open understands.
+// The kinds of reference Open understands; internal/imageref has the
+// grammar.
 const (
-	KindRegistry      = "registry"       // REGISTRY/REPO[:TAG|@DIGEST]
-	KindOCI           = "oci"            // oci:DIR[:NAME]
-	KindOCIArchive    = "oci-archive"    // oci-archive:FILE[:NAME]
-	KindDockerArchive = "docker-archive" // docker-archive:FILE[:REPO:TAG]
-	KindStore         = "store"          // kiln.local/NAME[:TAG|@DIGEST]
+	KindRegistry      = string(imageref.Registry)      // REGISTRY/REPO[:TAG|@DIGEST]
+	KindOCI           = string(imageref.OCI)           // oci:DIR[:NAME]
+	KindOCIArchive    = string(imageref.OCIArchive)    // oci-archive:FILE[:NAME]
+	KindDockerArchive = string(imageref.DockerArchive) // docker-archive:FILE[:REPO:TAG]
+	KindStore         = string(imageref.Store)         // kiln.local/NAME[:TAG|@DIGEST]
 )
-
-// DefaultLocalRepo is the repository the local store names its images
-// under (pipeline.LocalRepo).
-const DefaultLocalRepo = "kiln.local"
 
 // Options says where to find images and how to read them. The zero value
 // reads registries with the default keychain and the host's temp directory.
@@ -46,8 +47,6 @@ type Options struct {
 	Platform *v1.Platform
 	// StoreDir is the local store, where kiln.local/… references are found.
 	StoreDir string
-	// LocalRepo is the local store's repository prefix; "" means kiln.local.
-	LocalRepo string
 	// Dir resolves relative paths in references; "" means the process's.
 	Dir string
 	// TempDir holds unpacked oci-archives and Go executables while their
@@ -67,13 +66,6 @@ type Options struct {
 	Limits Limits
 }
 
-func (o Options) localRepo() string {
-	if o.LocalRepo == "" {
-		return DefaultLocalRepo
-	}
-	return o.LocalRepo
-}
-
 func (o Options) jobs() int {
 	if o.Jobs > 0 {
 		return o.Jobs
@@ -88,23 +80,8 @@ func (o Options) topFiles() int {
 	return 10
 }
 
-func (o Options) path(p string) string {
-	if o.Dir == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(o.Dir, p)
-}
-
 func (o Options) remote(ctx context.Context) []remote.Option {
-	kc := o.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if o.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.Transport))
-	}
-	return opts
+	return remoteopt.New(ctx, o.Keychain, o.Transport)
 }
 
 // Source is one opened image: a single-platform image, picked from an index
@@ -153,7 +130,7 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 	}
 	if cf, err := s.Image.ConfigFile(); err == nil && cf.OS != "" {
 		s.Platform = (&v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}).String()
-		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platformMatches(w, cf.OS, cf.Architecture, cf.Variant) {
+		if w := opt.Platform; w != nil && s.IndexDigest.Hex == "" && !platform.Matches(v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant}, *w) {
 			s.Close()
 			return nil, fmt.Errorf("%s: the image is %s, not %s", ref, s.Platform, w)
 		}
@@ -168,26 +145,18 @@ func Open(ctx context.Context, ref string, opt Options) (*Source, error) {
 }
 
 func open(ctx context.Context, ref string, opt Options, m *meter) (*Source, error) {
-	switch {
-	case strings.HasPrefix(ref, "oci:"):
-		dir, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci:"), true)
-		if err != nil {
-			return nil, err
-		}
-		return openLayout(dir, "", nm, KindOCI, opt, m)
-	case strings.HasPrefix(ref, "oci-archive:"):
-		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "oci-archive:"), false)
-		if err != nil {
-			return nil, err
-		}
-		return openOCIArchive(file, nm, opt, m)
-	case strings.HasPrefix(ref, "docker-archive:"):
-		file, nm, err := splitExisting(opt, strings.TrimPrefix(ref, "docker-archive:"), false)
-		if err != nil {
-			return nil, err
-		}
-		return openDockerArchive(file, nm, opt, m)
-	case strings.HasPrefix(ref, opt.localRepo()+"/"):
+	r, err := imageref.Parse(ref, opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	switch r.Kind {
+	case imageref.OCI:
+		return openLayout(r.Path, "", r.Name, KindOCI, opt, m)
+	case imageref.OCIArchive:
+		return openOCIArchive(r.Path, r.Name, opt, m)
+	case imageref.DockerArchive:
+		return openDockerArchive(r.Path, r.Name, opt, m)
+	case imageref.Store:
 		if opt.StoreDir == "" {
 			return nil, errors.New("no local store directory to look in")
 		}
@@ -197,42 +166,6 @@ func open(ctx context.Context, ref string, opt Options, m *meter) (*Source, erro
 		return openLayout(opt.StoreDir, " in the local store "+opt.StoreDir, ref, KindStore, opt, m)
 	}
 	return openRemote(ctx, ref, opt, m)
-}
-
-// splitExisting splits PATH[:NAME] at the first colon that leaves an
-// existing path (a directory when dir is set); the whole string is tried
-// first, so paths may hold colons.
-func splitExisting(opt Options, s string, dir bool) (p, nm string, err error) {
-	if s == "" {
-		return "", "", errors.New("no path given")
-	}
-	ok := func(p string) bool {
-		st, err := os.Stat(opt.path(p))
-		return err == nil && st.IsDir() == dir
-	}
-	if ok(s) {
-		return opt.path(s), "", nil
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' && i > 0 && ok(s[:i]) {
-			return opt.path(s[:i]), s[i+1:], nil
-		}
-	}
-	p = s
-	if _, err := os.Stat(opt.path(s)); err != nil {
-		if i := strings.Index(s, ":"); i > 0 {
-			p = s[:i] // most paths have no colon: the rest names the image
-		}
-	}
-	if st, err := os.Stat(opt.path(p)); err == nil {
-		if dir && !st.IsDir() {
-			return "", "", fmt.Errorf("%s is not a directory", p)
-		}
-		if !dir && st.IsDir() {
-			return "", "", fmt.Errorf("%s is a directory, not a file", p)
-		}
-	}
-	return "", "", fmt.Errorf("%s: no such %s", p, map[bool]string{true: "directory", false: "file"}[dir])
 }
 
 // openRemote reads from a registry. ggcr checks what it reads by digest
@@ -469,7 +402,7 @@ func pickChild(idx v1.ImageIndex, want *v1.Platform, m *meter) (v1.Image, v1.Has
 	}
 	find := func(p *v1.Platform) (v1.Descriptor, bool) {
 		for _, d := range images {
-			if d.Platform != nil && platformMatches(p, d.Platform.OS, d.Platform.Architecture, d.Platform.Variant) {
+			if d.Platform != nil && platform.Matches(*d.Platform, *p) {
 				return d, true
 			}
 		}
@@ -499,10 +432,6 @@ func pickChild(idx v1.ImageIndex, want *v1.Platform, m *meter) (v1.Image, v1.Has
 	}
 	img, err := idx.Image(d.Digest)
 	return img, d.Digest, err
-}
-
-func platformMatches(want *v1.Platform, os, arch, variant string) bool {
-	return want.OS == os && want.Architecture == arch && (want.Variant == "" || want.Variant == variant)
 }
 
 // openOCIArchive reads a tar of an OCI layout (gzip-compressed or not)
@@ -538,11 +467,5 @@ type refError struct {
 	err error
 }
 
-func (e *refError) Error() string { return e.ref + ": " + oneLine(e.err.Error()) }
+func (e *refError) Error() string { return e.ref + ": " + oneline.First(e.err.Error()) }
 func (e *refError) Unwrap() error { return e.err }
-
-// oneLine keeps an error to its first line.
-func oneLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	return s
-}

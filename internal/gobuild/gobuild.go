@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/platform"
 )
 
@@ -122,7 +123,7 @@ func (b *Builder) Resolve(ctx context.Context, dir, pattern string) (Package, er
 	}
 	out, err := b.run(ctx, dir, env, "list", "-e", "-json=ImportPath,Name,Dir,Module,Error", "--", pattern)
 	if err != nil {
-		return Package{}, fmt.Errorf("package %s not found: %s: %w", pattern, oneLine(err.Error()), ErrNotFound)
+		return Package{}, fmt.Errorf("package %s not found: %s: %w", pattern, oneline.First(err.Error()), ErrNotFound)
 	}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	var pkgs []listed
@@ -138,7 +139,7 @@ func (b *Builder) Resolve(ctx context.Context, dir, pattern string) (Package, er
 	}
 	p := pkgs[0]
 	if p.Error != nil {
-		return Package{}, fmt.Errorf("package %s not found: %s: %w", pattern, oneLine(p.Error.Err), ErrNotFound)
+		return Package{}, fmt.Errorf("package %s not found: %s: %w", pattern, oneline.First(p.Error.Err), ErrNotFound)
 	}
 	if p.Name != "main" {
 		return Package{}, fmt.Errorf("package %s is package %s, not main: kiln builds commands: %w", pattern, p.Name, ErrNotMain)
@@ -191,15 +192,7 @@ func (b *Builder) GOROOT(ctx context.Context, dir string) (string, error) {
 	}
 	out, err := b.run(ctx, dir, env, "env", "GOROOT")
 	if err != nil {
-		return "", fmt.Errorf("running go env GOROOT: %s", oneLine(err.Error()))
+		return "", fmt.Errorf("running go env GOROOT: %s", oneline.First(err.Error()))
 	}
 	return strings.TrimSpace(string(out)), nil
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

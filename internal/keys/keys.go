@@ -14,6 +14,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/kilnbuild/kiln/internal/oneline"
 )
 
 // File names cosign generate-key-pair writes.
@@ -117,7 +119,7 @@ func LoadSigner(path string, password []byte) (signature.SignerVerifier, error) 
 		if strings.Contains(err.Error(), "decrypt") {
 			return nil, fmt.Errorf("%s: %w: check COSIGN_PASSWORD", path, ErrWrongPassword)
 		}
-		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotAPrivateKey, firstLine(err.Error()))
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotAPrivateKey, oneline.First(err.Error()))
 	}
 	ec, ok := key.(*ecdsa.PrivateKey)
 	if !ok || ec.Curve != elliptic.P256() {
@@ -135,7 +137,7 @@ func LoadVerifier(path string) (signature.Verifier, error) {
 	}
 	pub, err := cryptoutils.UnmarshalPEMToPublicKey(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotAPublicKey, firstLine(err.Error()))
+		return nil, fmt.Errorf("%s: %w: %v", path, ErrNotAPublicKey, oneline.First(err.Error()))
 	}
 	ec, ok := pub.(*ecdsa.PublicKey)
 	if !ok || ec.Curve != elliptic.P256() {
@@ -152,11 +154,6 @@ func describe(key any) string {
 		return "ECDSA " + k.Curve.Params().Name
 	}
 	return strings.TrimPrefix(fmt.Sprintf("%T", key), "*")
-}
-
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return s
 }
 
 // PublicKeyPEM encodes v's public key as cosign.pub is encoded.

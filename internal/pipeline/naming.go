@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"path"
 	"strings"
+
+	"github.com/kilnbuild/kiln/internal/imageref"
 )
 
 // LocalRepo is the repository prefix of images in the local store.
-const LocalRepo = "kiln.local"
+const LocalRepo = imageref.LocalRepo
 
 // Naming turns an import path into a repository name, as ko does.
 type Naming struct {

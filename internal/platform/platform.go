@@ -164,3 +164,23 @@ func appendUnique(ps []v1.Platform, p v1.Platform) []v1.Platform {
 	}
 	return append(ps, p)
 }
+
+// Matches reports whether have serves a request for want: the same os and
+// architecture, and the same variant unless want names none. For arm64, no
+// variant and "v8" are the same (an arm64 image is v8 unless it says more).
+func Matches(have, want v1.Platform) bool {
+	if have.OS != want.OS || have.Architecture != want.Architecture {
+		return false
+	}
+	if want.Variant == "" || have.Variant == want.Variant {
+		return true
+	}
+	return have.Architecture == "arm64" && arm64Variant(have.Variant) == arm64Variant(want.Variant)
+}
+
+func arm64Variant(v string) string {
+	if v == "" {
+		return "v8"
+	}
+	return v
+}

@@ -67,3 +67,33 @@ func TestBuildable(t *testing.T) {
 		t.Errorf("Buildable = %v", got)
 	}
 }
+
+func TestMatches(t *testing.T) {
+	p := func(s string) v1.Platform {
+		parts := strings.Split(s, "/")
+		out := v1.Platform{OS: parts[0], Architecture: parts[1]}
+		if len(parts) == 3 {
+			out.Variant = parts[2]
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		have, want string
+		ok         bool
+	}{
+		{"linux/amd64", "linux/amd64", true},
+		{"linux/amd64", "linux/arm64", false},
+		{"windows/amd64", "linux/amd64", false},
+		{"linux/arm/v7", "linux/arm", true},
+		{"linux/arm/v6", "linux/arm/v7", false},
+		{"linux/arm", "linux/arm/v7", false},
+		{"linux/arm64", "linux/arm64/v8", true}, // an arm64 image names no variant; v8 is asked for
+		{"linux/arm64/v8", "linux/arm64", true},
+		{"linux/arm64", "linux/arm64/v9", false},
+		{"linux/amd64", "linux/amd64/v3", false},
+	} {
+		if got := Matches(p(tc.have), p(tc.want)); got != tc.ok {
+			t.Errorf("Matches(%s, %s) = %v, want %v", tc.have, tc.want, got, tc.ok)
+		}
+	}
+}

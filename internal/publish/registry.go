@@ -9,6 +9,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kilnbuild/kiln/internal/oneline"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 )
 
 // Registry pushes to a container registry. Blobs the registry already has
@@ -23,14 +26,7 @@ type Registry struct {
 var _ Publisher = (*Registry)(nil)
 
 func (r *Registry) options(ctx context.Context) []remote.Option {
-	kc := r.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
-	}
+	opts := remoteopt.New(ctx, r.Keychain, r.Transport)
 	if r.Jobs > 0 {
 		opts = append(opts, remote.WithJobs(r.Jobs))
 	}
@@ -52,7 +48,7 @@ func (r *Registry) Check(ctx context.Context) error {
 		t = remote.DefaultTransport
 	}
 	if err := remote.CheckPushPermission(repo.Tag("kiln-check"), kc, t); err != nil {
-		return fmt.Errorf("%w: cannot push to %s: %v", ErrNotWritable, r.Repo, firstLine(err.Error()))
+		return fmt.Errorf("%w: cannot push to %s: %v", ErrNotWritable, r.Repo, oneline.First(err.Error()))
 	}
 	return nil
 }
@@ -99,7 +95,7 @@ func (r *Registry) Publish(ctx context.Context, a Artifact, repo string, tags []
 // shortError prints what failed and the first line of why (registry errors
 // can run to pages), and still unwraps to err for errors.Is and errors.As.
 func shortError(what string, err error) error {
-	return &lineError{msg: what + ": " + firstLine(err.Error()), err: err}
+	return &lineError{msg: what + ": " + oneline.First(err.Error()), err: err}
 }
 
 type lineError struct {
@@ -112,12 +108,3 @@ func (e *lineError) Unwrap() error { return e.err }
 
 // Close implements Publisher.
 func (r *Registry) Close(context.Context) error { return nil }
-
-func firstLine(s string) string {
-	for i, c := range s {
-		if c == '\n' {
-			return s[:i]
-		}
-	}
-	return s
-}

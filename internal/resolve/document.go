@@ -10,6 +10,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/kilnbuild/kiln/internal/oneline"
 )
 
 // Scheme marks a string as an image to build from the Go package named
@@ -89,7 +91,7 @@ func blankOrComment(line []byte) bool {
 func parseDocument(name string, data []byte, startLine int) (*document, error) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		line, msg := startLine, oneLine(err.Error())
+		line, msg := startLine, oneline.First(err.Error())
 		var ye yaml.Error
 		if errors.As(err, &ye) {
 			msg = ye.GetMessage()
@@ -252,12 +254,4 @@ func offset(data []byte, lines []int, line, col int) (int, bool) {
 		off += size
 	}
 	return off, off < len(data)
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

@@ -146,7 +146,7 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 	}
 	var out []Referrer
 	for _, d := range im.Manifests {
-		if d.ArtifactType != artifactType && d.ArtifactType != "" && d.ArtifactType != EmptyConfigMediaType {
+		if !mayHaveArtifactType(d, artifactType) {
 			continue
 		}
 		img, err := r.image(ctx, sref.Context().Digest(d.Digest.String()))
@@ -163,6 +163,16 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 		out = append(out, ref)
 	}
 	return out, nil
+}
+
+// mayHaveArtifactType says whether a referrer listed as d may be of type
+// want, before its manifest is read: an index entry may carry no
+// artifactType (a manifest typed by its config alone), or the empty config's
+// media type (registries that derive it from the config); hasArtifactType
+// decides on the manifest itself. Registries and layouts use this one
+// filter (a layout once skipped entries with no artifactType).
+func mayHaveArtifactType(d v1.Descriptor, want string) bool {
+	return d.ArtifactType == want || d.ArtifactType == "" || d.ArtifactType == EmptyConfigMediaType
 }
 
 // hasArtifactType reads the manifest's artifactType, else its config media
@@ -238,7 +248,7 @@ func (l *Layout) Referrers(_ context.Context, repo string, subject v1.Hash, arti
 	}
 	var out []Referrer
 	for _, rd := range im.Manifests {
-		if rd.ArtifactType != artifactType {
+		if !mayHaveArtifactType(rd, artifactType) {
 			continue
 		}
 		img, err := idx.Image(rd.Digest) // listed in the fallback index, not index.json

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
@@ -41,15 +42,7 @@ type Registry struct {
 var _ Store = (*Registry)(nil)
 
 func (r *Registry) options(ctx context.Context) []remote.Option {
-	kc := r.Keychain
-	if kc == nil {
-		kc = authn.DefaultKeychain
-	}
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
-	if r.Transport != nil {
-		opts = append(opts, remote.WithTransport(r.Transport))
-	}
-	return opts
+	return remoteopt.New(ctx, r.Keychain, r.Transport)
 }
 
 // reader reads manifests of repo, bounded and checked (see checked.Registry).

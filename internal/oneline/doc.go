@@ -1,0 +1,2 @@
+// Package oneline keeps an error's text to the one line kiln prints.
+package oneline

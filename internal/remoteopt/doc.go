@@ -1,0 +1,2 @@
+// Package remoteopt builds the go-containerregistry options every registry client in kiln uses: the call's context, a keychain and a transport.
+package remoteopt
