@@ -3,7 +3,7 @@
 # memory and with --disk: each server a child process on 127.0.0.1, the same
 # go-containerregistry client, one 100 MiB blob and 1000 blobs of 4 KiB
 # (8 in flight) pushed and pulled back. Runs BenchmarkRegistry in
-# ./internal/regbench and prints a markdown table of medians over the runs
+# ./internal/testutil/regbench and prints a markdown table of medians over the runs
 # to stdout; go test's own output goes to stderr.
 # Needs crane on PATH (installed with .ci/tools.sh when missing). kiln's
 # server is $KILN_SERVER_BIN, else ./cmd/server built by the benchmark.
@@ -27,7 +27,7 @@ trap 'rm -rf "$work"' EXIT
 # One go test per run, so that every run starts fresh servers (-count would
 # repeat each workload on the same server); within a run the servers take
 # turns in order: kiln, kiln without fsync, crane in memory, crane --disk.
-cmd=(go test -count 1 -run '^$' -bench "^BenchmarkRegistry\$/^($SERVERS)\$" -benchtime "$BENCHTIME" -timeout 30m ./internal/regbench/)
+cmd=(go test -count 1 -run '^$' -bench "^BenchmarkRegistry\$/^($SERVERS)\$" -benchtime "$BENCHTIME" -timeout 30m ./internal/testutil/regbench/)
 for r in $(seq "$RUNS"); do
   echo "bench-registry: run $r of $RUNS" >&2
   "${cmd[@]}" 2>&1 | tee -a "$work/out" >&2

@@ -6,7 +6,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
-	"github.com/kilnbuild/kiln/internal/regbench"
+	"github.com/kilnbuild/kiln/internal/testutil/regbench"
 )
 
 // BenchmarkSmallPush pushes 1000 blobs of 4 KiB, 8 at a time, to an

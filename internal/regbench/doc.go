@@ -1,2 +1,0 @@
-// Package regbench benchmarks OCI registries (kiln's embedded one and crane's) with one go-containerregistry client over loopback.
-package regbench
