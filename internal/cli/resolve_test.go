@@ -58,7 +58,7 @@ var localRef = regexp.MustCompile(`kiln\.local/hello-[0-9a-f]{32}@sha256:[0-9a-f
 // kubectl.
 func TestResolveApplyRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("compiles a package")
+		t.Skip("-short: compiles a package")
 	}
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, testutil.HelloModule)
