@@ -76,6 +76,34 @@ func TestManifestReadsAreBounded(t *testing.T) {
 	}
 }
 
+// A manifest whose bytes changed on disk after it was stored is never
+// served, by tag or by digest: the registry reads manifests checked.
+func TestChangedManifestIsNotServed(t *testing.T) {
+	f := newFixture(t, open())
+	img := randomImage(t)
+	if err := remote.Write(f.ref(t, "m/app:v1"), img); err != nil {
+		t.Fatal(err)
+	}
+	mh, _ := img.Digest()
+	file := filepath.Join(f.dir, "blobs", "sha256", mh.Hex)
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := append(slices.Clone(raw), '\n')
+	if err := os.WriteFile(file, changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"v1", mh.String()} {
+		for _, method := range []string{"GET", "HEAD"} {
+			resp := do(t, method, f.srv.URL+"/v2/m/app/manifests/"+ref, nil, nil)
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("%s manifest %s changed on disk: 200 OK", method, ref)
+			}
+		}
+	}
+}
+
 // Manifests that must be refused, each with the code a client sees; a
 // refused request writes nothing.
 func TestManifestsMustBeManifests(t *testing.T) {

@@ -1,11 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +11,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kilnbuild/kiln/internal/checked"
 )
 
 // MaxManifestBytes bounds a manifest a registry accepts.
@@ -68,30 +68,29 @@ func (rs *Repositories) GetManifest(name, reference string) (v1.Descriptor, []by
 	return desc, raw, nil
 }
 
-// readManifest reads blob h, which should be a manifest, through a bound:
-// a file larger than MaxManifestBytes is refused, not read.
+// readManifest reads blob h, which should be a manifest, through a bound
+// and checked against h: a file larger than MaxManifestBytes is refused,
+// not read, and bytes changed on disk are a *checked.MismatchError, never
+// served.
 func (l *Layout) readManifest(h v1.Hash) ([]byte, error) {
 	f, err := os.Open(l.blobPath(h))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
 	if st.Size() > MaxManifestBytes {
+		f.Close()
 		return nil, fmt.Errorf("manifest %s: %w: %d bytes, the limit is %d", h, ErrManifestTooLarge, st.Size(), MaxManifestBytes)
 	}
-	raw := make([]byte, 0, st.Size())
-	buf := bytes.NewBuffer(raw)
-	if _, err := buf.ReadFrom(io.LimitReader(f, MaxManifestBytes+1)); err != nil {
-		return nil, err
-	}
-	if buf.Len() > MaxManifestBytes {
+	raw, err := checked.ReadAll(f, "manifest", h, st.Size(), MaxManifestBytes)
+	if errors.Is(err, checked.ErrTooLarge) {
 		return nil, fmt.Errorf("manifest %s: %w: over %d bytes", h, ErrManifestTooLarge, MaxManifestBytes)
 	}
-	return buf.Bytes(), nil
+	return raw, err
 }
 
 // manifestIn returns the media type of manifest h if repository name holds
