@@ -53,20 +53,9 @@ func Image(b Blobs, desc v1.Descriptor) (v1.Image, error) {
 	return &image{blobs: b, digest: desc.Digest, raw: raw, m: m, cfg: cfg, cf: cf, mediaType: mt}, nil
 }
 
-// readManifest reads and checks a manifest or index blob.
+// readManifest reads and checks an image manifest blob.
 func readManifest(b Blobs, desc v1.Descriptor) ([]byte, *v1.Manifest, error) {
-	if desc.Digest.Hex == "" {
-		return nil, nil, fmt.Errorf("a manifest named by no digest")
-	}
-	size := desc.Size
-	if size == 0 {
-		size = -1 // not declared (a digest alone)
-	}
-	rc, err := openManifest(b, desc.Digest)
-	if err != nil {
-		return nil, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
-	}
-	raw, err := ReadAll(rc, "manifest", desc.Digest, size, MaxJSON)
+	raw, err := readDocument(b, "manifest", desc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,6 +64,24 @@ func readManifest(b Blobs, desc v1.Descriptor) ([]byte, *v1.Manifest, error) {
 		return nil, nil, fmt.Errorf("manifest %s is not a manifest: %w", desc.Digest, err)
 	}
 	return raw, m, nil
+}
+
+// readDocument reads the manifest or index desc names (what says which),
+// whole, at most MaxJSON bytes, and checks it. A zero desc.Size means the
+// size is not declared (a digest alone).
+func readDocument(b Blobs, what string, desc v1.Descriptor) ([]byte, error) {
+	if desc.Digest.Hex == "" {
+		return nil, fmt.Errorf("no digest names the %s", what)
+	}
+	size := desc.Size
+	if size == 0 {
+		size = -1
+	}
+	rc, err := openManifest(b, desc.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, desc.Digest, err)
+	}
+	return ReadAll(rc, what, desc.Digest, size, MaxJSON)
 }
 
 // openManifest opens the manifest or index h, through Manifests when b

@@ -13,18 +13,7 @@ import (
 // what the index says they are: a child whose media type is not a manifest
 // is refused.
 func Index(b Blobs, desc v1.Descriptor) (v1.ImageIndex, error) {
-	if desc.Digest.Hex == "" {
-		return nil, fmt.Errorf("an index named by no digest")
-	}
-	size := desc.Size
-	if size == 0 {
-		size = -1
-	}
-	rc, err := openManifest(b, desc.Digest)
-	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
-	}
-	raw, err := ReadAll(rc, "index", desc.Digest, size, MaxJSON)
+	raw, err := readDocument(b, "index", desc)
 	if err != nil {
 		return nil, err
 	}
