@@ -15,13 +15,14 @@ import (
 // a package may import only packages of a lower layer.
 var layer = map[string]int{
 	"checked": -1, "oneline": -1, "remoteopt": -1,
-	"platform": 0, "imageref": 0, "vcs": 0, "layer": 0, "config": 0, "store": 0, "keys": 0, "testutil": 0, "resolve": 0,
-	"gobuild": 1, "base": 1, "image": 1, "publish": 1, "provenance": 1, "sign": 1, "registry": 1,
+	"platform": 0, "imageref": 0, "vcs": 0, "layer": 0, "config": 0, "store": 0, "keys": 0, "testutil": 0, "resolve": 0, "records": 0,
+	"gobuild": 1, "base": 1, "image": 1, "publish": 1, "provenance": 1, "sign": 1, "registry": 1, "source": 1, "queue": 1,
 	"sbom": 2, "pipeline": 2,
 	"attest": 3, "verify": 3, "compare": 3,
-	"server": 4,
-	"cli":    5,
-	"e2e":    6,
+	"request": 4, "service": 4,
+	"server": 5,
+	"cli":    6,
+	"e2e":    7,
 }
 
 const module = "github.com/kilnbuild/kiln/internal/"
