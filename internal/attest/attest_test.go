@@ -304,6 +304,37 @@ func TestResultIndex(t *testing.T) {
 		t.Errorf("index SBOM names %q", doc.Name)
 	}
 	e.checkProvenance(t, pred, plats)
+
+	// Attachments names exactly the tags Result wrote: the index's and
+	// each platform's.
+	res := e.result(t, top.String(), images)
+	got := attest.Attachments(res, sign.FormatTags)
+	if len(got) != 1+len(children) {
+		t.Fatalf("Attachments lists %d manifests, want %d", len(got), 1+len(children))
+	}
+	for i, a := range got {
+		want := top
+		if i > 0 {
+			want = children[i-1]
+		}
+		if a.Manifest != e.repo+"@"+want.String() || a.Format != sign.FormatTags {
+			t.Errorf("attachment %d = %+v, want %s@%s in tags", i, a, e.repo, want)
+		}
+		for _, ref := range []string{a.Signature, a.Attestations} {
+			repo, tag, _ := strings.Cut(strings.TrimPrefix(ref, e.repo), ":")
+			if repo != "" {
+				t.Errorf("%s is not in %s", ref, e.repo)
+			}
+			if _, err := e.st.Get(e.ctx, e.repo, tag); err != nil {
+				t.Errorf("%s: %v", ref, err)
+			}
+		}
+	}
+	for _, a := range attest.Attachments(res, sign.FormatReferrers) {
+		if a.Signature != a.Manifest || a.Attestations != a.Manifest {
+			t.Errorf("referrers attachment %+v does not name the manifest", a)
+		}
+	}
 }
 
 func TestResultErrors(t *testing.T) {
