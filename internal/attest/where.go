@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"fmt"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/internal/pipeline"
@@ -19,30 +21,43 @@ type Attachment struct {
 	Attestations string `json:"attestations"`
 }
 
-// Attachments lists, for each manifest Result signs in res (the image or
-// index, and each platform's manifest of an index), where format f puts
-// its signature and attestations. Digests that do not parse are skipped:
-// Result refuses them.
-func Attachments(res pipeline.Result, f sign.Format) []Attachment {
+// Manifests are the manifests Result signs in res: the image or index,
+// then, for an index, each platform's manifest.
+func Manifests(res pipeline.Result) ([]v1.Hash, error) {
 	digests := []string{res.Digest}
 	if len(res.Images) > 1 {
 		for _, img := range res.Images {
 			digests = append(digests, img.Digest)
 		}
 	}
-	var out []Attachment
-	for _, d := range digests {
+	hs := make([]v1.Hash, len(digests))
+	for i, d := range digests {
 		h, err := v1.NewHash(d)
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("%s@%s: %w", res.Repo, d, err)
 		}
+		hs[i] = h
+	}
+	return hs, nil
+}
+
+// Attachments lists, for each manifest Result signs in res, where format
+// f puts its signature and attestations; nil when a digest does not parse
+// (Result refuses such a result).
+func Attachments(res pipeline.Result, f sign.Format) []Attachment {
+	hs, err := Manifests(res)
+	if err != nil {
+		return nil
+	}
+	out := make([]Attachment, len(hs))
+	for i, h := range hs {
 		a := Attachment{Manifest: res.Repo + "@" + h.String(), Format: f}
 		if f == sign.FormatReferrers {
 			a.Signature, a.Attestations = a.Manifest, a.Manifest
 		} else {
 			a.Signature, a.Attestations = res.Repo+":"+sign.SignatureTag(h), res.Repo+":"+sign.AttestationTag(h)
 		}
-		out = append(out, a)
+		out[i] = a
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,13 +11,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kilnbuild/kiln/internal/config"
-	"github.com/kilnbuild/kiln/internal/gobuild"
-	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/pipeline"
-	"github.com/kilnbuild/kiln/internal/platform"
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/request"
 	"github.com/kilnbuild/kiln/internal/sign"
 )
 
@@ -61,7 +61,14 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 			return runBuild(cmd, inv, f, args)
 		},
 	}
-	fl := cmd.Flags()
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
+	return cmd
+}
+
+// register adds kiln build's flags (but --json) to fl: kiln build's own,
+// and those of the commands that build first (resolve, apply, run).
+func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: .ko.yaml defaultPlatforms, else the host's linux arch)")
 	fl.IntVarP(&f.jobs, "jobs", "j", runtime.GOMAXPROCS(0), "compiles to run at once")
 	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE (default: $KO_DOCKER_REPO, else the local store)")
@@ -72,86 +79,56 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 	fl.StringVar(&f.compression, "compression", "", "layer compression: gzip or zstd (default: .ko.yaml, else gzip)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0: the default)")
 	fl.BoolVar(&f.load, "load", false, "also load the images into podman (or docker) through its CLI")
-	fl.BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
 	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
 	fl.BoolVar(&f.sign, "sign", false, "sign every image pushed, and attach a signed SPDX SBOM and SLSA provenance (also kiln.defaults.sign in .ko.yaml)")
 	fl.StringVar(&f.sigFormat, "signature-format", "tags", "where --sign stores signatures and attestations: tags (cosign's sha256-<hex>.sig/.att) or referrers (Sigstore bundles as OCI 1.1 referrers, cosign v3's default)")
 	fl.StringVar(&f.key, "key", "", "cosign private key for --sign, password from $COSIGN_PASSWORD (also kiln.defaults.key)")
 	fl.StringVar(&f.store, "store", "", "local store directory (default: $KILN_STORE, else $XDG_DATA_HOME/kiln/store, else ~/.local/share/kiln/store)")
-	return cmd
 }
 
 func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) error {
-	ctx := cmd.Context()
-	cfg, err := loadConfig(inv)
-	if err != nil {
-		return err
-	}
-	if f.base != "" {
-		cfg.DefaultBaseImage = f.base
-		cfg.BaseImageOverrides = nil
-	}
-	spec, err := platform.Parse(f.platforms)
-	if err != nil {
-		return err
-	}
-	created, err := sourceDateEpoch(inv.getenv("SOURCE_DATE_EPOCH"))
-	if err != nil {
-		return err
-	}
-	if f.bare && (f.baseImportPaths || f.preserveImports) || f.baseImportPaths && f.preserveImports {
-		return errors.New("--bare, --base-import-paths and --preserve-import-paths exclude each other: pick one")
-	}
-	var compress *layer.Compression
-	if f.compression != "" || f.compressionLevel != 0 {
-		alg, err := layer.ParseAlgorithm(f.compression)
-		if err != nil {
-			return err
-		}
-		compress = &layer.Compression{Algorithm: alg, Level: f.compressionLevel}
-		if err := compress.Validate(); err != nil {
-			return err
-		}
-	}
-	pub, repo, sigStore, err := publisherFor(inv, f)
-	if err != nil {
-		return err
-	}
-	cacheDir := CacheDir(inv.getenv)
-	beforePublish, afterPublish, err := signingHook(inv, f, cfg, sigStore, created, cacheDir)
-	if err != nil {
-		return err
-	}
-	results, err := pipeline.Run(ctx, pipeline.Options{
-		Dir:       inv.Dir,
-		Env:       inv.Env,
-		Config:    cfg,
-		Platforms: spec,
-		Jobs:      f.jobs,
-		Compress:  compress,
-		Created:   created,
-		Naming:    pipeline.Naming{Repo: repo, Bare: f.bare, BaseImportPaths: f.baseImportPaths, PreserveImportPaths: f.preserveImports},
-		Tags:      f.tags,
-		Publisher: pub,
-		Builder:   &gobuild.Builder{Env: inv.Env},
-		Progress:  inv.Stderr,
-		CacheDir:  cacheDir,
-
-		BeforePublish: beforePublish,
-		AfterPublish:  afterPublish,
-	}, args)
+	outcomes, err := buildPackages(cmd.Context(), inv, f, args)
 	if err != nil {
 		return err
 	}
 	if f.json {
 		enc := json.NewEncoder(inv.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		return enc.Encode(request.Results(outcomes))
 	}
-	for _, r := range results {
-		fmt.Fprintln(inv.Stdout, r.Ref)
+	for _, o := range outcomes {
+		fmt.Fprintln(inv.Stdout, o.Ref)
 	}
 	return nil
+}
+
+// buildPackages runs the build request that f and the environment make
+// for pkgs: what kiln build runs, and what resolve, apply and run build.
+func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []string) ([]request.Outcome, error) {
+	cfg, err := loadConfig(inv)
+	if err != nil {
+		return nil, err
+	}
+	created, err := sourceDateEpoch(inv.getenv("SOURCE_DATE_EPOCH"))
+	if err != nil {
+		return nil, err
+	}
+	b := request.Build{
+		Packages: pkgs, Platforms: f.platforms, Base: f.base, Tags: f.tags,
+		Bare: f.bare, BaseImportPaths: f.baseImportPaths, PreserveImportPaths: f.preserveImports,
+		Compression: f.compression, CompressionLevel: f.compressionLevel,
+		Sign: f.sign, SignatureFormat: f.sigFormat, Jobs: f.jobs,
+	}
+	pub, repo, sigStore, err := publisherFor(inv, f)
+	if err != nil {
+		return nil, err
+	}
+	return request.Run(ctx, request.Env{
+		Dir: inv.Dir, Env: inv.Env, Config: cfg,
+		Publisher: pub, Repo: repo, Signatures: sigStore,
+		Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
+		CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
+	}, b)
 }
 
 // loadConfig finds .ko.yaml (KO_CONFIG_PATH, else the working directory)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/kilnbuild/kiln/internal/compare"
@@ -134,7 +135,7 @@ func runCompare(cmd *cobra.Command, inv Invocation, f *compareFlags, refs []stri
 		if _, err := inv.Stdout.Write(buf.Bytes()); err != nil {
 			return err
 		}
-	} else if err := writeFileAtomic(abs(inv.Dir, f.output), buf.Bytes()); err != nil {
+	} else if err := renameio.WriteFile(abs(inv.Dir, f.output), buf.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("--output %s: %w", f.output, err)
 	}
 	return report.CheckBudget(budget)
@@ -168,26 +169,4 @@ func compareLimits(f *compareFlags) (compare.Limits, error) {
 		return l, fmt.Errorf("--max-json: at most 4MiB, the most any manifest or config is read (got %s)", f.maxJSON)
 	}
 	return l, nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames
-// it into place, so a reader never sees half a report.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

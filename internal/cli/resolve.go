@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -136,60 +135,37 @@ func (r *resolver) resolve(ctx context.Context) (resolve.Result, error) {
 	return res, nil
 }
 
-// builder runs kiln build for another command: that command carries the
-// build command's flags, and the build's results are read back from its
-// --json output.
+// builder builds packages for another command (resolve, apply, run) with
+// kiln build's flags, which it adds to that command.
 type builder struct {
-	cmd *cobra.Command
-	out *bytes.Buffer
+	inv Invocation
+	f   buildFlags
 }
 
 func addBuildFlags(inv Invocation, cmd *cobra.Command) *builder {
-	b := &builder{out: &bytes.Buffer{}}
-	binv := inv
-	binv.Stdout = b.out
-	b.cmd = newBuildCommand(binv)
-	cmd.Flags().AddFlagSet(b.cmd.Flags())
-	if f := cmd.Flags().Lookup("json"); f != nil {
-		f.Hidden = true
-	}
+	b := &builder{inv: inv}
+	b.f.register(cmd.Flags())
 	return b
 }
 
-func (b *builder) jobs() int {
-	j, err := b.cmd.Flags().GetInt("jobs")
-	if err != nil {
-		return 1
-	}
-	return j
-}
+func (b *builder) jobs() int { return b.f.jobs }
 
-// run builds and publishes pkgs with kiln build's flags, returning each
+// run builds and publishes pkgs as kiln build does, returning each
 // package's reference by the name it was given.
 func (b *builder) run(ctx context.Context, pkgs []string) (map[string]string, error) {
 	refs := map[string]string{}
 	if len(pkgs) == 0 {
 		return refs, nil
 	}
-	if err := b.cmd.Flags().Set("json", "true"); err != nil {
+	outcomes, err := buildPackages(ctx, b.inv, &b.f, pkgs)
+	if err != nil {
 		return nil, err
 	}
-	b.out.Reset()
-	b.cmd.SetContext(ctx)
-	if err := b.cmd.RunE(b.cmd, pkgs); err != nil {
-		return nil, err
-	}
-	var results []struct {
-		Ref string `json:"ref"`
-	}
-	if err := json.Unmarshal(b.out.Bytes(), &results); err != nil {
-		return nil, fmt.Errorf("reading the build's results: %w", err)
-	}
-	if len(results) != len(pkgs) {
-		return nil, fmt.Errorf("the build gave %d results for %d packages", len(results), len(pkgs))
+	if len(outcomes) != len(pkgs) {
+		return nil, fmt.Errorf("internal error: the build gave %d results for %d packages", len(outcomes), len(pkgs))
 	}
 	for i, p := range pkgs {
-		refs[p] = results[i].Ref
+		refs[p] = outcomes[i].Ref
 	}
 	return refs, nil
 }

@@ -1,0 +1,66 @@
+package request
+
+import (
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/kilnbuild/kiln/internal/config"
+	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/sign"
+)
+
+// Env is what the caller of Run supplies and a request cannot choose:
+// the source and its Go environment, where images and signatures go, the
+// key, the cache and the log.
+type Env struct {
+	Dir string   // the source: packages and relative paths are resolved here
+	Env []string // the Go environment (KEY=VALUE); gobuild's rule decides what reaches go build
+	// Config is the .ko.yaml that applies; nil loads Dir's, if it has one.
+	// A config that asks for -toolexec, cgo or the like is refused as
+	// kiln build refuses it, before anything compiles.
+	Config *config.Config
+
+	Publisher  publish.Publisher // where images go
+	Repo       string            // the repository images are named under (pipeline.LocalRepo for files)
+	Signatures sign.Store        // where signatures go; nil when the destination cannot hold them
+	Key        Key               // the signing key, for requests that sign
+
+	CacheDir    string    // binaries, layers and remembered public keys between runs; "" for none
+	Created     time.Time // image creation time and layer mtimes; zero means the Unix epoch
+	Progress    io.Writer // the build's log; nil discards
+	KilnVersion string    // recorded in SBOMs and provenance
+	// Builder runs the go command; nil means the real one with Env.
+	Builder *gobuild.Builder
+}
+
+// Key is a cosign private key (ECDSA P-256, encrypted).
+type Key struct {
+	Path     string // the key file; relative to Env.Dir
+	Password []byte // its password (COSIGN_PASSWORD)
+	// FromConfig lets .ko.yaml's kiln.defaults.key name the key when Path
+	// is "" (kiln build). A service leaves it false, so that a source
+	// cannot choose a file to sign with.
+	FromConfig bool
+}
+
+// config is the .ko.yaml that applies to the run.
+func (e Env) config() (*config.Config, error) {
+	if e.Config != nil {
+		return e.Config, nil
+	}
+	path, err := config.Find("", e.Dir)
+	if err != nil || path == "" {
+		return &config.Config{}, err
+	}
+	return config.Load(path)
+}
+
+// abs is p relative to dir, unless p is absolute.
+func abs(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
