@@ -66,7 +66,7 @@ func (b Build) Validate() error {
 	}
 	for _, t := range b.Tags {
 		if _, err := name.NewTag(pipeline.LocalRepo + "/tag:" + t); err != nil {
-			return invalid("tag %q is not a valid tag: use letters, digits, _ . - (at most 128, not starting with . or -)", t)
+			return invalid("tag %q is not a valid tag: use at most 128 letters, digits, _ . and -", t)
 		}
 	}
 	if n := countTrue(b.Bare, b.BaseImportPaths, b.PreserveImportPaths); n > 1 {

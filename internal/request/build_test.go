@@ -1,0 +1,60 @@
+package request
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Build{Packages: []string{"./cmd/app"}}
+	for _, tc := range []struct {
+		name string
+		edit func(*Build)
+		want string // "" for valid
+	}{
+		{"minimal", func(*Build) {}, ""},
+		{"everything", func(b *Build) {
+			*b = Build{Packages: []string{"./cmd/a", "example.com/b"}, Platforms: []string{"linux/amd64", "linux/arm/v7"}, Base: "scratch",
+				Tags: []string{"v1.2.3", "latest"}, PreserveImportPaths: true, Compression: "zstd", CompressionLevel: 3,
+				Sign: true, SignatureFormat: "referrers", Jobs: 4}
+		}, ""},
+		{"all platforms", func(b *Build) { b.Platforms = []string{"all"} }, ""},
+		{"no packages", func(b *Build) { b.Packages = nil }, "no packages given"},
+		{"empty package", func(b *Build) { b.Packages = []string{""} }, `package "" is not`},
+		{"package with a newline", func(b *Build) { b.Packages = []string{"./a\n./b"} }, "is not an import path"},
+		{"unknown platform", func(b *Build) { b.Platforms = []string{"linux/sparc"} }, `unknown platform "linux/sparc"`},
+		{"base with a space", func(b *Build) { b.Base = "static latest" }, "is not an image reference"},
+		{"tag with a colon", func(b *Build) { b.Tags = []string{"v1:2"} }, `tag "v1:2"`},
+		{"empty tag", func(b *Build) { b.Tags = []string{""} }, `tag ""`},
+		{"tag too long", func(b *Build) { b.Tags = []string{strings.Repeat("a", 129)} }, "is not a valid tag"},
+		{"bare and base import paths", func(b *Build) { b.Bare, b.BaseImportPaths = true, true }, "exclude each other"},
+		{"base and preserve import paths", func(b *Build) { b.BaseImportPaths, b.PreserveImportPaths = true, true }, "exclude each other"},
+		{"unknown compression", func(b *Build) { b.Compression = "brotli" }, `unknown compression "brotli"`},
+		{"gzip level too high", func(b *Build) { b.Compression, b.CompressionLevel = "gzip", 10 }, "level"},
+		{"negative level", func(b *Build) { b.Compression, b.CompressionLevel = "zstd", -1 }, "level"},
+		{"unknown signature format", func(b *Build) { b.Sign, b.SignatureFormat = true, "bundle" }, `unknown signature format "bundle"`},
+		{"negative jobs", func(b *Build) { b.Jobs = -1 }, "jobs -1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := ok
+			tc.edit(&b)
+			err := b.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("valid, want an error saying %q", tc.want)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q is not one line saying %q", msg, tc.want)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %q is not ErrInvalid", err)
+			}
+		})
+	}
+}
