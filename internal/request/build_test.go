@@ -1,7 +1,9 @@
 package request
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -56,5 +58,29 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %q is not ErrInvalid", err)
 			}
 		})
+	}
+}
+
+// TestBuildJSON: the service's JSON names every field, and a field Build
+// does not have is refused by a strict decoder.
+func TestBuildJSON(t *testing.T) {
+	doc := `{"packages":["./cmd/app"],"platforms":["linux/arm64"],"base":"scratch","tags":["v1"],
+		"bare":false,"baseImportPaths":true,"preserveImportPaths":false,"compression":"zstd","compressionLevel":3,
+		"sign":true,"signatureFormat":"referrers","jobs":2}`
+	var b Build
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := Build{Packages: []string{"./cmd/app"}, Platforms: []string{"linux/arm64"}, Base: "scratch", Tags: []string{"v1"},
+		BaseImportPaths: true, Compression: "zstd", CompressionLevel: 3, Sign: true, SignatureFormat: "referrers", Jobs: 2}
+	if !reflect.DeepEqual(b, want) {
+		t.Errorf("decoded %+v, want %+v", b, want)
+	}
+	dec = json.NewDecoder(strings.NewReader(`{"packages":["./cmd/app"],"output":"elsewhere"}`))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err == nil || !strings.Contains(err.Error(), "output") {
+		t.Errorf("a request naming its output decoded: %v", err)
 	}
 }
