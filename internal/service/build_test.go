@@ -324,3 +324,23 @@ func TestLoad(t *testing.T) {
 	}
 	e.tempLeft()
 }
+
+// A panicking runner fails its build, not the server.
+func TestRunnerPanicFailsTheBuild(t *testing.T) {
+	e := newEnv(t, nil)
+	e.run.run = func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+		panic("runner bug")
+	}
+	b := e.mustSubmit(okRequest)
+	done := e.rec.wait(b.ID, records.Failed)
+	if done.Error == nil || done.Error.Message != "internal error in the build service" {
+		t.Errorf("error %+v", done.Error)
+	}
+	if !strings.Contains(e.logs.String(), "runner bug") {
+		t.Error("the panic is not in the server's log")
+	}
+	if err := e.svc.Ready(context.Background()); err != nil {
+		t.Errorf("Ready after a panicking build: %v", err)
+	}
+	e.tempLeft()
+}

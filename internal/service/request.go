@@ -36,7 +36,7 @@ func parseRequest(raw []byte, max time.Duration) (request, error) {
 		return request{}, errorf(http.StatusBadRequest, `the build request needs a "source"`)
 	}
 	if err := decodeStrict(src, &req.Source); err != nil {
-		return request{}, errorf(http.StatusBadRequest, "source: %s", err.(*apiError).message)
+		return request{}, fmt.Errorf("source: %w", err)
 	}
 	if t, ok := fields["timeout"]; ok {
 		var s string

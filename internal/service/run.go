@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -40,6 +42,7 @@ func (s *Service) run(ctx context.Context, id string) {
 	started := s.cfg.Now()
 	b, err := s.cfg.Records.Transition(store, id, records.Running, started, func(b *records.Build) {
 		b.Phases.QueueWait = records.Duration(started.Sub(b.Times[records.Queued]))
+		b.ServerVersion = s.cfg.Version // the server that runs it
 	})
 	if err != nil {
 		// Cancelled while it waited (its end is already recorded), or
@@ -58,13 +61,13 @@ func (s *Service) run(ctx context.Context, id string) {
 	lw.flush()
 	lw.line(msg)
 
+	s.m.observe(out.state, out.phases)
 	_, err = s.cfg.Records.Transition(store, id, out.state, s.cfg.Now(), func(b *records.Build) {
 		b.Results, b.Phases, b.Error = out.results, out.phases, out.err
 	})
 	if err != nil {
 		log.Error("recording the end of a build failed", "state", out.state, "error", err)
 	}
-	s.m.observe(out.state, out.phases)
 	s.hub.finish(id, out.state)
 	log.Info("build ended", "state", out.state)
 }
@@ -89,7 +92,7 @@ func (s *Service) execute(ctx context.Context, b *records.Build, lw *logWriter, 
 		return outcome{state: records.Failed, err: &records.Error{Message: "internal error: no build directory"}}
 	}
 	defer func() {
-		if err := os.RemoveAll(dir); err != nil {
+		if err := removeAll(dir); err != nil {
 			log.Warn("removing the build directory failed", "error", err)
 		}
 	}()
@@ -137,4 +140,19 @@ func (s *Service) end(ctx context.Context, out outcome, err error, dir string) o
 	first, rest, _ := strings.Cut(text, "\n")
 	out.state, out.err = records.Failed, &records.Error{Message: first, Output: strings.TrimSpace(rest)}
 	return out
+}
+
+// removeAll removes a build directory, making read-only directories (as
+// a module cache extracts them) writable first when it has to.
+func removeAll(dir string) error {
+	if os.RemoveAll(dir) == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
 }

@@ -177,7 +177,11 @@ func (s *Service) retry(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusConflict, "build %s is %s: only a finished build can be retried", old.ID, old.State)
 	}
 	if _, err := parseRequest(old.Request, s.cfg.BuildTimeout); err != nil {
-		return errorf(http.StatusConflict, "build %s cannot run on this server again: %s", old.ID, err.(*apiError).message)
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			return err
+		}
+		return errorf(http.StatusConflict, "build %s cannot run on this server again: %s", old.ID, ae.message)
 	}
 	ticket, err := s.reserve(w)
 	if err != nil {
