@@ -19,11 +19,12 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
-// The wire's error codes, one per status.
+// errorf is a client error with the wire's code for status.
 func errorf(status int, format string, args ...any) *apiError {
 	return &apiError{status: status, code: codes[status], message: fmt.Sprintf(format, args...)}
 }
 
+// codes is the wire's error code table: one code per status.
 var codes = map[int]string{
 	http.StatusBadRequest:            "invalid_request",
 	http.StatusUnauthorized:          "unauthorized",

@@ -63,7 +63,7 @@ func (l *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Printf-like helper for the service's own lines.
+// line writes one of the service's own lines (e.g. "build succeeded").
 func (l *logWriter) line(s string) { l.Write([]byte(s + "\n")) }
 
 // flush stores a last line without a newline.
