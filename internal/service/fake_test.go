@@ -1,0 +1,338 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/source"
+)
+
+// fakeRecords is an in-memory Records: enough of internal/records's
+// behaviour (IDs that sort by creation, the state edges, Recover) for the
+// service's tests. wait blocks until a build is as a test wants it.
+type fakeRecords struct {
+	mu      sync.Mutex
+	changed *sync.Cond
+	n       int
+	builds  map[string]*records.Build
+	logs    map[string][]records.LogLine
+	now     func() time.Time
+	pingErr error
+	failAll error // every write fails with it
+}
+
+func newFakeRecords() *fakeRecords {
+	f := &fakeRecords{builds: map[string]*records.Build{}, logs: map[string][]records.LogLine{}, now: time.Now}
+	f.changed = sync.NewCond(&f.mu)
+	return f
+}
+
+func clone(b *records.Build) *records.Build {
+	c := *b
+	c.Times = maps.Clone(b.Times)
+	c.Packages = slices.Clone(b.Packages)
+	c.Results = slices.Clone(b.Results)
+	if b.Error != nil {
+		e := *b.Error
+		c.Error = &e
+	}
+	return &c
+}
+
+func (f *fakeRecords) Create(_ context.Context, b *records.Build) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAll != nil {
+		return f.failAll
+	}
+	f.n++
+	b.ID = fmt.Sprintf("b%06d", f.n)
+	b.State = records.Queued
+	b.Times = map[records.State]time.Time{records.Queued: f.now()}
+	f.builds[b.ID] = clone(b)
+	f.changed.Broadcast()
+	return nil
+}
+
+func (f *fakeRecords) Get(_ context.Context, id string) (*records.Build, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.builds[id]
+	if !ok {
+		return nil, fmt.Errorf("build %s: %w", id, errNotFound)
+	}
+	return clone(b), nil
+}
+
+func (f *fakeRecords) List(_ context.Context, flt records.Filter) (records.Page, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(f.builds))
+	slices.Reverse(ids)
+	limit := flt.Limit
+	if limit == 0 {
+		limit = 50
+	}
+	var p records.Page
+	for _, id := range ids {
+		b := f.builds[id]
+		if flt.Cursor != "" && id >= flt.Cursor ||
+			flt.State != "" && b.State != flt.State ||
+			flt.SourceKind != "" && b.Source.Kind != flt.SourceKind ||
+			flt.Package != "" && !slices.Contains(b.Packages, flt.Package) {
+			continue
+		}
+		if len(p.Builds) == limit {
+			p.Next = p.Builds[limit-1].ID
+			break
+		}
+		p.Builds = append(p.Builds, clone(b))
+	}
+	return p, nil
+}
+
+func allowed(from, to records.State) bool {
+	switch from {
+	case records.Queued:
+		return to == records.Running || to == records.Cancelled || to == records.Interrupted
+	case records.Running:
+		return to.Final()
+	}
+	return false
+}
+
+func (f *fakeRecords) Transition(_ context.Context, id string, to records.State, at time.Time, update func(*records.Build)) (*records.Build, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAll != nil {
+		return nil, f.failAll
+	}
+	b, ok := f.builds[id]
+	if !ok {
+		return nil, fmt.Errorf("build %s: %w", id, errNotFound)
+	}
+	if !allowed(b.State, to) {
+		return nil, fmt.Errorf("build %s from %s to %s: %w", id, b.State, to, errTransition)
+	}
+	b.State = to
+	b.Times[to] = at
+	if update != nil {
+		update(b)
+	}
+	f.changed.Broadcast()
+	return clone(b), nil
+}
+
+func (f *fakeRecords) Recover(_ context.Context, at time.Time) (queued, interrupted []*records.Build, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range slices.Sorted(maps.Keys(f.builds)) {
+		b := f.builds[id]
+		switch b.State {
+		case records.Running:
+			b.State = records.Interrupted
+			b.Times[records.Interrupted] = at
+			interrupted = append(interrupted, clone(b))
+		case records.Queued:
+			queued = append(queued, clone(b))
+		}
+	}
+	return queued, interrupted, nil
+}
+
+func (f *fakeRecords) AppendLog(_ context.Context, id, text string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, line := range strings.Split(text, "\n") {
+		f.logs[id] = append(f.logs[id], records.LogLine{Seq: int64(len(f.logs[id]) + 1), Text: line})
+	}
+	return nil
+}
+
+func (f *fakeRecords) Log(_ context.Context, id string, after int64) ([]records.LogLine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []records.LogLine
+	for _, l := range f.logs[id] {
+		if l.Seq > after {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeRecords) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pingErr
+}
+
+// wait blocks until build id is in state.
+func (f *fakeRecords) wait(id string, state records.State) *records.Build {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.builds[id] == nil || f.builds[id].State != state {
+		f.changed.Wait()
+	}
+	return clone(f.builds[id])
+}
+
+func (f *fakeRecords) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.builds)
+}
+
+// put stores a record as an earlier run left it.
+func (f *fakeRecords) put(b *records.Build) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	b.ID = fmt.Sprintf("b%06d", f.n)
+	f.builds[b.ID] = clone(b)
+}
+
+// fakeSources resolves any spec with one field set; a module "bad" is
+// refused as invalid. Fetch makes a module directory in the build's.
+type fakeSources struct {
+	mu       sync.Mutex
+	resolved int
+	uploads  map[string][]byte
+	fetched  []string // build directories
+	fetchErr error
+}
+
+func (f *fakeSources) Resolve(_ context.Context, spec source.Spec) (records.Source, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resolved++
+	switch {
+	case spec.Module == "bad":
+		return records.Source{}, fmt.Errorf("%w: module path %q is malformed", source.ErrInvalid, spec.Module)
+	case spec.Module != "":
+		return records.Source{Kind: "module", Ref: spec.Module, Revision: "v1.0.0", Hash: "h1:x"}, nil
+	case spec.Upload != "":
+		if _, ok := f.uploads[spec.Upload]; !ok {
+			return records.Source{}, fmt.Errorf("%w: no upload %q", source.ErrInvalid, spec.Upload)
+		}
+		return records.Source{Kind: "upload", Ref: spec.Upload, Subdir: spec.Subdir}, nil
+	case spec.Workspace != "":
+		return records.Source{Kind: "workspace", Ref: spec.Workspace}, nil
+	}
+	return records.Source{}, fmt.Errorf("%w: give one of workspace, upload, git or module", source.ErrInvalid)
+}
+
+func (f *fakeSources) Fetch(ctx context.Context, src records.Source, dir string) (string, error) {
+	f.mu.Lock()
+	f.fetched = append(f.fetched, dir)
+	err := f.fetchErr
+	f.mu.Unlock()
+	if err != nil {
+		return "", err
+	}
+	mod := filepath.Join(dir, "src")
+	return mod, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
+}
+
+func (f *fakeSources) SaveUpload(_ context.Context, r io.Reader) (string, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return "", fmt.Errorf("saving an upload in /srv/kiln/uploads: %w", err)
+	}
+	if !strings.HasPrefix(string(b), "\x1f\x8b") {
+		return "", fmt.Errorf("%w: the archive is not gzip", source.ErrInvalid)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.uploads == nil {
+		f.uploads = map[string][]byte{}
+	}
+	id := fmt.Sprintf("u%d", len(f.uploads)+1)
+	f.uploads[id] = b
+	return id, nil
+}
+
+func (f *fakeSources) counts() (resolved, uploads int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.resolved, len(f.uploads)
+}
+
+// fakeRunner checks requests as request.Build would (strict fields,
+// packages required, sign needs a key, known platforms) and runs run.
+type fakeRunner struct {
+	mu   sync.Mutex
+	runs int
+	run  func(ctx context.Context, log io.Writer) ([]records.Result, error)
+}
+
+type fakeBuild struct {
+	Packages  []string `json:"packages"`
+	Platforms []string `json:"platforms,omitempty"`
+	Sign      bool     `json:"sign,omitempty"`
+}
+
+func (f *fakeRunner) Check(build json.RawMessage) ([]string, error) {
+	var b fakeBuild
+	if err := decodeStrict(build, &b); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrInvalid, err.(*apiError).message)
+	}
+	if len(b.Packages) == 0 {
+		return nil, fmt.Errorf("%w: no packages: name at least one", ErrInvalid)
+	}
+	if b.Sign {
+		return nil, fmt.Errorf("%w: sign needs a signing key: start the server with --signing-key", ErrInvalid)
+	}
+	for _, p := range b.Platforms {
+		if p != "linux/amd64" && p != "linux/arm64" {
+			return nil, fmt.Errorf("%w: unknown platform %q", ErrInvalid, p)
+		}
+	}
+	return b.Packages, nil
+}
+
+func (f *fakeRunner) Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]records.Result, records.Phases, error) {
+	f.mu.Lock()
+	f.runs++
+	run := f.run
+	f.mu.Unlock()
+	fmt.Fprintf(log, "compiling in %s\n", moduleDir)
+	phases := records.Phases{Compile: records.Duration(time.Millisecond)}
+	if run == nil {
+		return []records.Result{{ImportPath: "example.com/app", Ref: "localhost/app@sha256:aa", Digest: "sha256:aa"}}, phases, nil
+	}
+	res, err := run(ctx, log)
+	return res, phases, err
+}
+
+func (f *fakeRunner) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.runs
+}
+
+// blockUntil is a run that waits for release or its ctx.
+func blockUntil(release <-chan struct{}, started chan<- string) func(context.Context, io.Writer) ([]records.Result, error) {
+	return func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+		if started != nil {
+			started <- "started"
+		}
+		select {
+		case <-release:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, errors.New("compile stopped: " + ctx.Err().Error())
+		}
+	}
+}
