@@ -21,6 +21,10 @@ type Env struct {
 	// A config that asks for -toolexec, cgo or the like is refused as
 	// kiln build refuses it, before anything compiles.
 	Config *config.Config
+	// Confined marks a source that is not the caller's (the build
+	// service's): every file the request or the config names must be
+	// inside Dir, and bases come from registries (or the tree) only.
+	Confined bool
 
 	Publisher  publish.Publisher // where images go
 	Repo       string            // the repository images are named under (pipeline.LocalRepo for files)

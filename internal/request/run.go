@@ -45,6 +45,11 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	if env.Confined {
+		if err := confine(env.Dir, cfg, b); err != nil {
+			return nil, err
+		}
+	}
 	if b.Base != "" {
 		c := *cfg
 		c.DefaultBaseImage, c.BaseImageOverrides = b.Base, nil
