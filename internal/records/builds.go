@@ -144,25 +144,28 @@ func (db *DB) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	limit = min(limit, MaxLimit)
 
+	// With a package, the walk is down its index (package, build_id), so
+	// a rare package does not scan every build; else down the IDs.
+	query, order := "SELECT b.doc FROM builds b", "b.id"
 	var where []string
 	var args []any
+	if f.Package != "" {
+		query, order = "SELECT b.doc FROM build_packages p JOIN builds b ON b.id = p.build_id", "p.build_id"
+		where, args = append(where, "p.package = ?"), append(args, f.Package)
+	}
 	if f.State != "" {
 		where, args = append(where, "b.state = ?"), append(args, string(f.State))
 	}
 	if f.SourceKind != "" {
 		where, args = append(where, "b.source_kind = ?"), append(args, f.SourceKind)
 	}
-	if f.Package != "" {
-		where, args = append(where, "EXISTS (SELECT 1 FROM build_packages p WHERE p.build_id = b.id AND p.package = ?)"), append(args, f.Package)
-	}
 	if f.Cursor != "" {
-		where, args = append(where, "b.id < ?"), append(args, f.Cursor)
+		where, args = append(where, order+" < ?"), append(args, f.Cursor)
 	}
-	query := "SELECT b.doc FROM builds b"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += " ORDER BY b.id DESC LIMIT ?"
+	query += " ORDER BY " + order + " DESC LIMIT ?"
 	args = append(args, limit+1) // one more tells whether a next page exists
 
 	rows, err := db.r.QueryContext(ctx, q(query), args...)
