@@ -59,34 +59,41 @@ func validID(id string) bool {
 }
 
 // Create stores b as a new build: it sets b.ID, b.State (queued) and
-// b.Times (queued: now) and keeps the rest of b as it is. b.Source.Kind
+// b.Times (queued: now) and keeps the rest of b as it is; on an error b
+// is left unchanged. b.Source.Kind
 // must be set; b.Request, when set, must be JSON.
 func (db *DB) Create(ctx context.Context, b *Build) error {
 	if err := checkNew(b); err != nil {
 		return err
 	}
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	nb := *b
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		now := db.now().UTC()
-		b.ID = db.newID()
-		b.State = Queued
-		b.Times = map[State]time.Time{Queued: now}
-		doc, err := json.Marshal(b)
+		nb.ID = db.newID()
+		nb.State = Queued
+		nb.Times = map[State]time.Time{Queued: now}
+		doc, err := json.Marshal(&nb)
 		if err != nil {
 			return fmt.Errorf("encoding build: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, q(`INSERT INTO builds (id, state, source_kind, created_at, updated_at, doc) VALUES (?, ?, ?, ?, ?, ?)`),
-			b.ID, string(b.State), b.Source.Kind, now.UnixNano(), now.UnixNano(), string(doc)); err != nil {
+			nb.ID, string(nb.State), nb.Source.Kind, now.UnixNano(), now.UnixNano(), string(doc)); err != nil {
 			return fmt.Errorf("storing build: %w", err)
 		}
-		pkgs := slices.Clone(b.Packages)
+		pkgs := slices.Clone(nb.Packages)
 		slices.Sort(pkgs)
 		for _, p := range slices.Compact(pkgs) {
-			if _, err := tx.ExecContext(ctx, q(`INSERT INTO build_packages (build_id, package) VALUES (?, ?)`), b.ID, p); err != nil {
+			if _, err := tx.ExecContext(ctx, q(`INSERT INTO build_packages (build_id, package) VALUES (?, ?)`), nb.ID, p); err != nil {
 				return fmt.Errorf("storing build package: %w", err)
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	*b = nb
+	return nil
 }
 
 func checkNew(b *Build) error {

@@ -70,8 +70,15 @@ func TestCreateRefuses(t *testing.T) {
 		{"empty package", &Build{Source: Source{Kind: "git"}, Packages: []string{"./a", ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			var before Build
+			if tc.b != nil {
+				before = *tc.b
+			}
 			if err := db.Create(context.Background(), tc.b); !errors.Is(err, ErrInvalid) {
 				t.Fatalf("Create: %v, want ErrInvalid", err)
+			}
+			if tc.b != nil && (tc.b.ID != before.ID || tc.b.State != before.State || tc.b.Times != nil) {
+				t.Fatalf("a refused Create changed the build: %+v", tc.b)
 			}
 		})
 	}
@@ -263,4 +270,24 @@ func ids(bs []*Build) []string {
 		out = append(out, b.ID)
 	}
 	return out
+}
+
+// A Create that fails in the database (here: at its last insert) leaves
+// the build as it was and stores nothing.
+func TestCreateFailureLeavesBuild(t *testing.T) {
+	db, _ := open(t)
+	ctx := context.Background()
+	if _, err := db.w.ExecContext(ctx, `CREATE TRIGGER fail BEFORE INSERT ON build_packages BEGIN SELECT RAISE(ABORT, 'refused by test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	b := newBuild("git", "./cmd/app")
+	if err := db.Create(ctx, b); err == nil {
+		t.Fatal("Create succeeded")
+	}
+	if b.ID != "" || b.State != "" || b.Times != nil {
+		t.Fatalf("failed Create changed the build: %+v", b)
+	}
+	if n := len(listAll(t, db, Filter{})); n != 0 {
+		t.Fatalf("%d builds stored", n)
+	}
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // AppendLog adds text to the build's log, one LogLine per line ("\n"
-// ends a line; a last line without one is a line too). Lines count
+// ends a line; a last line without one is a line too; invalid UTF-8 and
+// NUL bytes are stored as U+FFFD). Lines count
 // against the build's cap with their newline: the first line that would
 // pass it is replaced by "log truncated at N bytes", which is the log's
 // last line; later appends are dropped without error, so that a chatty
@@ -34,6 +35,7 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 		first := seq
 		var rows []LogLine
 		for _, l := range lines {
+			l = cleanLine(l)
 			n := int64(len(l)) + 1
 			if size+n > db.maxLogBytes {
 				seq++
@@ -58,6 +60,12 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 		}
 		return nil
 	})
+}
+
+// cleanLine makes l storable in a TEXT column of any database: invalid
+// UTF-8 becomes U+FFFD, and so does NUL, which PostgreSQL's TEXT refuses.
+func cleanLine(l string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(l, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // linesPerInsert bounds one INSERT's rows (3 arguments each), well under

@@ -13,7 +13,7 @@ func TestLog(t *testing.T) {
 	ctx := context.Background()
 	b := mustCreate(t, db, newBuild("git", "./cmd/app"))
 	other := mustCreate(t, db, newBuild("git", "./cmd/app"))
-	for _, chunk := range []string{"", "one\ntwo\n", "three", "\n", "four\r\n  five  \n"} {
+	for _, chunk := range []string{"", "one\ntwo\n", "three", "\n", "four\r\n  five  \n", "bad \xff\xfe utf-8\n", "nul \x00 byte\n"} {
 		if err := db.AppendLog(ctx, b.ID, chunk); err != nil {
 			t.Fatal(err)
 		}
@@ -21,8 +21,8 @@ func TestLog(t *testing.T) {
 	if err := db.AppendLog(ctx, other.ID, "elsewhere\n"); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"one", "two", "three", "", "four\r", "  five  "}
-	for _, after := range []int64{0, 2, 6, 100} {
+	want := []string{"one", "two", "three", "", "four\r", "  five  ", "bad \uFFFD utf-8", "nul \uFFFD byte"}
+	for _, after := range []int64{0, 2, 8, 100} {
 		got, err := db.Log(ctx, b.ID, after)
 		if err != nil {
 			t.Fatal(err)

@@ -49,9 +49,13 @@ func (e *TransitionError) Is(target error) bool {
 // and applies update (which may be nil) to set its results, phases or
 // error, all in one transaction: callers racing on one build see one
 // winner, and the others get a *TransitionError. update must not change
-// the ID, State or Times; changes to them are undone. It returns the
-// stored build.
+// the ID, State or Times; changes to them are undone. update runs while
+// the database's write lock is held: it should only set fields. It
+// returns the stored build.
 func (db *DB) Transition(ctx context.Context, id string, to State, at time.Time, update func(*Build)) (*Build, error) {
+	if at.IsZero() {
+		return nil, fmt.Errorf("%w: moving build %s to %s at no time", ErrInvalid, id, to)
+	}
 	var out *Build
 	err := db.inTxRetry(ctx, func(tx *sql.Tx) error {
 		b, err := getTx(ctx, tx, id)
@@ -99,6 +103,9 @@ func move(b *Build, to State, at time.Time, update func(*Build)) error {
 // Error that says to retry it; it returns the builds still queued (to run
 // again) and the ones it interrupted, each oldest first.
 func (db *DB) Recover(ctx context.Context, at time.Time) (queued, interrupted []*Build, err error) {
+	if at.IsZero() {
+		return nil, nil, fmt.Errorf("%w: recovering builds at no time", ErrInvalid)
+	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
 		interrupted, err = listTx(ctx, tx, Running)
 		if err != nil {

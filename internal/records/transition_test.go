@@ -90,6 +90,12 @@ func TestTransitionUpdate(t *testing.T) {
 	if _, err := db.Transition(ctx, "ffffffffffffffffffff", Running, time.Now(), nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing build: %v, want ErrNotFound", err)
 	}
+	if _, err := db.Transition(ctx, b.ID, Running, time.Time{}, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no time: %v, want ErrInvalid", err)
+	}
+	if _, _, err := db.Recover(ctx, time.Time{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Recover at no time: %v, want ErrInvalid", err)
+	}
 	if _, err := db.Transition(ctx, b.ID, Running, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
