@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -200,5 +201,28 @@ func TestRebind(t *testing.T) {
 		if got := rebind(tc.in, tc.s); got != tc.want {
 			t.Errorf("rebind(%q, %d) = %q, want %q", tc.in, tc.s, got, tc.want)
 		}
+	}
+}
+
+// Two servers starting on one new file at once apply each migration once.
+func TestOpenConcurrently(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "records.db")
+	dbs := make([]*DB, 4)
+	errs := make([]error, len(dbs))
+	var wg sync.WaitGroup
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = Open(ctx, path) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dbs[i].Close()
+	}
+	var n int
+	if err := dbs[0].r.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(migrations) {
+		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, len(migrations))
 	}
 }
