@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // open opens a fresh database in a test directory, closed at the end.
@@ -67,6 +68,28 @@ func TestPingClose(t *testing.T) {
 	}
 	if err := db.Ping(context.Background()); err == nil {
 		t.Fatal("Ping after Close succeeded")
+	}
+}
+
+// Ping answers while a write holds the one writer connection.
+func TestPingDuringWrite(t *testing.T) {
+	db, _ := open(t)
+	ctx := context.Background()
+	conn, err := db.w.Conn(ctx) // the writer pool's only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+	// Not a timing check: a Ping that waited for the writer would
+	// wait for ever, and this deadline turns that into a failure.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := db.Ping(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 
