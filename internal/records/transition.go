@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -86,11 +87,12 @@ func move(b *Build, to State, at time.Time, update func(*Build)) error {
 	if !Allowed(b.State, to) {
 		return &TransitionError{ID: b.ID, From: b.State, To: to}
 	}
-	id, times := b.ID, b.Times
+	id, times := b.ID, maps.Clone(b.Times)
 	if times == nil {
 		times = map[State]time.Time{}
 	}
 	times[to] = at.UTC()
+	b.Times = maps.Clone(times) // update's to change; times stays ours
 	if update != nil {
 		update(b)
 	}

@@ -106,6 +106,7 @@ func TestTransitionUpdate(t *testing.T) {
 		u.Phases.Compile = Duration(1500 * time.Millisecond)
 		u.Source.Revision = "v1.2.3"
 		// These are the store's to keep:
+		u.Times[Queued] = time.Time{}
 		u.ID, u.State, u.Times = "x", Failed, nil
 	})
 	if err != nil {
@@ -116,7 +117,7 @@ func TestTransitionUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range []*Build{got, stored} {
-		if x.ID != b.ID || x.State != Succeeded || len(x.Times) != 3 || !x.Times[Succeeded].Equal(at) ||
+		if x.ID != b.ID || x.State != Succeeded || len(x.Times) != 3 || !x.Times[Succeeded].Equal(at) || !x.Times[Queued].Equal(b.Times[Queued]) ||
 			len(x.Results) != 1 || x.Results[0].Images[0].Bytes != 42 || x.Phases.Compile != Duration(1500*time.Millisecond) ||
 			x.Source.Revision != "v1.2.3" {
 			t.Errorf("after update: %+v", x)
