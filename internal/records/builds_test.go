@@ -142,6 +142,8 @@ func TestListFilters(t *testing.T) {
 		{"state and package", Filter{State: Queued, Package: "./cmd/a"}, []*Build{a}},
 		{"cursor", Filter{Cursor: c.ID}, []*Build{b, a}},
 		{"cursor and source", Filter{Cursor: c.ID, SourceKind: "git"}, []*Build{a}},
+		{"cursor and package", Filter{Cursor: b.ID, Package: "./cmd/a"}, []*Build{a}},
+		{"cursor past the oldest", Filter{Cursor: a.ID}, nil},
 		{"limit", Filter{Limit: 2}, []*Build{d, c}},
 		{"limit over max", Filter{Limit: MaxLimit + 1}, []*Build{d, c, b, a}},
 	} {
@@ -154,6 +156,35 @@ func TestListFilters(t *testing.T) {
 				t.Errorf("got %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+func TestListDefaultLimit(t *testing.T) {
+	db, _ := open(t)
+	for range DefaultLimit + 3 {
+		mustCreate(t, db, newBuild("git", "./cmd/app"))
+	}
+	p, err := db.List(context.Background(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Builds) != DefaultLimit || p.Next != p.Builds[DefaultLimit-1].ID {
+		t.Fatalf("%d builds, next %q", len(p.Builds), p.Next)
+	}
+	p, err = db.List(context.Background(), Filter{Cursor: p.Next})
+	if err != nil || len(p.Builds) != 3 || p.Next != "" {
+		t.Fatalf("second page: %d builds, next %q, %v", len(p.Builds), p.Next, err)
+	}
+}
+
+func TestListMaxLimit(t *testing.T) {
+	db, _ := open(t)
+	for range MaxLimit + 1 {
+		mustCreate(t, db, newBuild("git", "./cmd/app"))
+	}
+	p, err := db.List(context.Background(), Filter{Limit: 2 * MaxLimit})
+	if err != nil || len(p.Builds) != MaxLimit || p.Next == "" {
+		t.Fatalf("%d builds, next %q, %v", len(p.Builds), p.Next, err)
 	}
 }
 
