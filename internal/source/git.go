@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/sideband"
@@ -32,6 +33,9 @@ import (
 // Resolve lists the remote's refs; Fetch asks for the resolved commit,
 // depth 1 when the server can, and checks it out. No hooks run: go-git
 // has none.
+
+// errUnpeeled marks a tag whose commit the listing did not give.
+var errUnpeeled = errors.New("tag not peeled")
 
 var fullHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
@@ -113,6 +117,9 @@ func (r *remote) commit(ref string) (plumbing.Hash, bool, error) {
 			return h, true, nil
 		}
 		if h, ok := r.ar.References[n]; ok {
+			if strings.HasPrefix(n, "refs/tags/") {
+				return h, true, errUnpeeled
+			}
 			return h, true, nil
 		}
 	}
@@ -136,6 +143,16 @@ func (r *remote) advertised(h plumbing.Hash) bool {
 // fetch downloads commit into st: alone and at depth 1 when it is an
 // advertised tip, else with every advertised ref's history.
 func (r *remote) fetch(ctx context.Context, st storage.Storer, commit plumbing.Hash, tip bool) error {
+	if err := r.fetchObject(ctx, st, commit, tip); err != nil {
+		return err
+	}
+	if _, err := st.EncodedObject(plumbing.CommitObject, commit); err != nil {
+		return invalidf("commit %s is not in the git repository: give a commit that a branch or tag reaches", commit)
+	}
+	return nil
+}
+
+func (r *remote) fetchObject(ctx context.Context, st storage.Storer, commit plumbing.Hash, tip bool) error {
 	req := packp.NewUploadPackRequestFromCapabilities(r.ar.Capabilities)
 	if tip {
 		req.Wants = []plumbing.Hash{commit}
@@ -179,10 +196,30 @@ func (r *remote) fetch(ctx context.Context, st storage.Storer, commit plumbing.H
 	if err := packfile.UpdateObjectStorage(st, pack); err != nil {
 		return fmt.Errorf("fetching git commit %s: %w", commit, err)
 	}
-	if _, err := st.EncodedObject(plumbing.CommitObject, commit); err != nil {
-		return invalidf("commit %s is not in the git repository: give a commit that a branch or tag reaches", commit)
-	}
 	return nil
+}
+
+// peel returns the commit an advertised tag names, for servers that do
+// not advertise peeled tags: it fetches the tag object and follows it.
+func (r *remote) peel(ctx context.Context, h plumbing.Hash) (plumbing.Hash, error) {
+	st := memory.NewStorage()
+	if err := r.fetchObject(ctx, st, h, true); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	for range 10 { // a tag of a tag of … a commit
+		t, err := object.GetTag(st, h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			if _, err := st.EncodedObject(plumbing.CommitObject, h); err != nil {
+				return plumbing.ZeroHash, invalidf("git tag names %s, which is not a commit: give a branch or a commit", h)
+			}
+			return h, nil
+		}
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("reading git tag %s: %w", h, err)
+		}
+		h = t.Target
+	}
+	return plumbing.ZeroHash, invalidf("git tag %s nests too deeply", h)
 }
 
 func (f *Fetcher) resolveGit(ctx context.Context, g Git, subdir string) (Resolved, error) {
@@ -192,6 +229,9 @@ func (f *Fetcher) resolveGit(ctx context.Context, g Git, subdir string) (Resolve
 	}
 	defer r.sess.Close()
 	commit, tip, err := r.commit(g.Ref)
+	if errors.Is(err, errUnpeeled) {
+		commit, err = r.peel(ctx, commit)
+	}
 	if err != nil {
 		return Resolved{}, err
 	}
