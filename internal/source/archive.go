@@ -68,7 +68,14 @@ func readArchive(r io.Reader, lim Limits, visit func(entry) error) error {
 		if err := checkPlace(seen, name, h.Typeflag); err != nil {
 			return err
 		}
-		e := entry{Name: name, Type: h.Typeflag, Exec: h.Mode&0o111 != 0, Body: tr}
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return invalidf("%s is a sparse file: archives may hold only plain files, directories and links", name)
+			}
+		}
+		// Body counts what the entry yields too, so nothing it expands to
+		// escapes MaxUnpacked.
+		e := entry{Name: name, Type: h.Typeflag, Exec: h.Mode&0o111 != 0, Body: &countingReader{r: tr, n: out.n, max: lim.MaxUnpacked, in: in, ratio: lim.MaxRatio}}
 		switch h.Typeflag {
 		case tar.TypeReg, tar.TypeRegA:
 			e.Type = tar.TypeReg

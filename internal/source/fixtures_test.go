@@ -82,6 +82,56 @@ func tgz(t testing.TB, entries ...ent) []byte {
 	return buf.Bytes()
 }
 
+// sparseTar is a tar holding one GNU PAX 1.0 sparse file that is all
+// hole: a kilobyte and a half that archive/tar reads as size zero bytes.
+// (tar.Writer will not write sparse files, so the blocks are made here.)
+func sparseTar(size int64) []byte {
+	rec := func(k, v string) string { // "LEN k=v\n", LEN counting itself
+		n := len(k) + len(v) + 3
+		for len(fmt.Sprintf("%d %s=%s\n", n, k, v)) != n {
+			n = len(fmt.Sprintf("%d %s=%s\n", n, k, v))
+		}
+		return fmt.Sprintf("%d %s=%s\n", n, k, v)
+	}
+	block := func(name string, typ byte, size int) []byte {
+		h := make([]byte, 512)
+		copy(h, name)
+		copy(h[100:], "0000644\x00")
+		copy(h[124:], fmt.Sprintf("%011o\x00", size))
+		copy(h[136:], "00000000000\x00")
+		h[156] = typ
+		copy(h[257:], "ustar\x0000")
+		copy(h[148:], "        ")
+		sum := 0
+		for _, c := range h {
+			sum += int(c)
+		}
+		copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+		return h
+	}
+	pad := func(b []byte) []byte { return append(b, make([]byte, (512-len(b)%512)%512)...) }
+	pax := rec("GNU.sparse.major", "1") + rec("GNU.sparse.minor", "0") +
+		rec("GNU.sparse.name", "hole") + rec("GNU.sparse.realsize", fmt.Sprint(size))
+	var b []byte
+	b = append(b, block("PaxHeaders/hole", 'x', len(pax))...)
+	b = append(b, pad([]byte(pax))...)
+	b = append(b, block("GNUSparseFile.0/hole", '0', 512)...)
+	b = append(b, pad([]byte("0\n"))...) // a sparse map of no data: all hole
+	return append(b, make([]byte, 1024)...)
+}
+
+func gzipped(t testing.TB, b []byte) []byte {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	if _, err := gz.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
@@ -132,6 +182,7 @@ func badArchives(t testing.TB) map[string][]byte {
 		"archive with too many files":         tgz(t, many...),
 		"archive that is a gzip bomb":         tgz(t, ent{name: "zeros", size: 16 << 20}),
 		"archive that is oversized":           tgz(t, ent{name: "big", body: randomText(t, int(testLimits.MaxUpload)+1024)}),
+		"archive with a sparse file":          gzipped(t, sparseTar(16<<20)),
 		"archive that is not gzip":            []byte("package main\n"),
 		"archive that is truncated":           goodArchive(t)[:60],
 	}

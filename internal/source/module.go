@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/kilnbuild/kiln/internal/oneline"
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb/dirhash"
 )
@@ -33,7 +34,7 @@ func parseModule(s string) (string, string, error) {
 	}
 	path, version := s[:i], s[i+1:]
 	if err := module.Check(path, version); err != nil {
-		return "", "", invalidf("module %q: %v: give a module path and an exact version like v1.2.3", s, oneLine(err.Error()))
+		return "", "", invalidf("module %q: %v: give a module path and an exact version like v1.2.3", s, oneline.First(err.Error()))
 	}
 	return path, version, nil
 }
@@ -59,7 +60,7 @@ func (f *Fetcher) download(ctx context.Context, path, version string) (download,
 		if runErr == nil {
 			runErr = err
 		}
-		return download{}, fmt.Errorf("downloading module %s@%s: %w: %s", path, version, runErr, oneLine(stderr.String()))
+		return download{}, fmt.Errorf("downloading module %s@%s: %w: %s", path, version, runErr, oneline.First(stderr.String()))
 	}
 	if d.Error != "" || runErr != nil {
 		return download{}, classifyDownload(path, version, d.Error, runErr)
@@ -86,15 +87,7 @@ func classifyDownload(path, version, msg string, runErr error) error {
 	if msg == "" && runErr != nil {
 		msg = runErr.Error()
 	}
-	return fmt.Errorf("downloading module %s@%s: %s", path, version, oneLine(msg))
-}
-
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
+	return fmt.Errorf("downloading module %s@%s: %s", path, version, oneline.First(msg))
 }
 
 func (f *Fetcher) resolveModule(ctx context.Context, s string) (Resolved, error) {
