@@ -20,6 +20,16 @@ type fixture struct {
 	uploads string
 }
 
+// modcache is the GOMODCACHE of the fixture's go command.
+func (fx *fixture) modcache() string {
+	for _, kv := range fx.f.GoEnv {
+		if v, ok := strings.CutPrefix(kv, "GOMODCACHE="); ok {
+			return v
+		}
+	}
+	panic("no GOMODCACHE")
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	goBin := testutil.RequireTool(t, "go")
@@ -126,6 +136,11 @@ func TestRefusesBadInput(t *testing.T) {
 			}
 			if left, _ := os.ReadDir(fx.uploads); len(left) != 0 {
 				t.Errorf("left in the upload dir: %v", left)
+			}
+			if c.spec.Module != "" && strings.Contains(c.spec.Module, "@v") {
+				if _, err := os.Stat(filepath.Join(fx.modcache(), filepath.FromSlash(c.spec.Module))); err == nil {
+					t.Errorf("the refused module %s was extracted into the module cache", c.spec.Module)
+				}
 			}
 			t.Log(msg)
 		})
