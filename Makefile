@@ -29,10 +29,11 @@ test: lint ## install test tools, then run every test with the race detector
 	$(GO) test -count=1 -run 'TestBuildStreams' ./internal/layer/  # allocation counts mean nothing under -race
 	$(MAKE) fuzz
 
-fuzz: ## fuzz the registry's manifest and name parsing and compare's archive readers, each for a bounded number of inputs
+fuzz: ## fuzz the registry's manifest and name parsing, compare's archive readers and the build service's upload reader, each for a bounded number of inputs
 	$(GO) test -run '^$$' -fuzz '^FuzzPutManifest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/store/
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePath$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenArchive$$' -fuzztime $(FUZZARCHIVE) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/compare/
+	$(GO) test -run '^$$' -fuzz '^FuzzSaveUpload$$' -fuzztime $(FUZZARCHIVE) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/source/
 
 unit: ## run the tests that need no outside program
 	$(GO) test -race -short ./...

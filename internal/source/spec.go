@@ -5,6 +5,13 @@
 // when the build is submitted (so bad input is refused at once) and copied
 // into the build's own directory when it runs.
 //
+// A Fetcher holds the server's side: the workspace root, the upload
+// directory, the archive budgets (Limits), the go command's environment
+// and the HTTP client for git. Resolve refuses bad input with an error
+// wrapping ErrInvalid whose one-line message names only what the client
+// sent; Fetch checks the content again as it copies it, and every fetched
+// tree is walked once more so that no symlink in it leaves it.
+//
 // It owns fetching and checking input alone: it does not build or store
 // records.
 package source
