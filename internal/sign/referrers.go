@@ -37,8 +37,8 @@ type ReferrerStore interface {
 }
 
 var (
-	_ ReferrerStore = (*Registry)(nil)
-	_ ReferrerStore = (*Layout)(nil)
+	_ ReferrerStore = (*RegistryStore)(nil)
+	_ ReferrerStore = (*LayoutStore)(nil)
 )
 
 var emptyJSON = []byte("{}")
@@ -82,7 +82,7 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 
 // PutReferrer implements ReferrerStore. Where the registry has no referrers
 // API, go-containerregistry maintains the sha256-<hex> fallback tag.
-func (r *Registry) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
+func (r *RegistryStore) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
 	r.referrers.Lock()
 	defer r.referrers.Unlock()
 	sref, err := name.NewDigest(repo + "@" + subject.String())
@@ -122,7 +122,7 @@ func (r *Registry) PutReferrer(ctx context.Context, repo string, subject v1.Hash
 
 // Referrers implements ReferrerStore, through the referrers API or its
 // fallback tag.
-func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
+func (r *RegistryStore) Referrers(ctx context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
 	sref, err := name.NewDigest(repo + "@" + subject.String())
 	if err != nil {
 		return nil, err
@@ -208,7 +208,7 @@ func readReferrer(img v1.Image) (Referrer, error) {
 // PutReferrer implements ReferrerStore: the referrer goes into the layout's
 // blobs and into an index tagged REPO:sha256-<hex>, as a registry's
 // fallback tag would hold it.
-func (l *Layout) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
+func (l *LayoutStore) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return err
@@ -229,7 +229,7 @@ func (l *Layout) PutReferrer(ctx context.Context, repo string, subject v1.Hash, 
 }
 
 // Referrers implements ReferrerStore.
-func (l *Layout) Referrers(_ context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
+func (l *LayoutStore) Referrers(_ context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return nil, err

@@ -47,8 +47,8 @@ func targets(t *testing.T) []target {
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	return []target{
-		{"registry", &sign.Registry{Keychain: authn.NewMultiKeychain()}, host + "/test/app"},
-		{"layout", &sign.Layout{Dir: t.TempDir()}, "kiln.local/app"},
+		{"registry", &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, host + "/test/app"},
+		{"layout", &sign.LayoutStore{Dir: t.TempDir()}, "kiln.local/app"},
 	}
 }
 
@@ -550,7 +550,7 @@ func TestRegistryErrors(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	host := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close() // nothing listens any more
-	r := &sign.Registry{Keychain: authn.NewMultiKeychain()}
+	r := &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}
 	_, err := r.Get(ctx, host+"/app", "t")
 	if err == nil || errors.Is(err, sign.ErrNotFound) {
 		t.Errorf("Get from a dead registry: err = %v, want a non-NotFound error", err)
