@@ -140,6 +140,14 @@ func (r *RegistryStore) Referrers(ctx context.Context, repo string, subject v1.H
 			return nil, nil // no referrers
 		}
 	}
+	return listed(idx, artifactType, func(h v1.Hash) (v1.Image, error) {
+		return r.image(ctx, sref.Context().Digest(h.String()))
+	})
+}
+
+// listed reads the referrers of artifactType that idx (the referrers API's
+// answer or the fallback index) lists, each manifest through image.
+func listed(idx v1.ImageIndex, artifactType string, image func(v1.Hash) (v1.Image, error)) ([]Referrer, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
@@ -149,7 +157,7 @@ func (r *RegistryStore) Referrers(ctx context.Context, repo string, subject v1.H
 		if !mayHaveArtifactType(d, artifactType) {
 			continue
 		}
-		img, err := r.image(ctx, sref.Context().Digest(d.Digest.String()))
+		img, err := image(d.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("reading referrer %s: %w", d.Digest, err)
 		}
@@ -242,27 +250,5 @@ func (l *LayoutStore) Referrers(_ context.Context, repo string, subject v1.Hash,
 	if err != nil {
 		return nil, err
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var out []Referrer
-	for _, rd := range im.Manifests {
-		if !mayHaveArtifactType(rd, artifactType) {
-			continue
-		}
-		img, err := idx.Image(rd.Digest) // listed in the fallback index, not index.json
-		if err != nil {
-			return nil, err
-		}
-		if ok, err := hasArtifactType(img, artifactType); err != nil || !ok {
-			continue
-		}
-		ref, err := readReferrer(img)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ref)
-	}
-	return out, nil
+	return listed(idx, artifactType, idx.Image) // listed in the fallback index, not index.json
 }
