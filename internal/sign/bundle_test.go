@@ -2,7 +2,6 @@ package sign_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -37,22 +36,7 @@ func TestBundleSubjects(t *testing.T) {
 			}
 			got := map[string][]sign.Subject{}
 			for _, r := range refs {
-				env, err := sign.EnvelopeFromBundle(r.Blob)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var e struct{ Payload string }
-				if err := json.Unmarshal(env, &e); err != nil {
-					t.Fatal(err)
-				}
-				body, err := base64.StdEncoding.DecodeString(e.Payload)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var st sign.Statement
-				if err := json.Unmarshal(body, &st); err != nil {
-					t.Fatal(err)
-				}
+				st := statementOf(t, r.Blob)
 				got[st.PredicateType] = st.Subject
 			}
 			if !reflect.DeepEqual(got, want) {
@@ -60,4 +44,22 @@ func TestBundleSubjects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// statementOf reads the in-toto statement of a bundle, unverified.
+func statementOf(t *testing.T, bundle []byte) sign.Statement {
+	t.Helper()
+	env, err := sign.EnvelopeFromBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct{ Payload []byte } // base64 in JSON
+	var st sign.Statement
+	if err := json.Unmarshal(env, &e); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(e.Payload, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
