@@ -81,7 +81,7 @@ func registryEnv(t *testing.T) *env {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
-	return setup(t, &sign.Registry{Keychain: authn.NewMultiKeychain()}, strings.TrimPrefix(srv.URL, "http://")+"/example.com/hello")
+	return setup(t, &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, strings.TrimPrefix(srv.URL, "http://")+"/example.com/hello")
 }
 
 func testBuildInfo(t *testing.T) *debug.BuildInfo {
@@ -241,7 +241,7 @@ func TestResultImage(t *testing.T) {
 	for name, mk := range map[string]func(*testing.T) *env{
 		"registry": registryEnv,
 		"layout": func(t *testing.T) *env {
-			return setup(t, &sign.Layout{Dir: t.TempDir()}, "kiln.local/example.com/hello")
+			return setup(t, &sign.LayoutStore{Dir: t.TempDir()}, "kiln.local/example.com/hello")
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -354,7 +354,7 @@ func TestResultErrors(t *testing.T) {
 		}, "nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := setup(t, &sign.Layout{Dir: t.TempDir()}, "kiln.local/hello")
+			e := setup(t, &sign.LayoutStore{Dir: t.TempDir()}, "kiln.local/hello")
 			res, d := e.pushImage(t)
 			tc.edit(&res)
 			err := attest.Result(e.ctx, e.opts, res)
@@ -377,7 +377,7 @@ func TestResultErrors(t *testing.T) {
 // TestResultRemoteBase: a registry base gets its digest and purl in the
 // SBOM and no static contents.
 func TestResultRemoteBase(t *testing.T) {
-	e := setup(t, &sign.Layout{Dir: t.TempDir()}, "kiln.local/hello")
+	e := setup(t, &sign.LayoutStore{Dir: t.TempDir()}, "kiln.local/hello")
 	res, d := e.pushImage(t)
 	res.Base, res.Record.BaseRef = baseRef, baseRef
 	if err := attest.Result(e.ctx, e.opts, res); err != nil {

@@ -20,12 +20,12 @@ type Manifests interface {
 	Manifest(h v1.Hash) (io.ReadCloser, error)
 }
 
-// Registry is a repository in a registry as Blobs. go-containerregistry's
-// remote package already checks every manifest fetched by digest and every
-// blob against its digest and size; Registry adds the bounds: a manifest
-// response larger than MaxJSON is cut off with ErrTooLarge (Transport), and
-// configs are read through Image, at most MaxJSON.
-type Registry struct {
+// Remote is a repository in a registry as Blobs, read through
+// go-containerregistry's remote package, which already checks every manifest
+// fetched by digest and every blob against its digest and size; Remote adds
+// the bounds: a manifest response larger than MaxJSON is cut off with
+// ErrTooLarge (Transport), and configs are read through Image, at most MaxJSON.
+type Remote struct {
 	Repo    name.Repository
 	Options []remote.Option // each request's; Transport's bound goes last
 
@@ -34,14 +34,14 @@ type Registry struct {
 }
 
 var (
-	_ Blobs     = (*Registry)(nil)
-	_ Manifests = (*Registry)(nil)
+	_ Blobs     = (*Remote)(nil)
+	_ Manifests = (*Remote)(nil)
 )
 
 // Get fetches ref's manifest, bounded, and returns its descriptor (its
 // digest that of the bytes received, or the one asked for, checked);
 // Image and Index then read it from r without asking again.
-func (r *Registry) Get(ref name.Reference) (v1.Descriptor, error) {
+func (r *Remote) Get(ref name.Reference) (v1.Descriptor, error) {
 	d, err := remote.Get(ref, r.Options...)
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -56,7 +56,7 @@ func (r *Registry) Get(ref name.Reference) (v1.Descriptor, error) {
 }
 
 // Manifest implements Manifests.
-func (r *Registry) Manifest(h v1.Hash) (io.ReadCloser, error) {
+func (r *Remote) Manifest(h v1.Hash) (io.ReadCloser, error) {
 	r.mu.Lock()
 	raw, ok := r.known[h]
 	r.mu.Unlock()
@@ -71,7 +71,7 @@ func (r *Registry) Manifest(h v1.Hash) (io.ReadCloser, error) {
 }
 
 // Blob implements Blobs.
-func (r *Registry) Blob(h v1.Hash) (io.ReadCloser, error) {
+func (r *Remote) Blob(h v1.Hash) (io.ReadCloser, error) {
 	l, err := remote.Layer(r.Repo.Digest(h.String()), r.Options...)
 	if err != nil {
 		return nil, err

@@ -67,7 +67,7 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func() (v1.ImageIndex, error) {
-		b := &checked.Registry{Repo: repo, Options: []remote.Option{remote.WithTransport(checked.Transport(nil))}}
+		b := &checked.Remote{Repo: repo, Options: []remote.Option{remote.WithTransport(checked.Transport(nil))}}
 		d, err := b.Get(repo.Tag("v1"))
 		if err != nil {
 			return nil, err
@@ -100,7 +100,7 @@ func TestRegistry(t *testing.T) {
 	}
 
 	// A manifest larger than MaxJSON is cut off, not read whole.
-	b := &checked.Registry{Repo: repo, Options: []remote.Option{remote.WithTransport(checked.Transport(nil))}}
+	b := &checked.Remote{Repo: repo, Options: []remote.Option{remote.WithTransport(checked.Transport(nil))}}
 	if _, err := b.Get(repo.Tag("huge")); !errors.Is(err, checked.ErrTooLarge) {
 		t.Errorf("an 8 MiB manifest: %v, want ErrTooLarge", err)
 	}

@@ -50,14 +50,14 @@ user 65532) for every linux architecture, generated with no network.`,
 			var pub publish.Publisher
 			repo, tag := "", "latest"
 			if dir, ok := strings.CutPrefix(args[1], "oci:"); ok {
-				repo, pub = "kiln.local/static", &publish.Layout{Dir: abs(inv.Dir, dir)}
+				repo, pub = "kiln.local/static", &publish.ToLayout{Dir: abs(inv.Dir, dir)}
 			} else {
 				ref, err := name.NewTag(args[1])
 				if err != nil {
 					return fmt.Errorf("destination %q is neither REGISTRY/REPO[:TAG] nor oci:DIR: %v", args[1], err)
 				}
 				repo, tag = ref.Context().String(), ref.TagStr()
-				pub = &publish.Registry{Repo: repo}
+				pub = &publish.ToRegistry{Repo: repo}
 			}
 			if err := pub.Check(ctx); err != nil {
 				return err

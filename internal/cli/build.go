@@ -212,8 +212,8 @@ func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, sig
 				return nil, "", nil, err
 			}
 		}
-		pubs = append(pubs, &publish.Layout{Dir: dir})
-		sigs = &sign.Layout{Dir: dir}
+		pubs = append(pubs, &publish.ToLayout{Dir: dir})
+		sigs = &sign.LayoutStore{Dir: dir}
 		repo = pipeline.LocalRepo
 	default:
 		dest, err := publish.ParseDestination(out)
@@ -223,12 +223,12 @@ func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, sig
 		switch dest.Kind {
 		case "registry":
 			repo = dest.Repo
-			pubs = append(pubs, &publish.Registry{Repo: dest.Repo, Jobs: f.jobs})
-			sigs = &sign.Registry{}
+			pubs = append(pubs, &publish.ToRegistry{Repo: dest.Repo, Jobs: f.jobs})
+			sigs = &sign.RegistryStore{}
 		case "oci":
 			dir := abs(inv.Dir, dest.Path)
-			pubs = append(pubs, &publish.Layout{Dir: dir})
-			sigs = &sign.Layout{Dir: dir}
+			pubs = append(pubs, &publish.ToLayout{Dir: dir})
+			sigs = &sign.LayoutStore{Dir: dir}
 		case "oci-archive":
 			pubs = append(pubs, &publish.OCIArchive{File: abs(inv.Dir, dest.Path)})
 		case "docker-archive":

@@ -73,14 +73,14 @@ func resolveImage(ctx context.Context, inv Invocation, ref, storeDir string) (im
 		return imageTarget{}, fmt.Errorf("image %q: %v", ref, err)
 	}
 	// go-containerregistry checks a manifest fetched by digest, and every
-	// blob, against its digest; checked.Registry bounds manifests and
+	// blob, against its digest; checked.Remote bounds manifests and
 	// configs at checked.MaxJSON and reads them as checked.Image does.
-	blobs := &checked.Registry{Repo: nr.Context(), Options: remoteopt.New(ctx, nil, checked.Transport(nil))}
+	blobs := &checked.Remote{Repo: nr.Context(), Options: remoteopt.New(ctx, nil, checked.Transport(nil))}
 	desc, err := blobs.Get(nr)
 	if err != nil {
 		return imageTarget{}, fmt.Errorf("image %s not found: %s", ref, oneline.First(err.Error()))
 	}
-	t := imageTarget{store: &sign.Registry{}, repo: nr.Context().String(), digest: desc.Digest}
+	t := imageTarget{store: &sign.RegistryStore{}, repo: nr.Context().String(), digest: desc.Digest}
 	t.artifact, err = readArtifact(blobs, desc)
 	return t, err
 }
@@ -136,7 +136,7 @@ func resolveInLayout(dir, ref string) (imageTarget, error) {
 			return imageTarget{}, err
 		}
 	}
-	t := imageTarget{store: &sign.Layout{Dir: dir}, repo: repo, digest: desc.Digest}
+	t := imageTarget{store: &sign.LayoutStore{Dir: dir}, repo: repo, digest: desc.Digest}
 	t.artifact, err = readArtifact(lay, desc)
 	return t, err
 }

@@ -59,7 +59,7 @@ func BenchmarkVerify(b *testing.B) {
 	sv, pub := testKey(b)
 	signer := sign.New(sv)
 	for _, h := range append(children, d.Digest) {
-		if err := signer.Sign(ctx, &sign.Layout{Dir: dir}, "kiln.local/app", h); err != nil {
+		if err := signer.Sign(ctx, &sign.LayoutStore{Dir: dir}, "kiln.local/app", h); err != nil {
 			b.Fatal(err)
 		}
 	}

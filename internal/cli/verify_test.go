@@ -58,7 +58,7 @@ func newSignedLayout(t *testing.T, sv signature.SignerVerifier, pub, prefix stri
 		t.Fatal(err)
 	}
 	lay.DisableSyncUnsafe()
-	st := &sign.Layout{Dir: s.dir}
+	st := &sign.LayoutStore{Dir: s.dir}
 	signer := sign.New(sv)
 	put := func(name string, a store.Artifact, signed ...v1.Hash) {
 		var d v1.Descriptor

@@ -185,7 +185,7 @@ func openRemote(ctx context.Context, ref string, opt Options, m *meter) (*Source
 		return nil, registryError(r, err)
 	}
 	repo := r.Context().String()
-	reg := &sign.Registry{Keychain: opt.Keychain, Transport: opt.Transport}
+	reg := &sign.RegistryStore{Keychain: opt.Keychain, Transport: opt.Transport}
 	s := &Source{Kind: KindRegistry, attestation: func(ctx context.Context, d v1.Hash) (v1.Image, error) {
 		return reg.Get(ctx, repo, sign.AttestationTag(d))
 	}}

@@ -691,7 +691,7 @@ func TestKilnVerifyRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		atts, err := verify.Attestations(ctx, &sign.Registry{}, repo, d, pub)
+		atts, err := verify.Attestations(ctx, &sign.RegistryStore{}, repo, d, pub)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -708,7 +708,7 @@ func TestKilnVerifyRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sign.New(sv).Attest(ctx, &sign.Registry{}, repo, d, provenance.PredicateType, pred); err != nil {
+		if err := sign.New(sv).Attest(ctx, &sign.RegistryStore{}, repo, d, provenance.PredicateType, pred); err != nil {
 			t.Fatal(err)
 		}
 		code, stdout, stderr := s.kilnVerify(t, ref, "--attestations")

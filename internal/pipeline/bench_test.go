@@ -80,7 +80,7 @@ func BenchmarkBuild100MBBinary(b *testing.B) {
 			Dir:       dir,
 			Builder:   &gobuild.Builder{Runner: fake},
 			Naming:    Naming{Repo: LocalRepo},
-			Publisher: &publish.Layout{Dir: b.TempDir()},
+			Publisher: &publish.ToLayout{Dir: b.TempDir()},
 		}, []string{"./cmd/big"})
 		if err != nil {
 			b.Fatal(err)

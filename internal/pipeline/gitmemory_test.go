@@ -153,7 +153,7 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 			Dir: dir, Env: environ, Jobs: 2, CacheDir: cache,
 			Builder:   &gobuild.Builder{Env: environ, Runner: runner},
 			Platforms: platform.Spec{Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}},
-			Publisher: &publish.Layout{Dir: out},
+			Publisher: &publish.ToLayout{Dir: out},
 			Naming:    Naming{Repo: "example.com/hello", Bare: true},
 			Config: &config.Config{DefaultBaseImage: "scratch", Builds: []config.Build{{
 				ID: "hello", Main: "./cmd/hello", Ldflags: []string{"-X main.version={{.Git.Tag}}"},

@@ -91,7 +91,7 @@ func TestBuildPushesAKoStyleImage(t *testing.T) {
 		Platforms: platform.Spec{Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}},
 		Naming:    Naming{Repo: repo, BaseImportPaths: true},
 		Tags:      []string{"v1", "latest"},
-		Publisher: &publish.Registry{Repo: repo},
+		Publisher: &publish.ToRegistry{Repo: repo},
 		Config:    &config.Config{DefaultBaseImage: "static"},
 	}, "./cmd/hello")
 
@@ -149,7 +149,7 @@ func TestTwoPlatformsMakeAnIndexWithTheRightBinaries(t *testing.T) {
 	res := build(t, dir, env(t, t.TempDir()), Options{
 		Platforms: platform.Spec{Platforms: plats},
 		Naming:    Naming{Repo: reg + "/x"},
-		Publisher: &publish.Registry{Repo: reg + "/x"},
+		Publisher: &publish.ToRegistry{Repo: reg + "/x"},
 		Config:    &config.Config{DefaultBaseImage: "scratch"},
 	}, "./cmd/hello")
 	_, idx := pull(t, res[0].Ref)
@@ -191,7 +191,7 @@ func TestReproducible(t *testing.T) {
 		res := build(t, dir, env(t, home), Options{
 			Platforms: plats,
 			Naming:    Naming{Repo: LocalRepo},
-			Publisher: &publish.Layout{Dir: out},
+			Publisher: &publish.ToLayout{Dir: out},
 		}, "./cmd/hello")
 		return res[0].Digest
 	}
@@ -217,7 +217,7 @@ func TestSeveralPackagesBuildConcurrently(t *testing.T) {
 	var progress bytes.Buffer
 	res := build(t, dir, env(t, t.TempDir()), Options{
 		Naming:    Naming{Repo: LocalRepo},
-		Publisher: &publish.Layout{Dir: out},
+		Publisher: &publish.ToLayout{Dir: out},
 		Progress:  &progress,
 	}, "./cmd/hello", "example.com/hello/cmd/bye")
 	if len(res) != 2 || res[0].ImportPath != "example.com/hello/cmd/hello" || res[1].ImportPath != "example.com/hello/cmd/bye" {

@@ -57,7 +57,7 @@ func TestKoYAMLCannotRunAProgram(t *testing.T) {
 			out := t.TempDir()
 			_, err = Run(context.Background(), Options{
 				Dir: dir, Env: environ, Config: cfg, Builder: &gobuild.Builder{Env: environ},
-				Naming: Naming{Repo: LocalRepo}, Publisher: &publish.Layout{Dir: out},
+				Naming: Naming{Repo: LocalRepo}, Publisher: &publish.ToLayout{Dir: out},
 			}, []string{"./cmd/hello"})
 			if data, _ := os.ReadFile(mark); len(data) > 0 {
 				t.Errorf("the marker ran: %s", data)

@@ -66,7 +66,7 @@ func (o *OCIArchive) Close(ctx context.Context) error {
 		return fmt.Errorf("output %s: %w", o.File, err)
 	}
 	defer os.RemoveAll(dir)
-	lay := &Layout{Dir: dir}
+	lay := &ToLayout{Dir: dir}
 	for _, it := range o.items {
 		if _, err := lay.Publish(ctx, it.a, it.repo, it.tags); err != nil {
 			return err

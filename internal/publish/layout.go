@@ -9,16 +9,16 @@ import (
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
-// Layout writes into an OCI image layout directory (oci:DIR, and the local
+// ToLayout writes into an OCI image layout directory (oci:DIR, and the local
 // store), tagging each image with "repo:tag" ref names.
-type Layout struct {
+type ToLayout struct {
 	Dir string
 }
 
-var _ Publisher = (*Layout)(nil)
+var _ Publisher = (*ToLayout)(nil)
 
 // Check implements Publisher.
-func (l *Layout) Check(context.Context) error {
+func (l *ToLayout) Check(context.Context) error {
 	if err := checkDirWritable(l.Dir); err != nil {
 		return fmt.Errorf("output %s: %w", l.Dir, err)
 	}
@@ -26,7 +26,7 @@ func (l *Layout) Check(context.Context) error {
 }
 
 // Publish implements Publisher.
-func (l *Layout) Publish(ctx context.Context, a Artifact, repo string, tags []string) (name.Digest, error) {
+func (l *ToLayout) Publish(ctx context.Context, a Artifact, repo string, tags []string) (name.Digest, error) {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return name.Digest{}, err
@@ -45,4 +45,4 @@ func (l *Layout) Publish(ctx context.Context, a Artifact, repo string, tags []st
 }
 
 // Close implements Publisher.
-func (l *Layout) Close(context.Context) error { return nil }
+func (l *ToLayout) Close(context.Context) error { return nil }

@@ -116,7 +116,7 @@ func refNames(t testing.TB, dir string) (v1.ImageIndex, map[string]v1.Hash) {
 func TestLayout(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "new", "layout")
-	p := &publish.Layout{Dir: dir}
+	p := &publish.ToLayout{Dir: dir}
 	if err := p.Check(ctx); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
@@ -162,7 +162,7 @@ func TestCheckNotWritable(t *testing.T) {
 		name string
 		p    publish.Publisher
 	}{
-		{"layout under a file", &publish.Layout{Dir: filepath.Join(file, "layout")}},
+		{"layout under a file", &publish.ToLayout{Dir: filepath.Join(file, "layout")}},
 		{"oci-archive in a missing directory", &publish.OCIArchive{File: filepath.Join(dir, "missing", "a.tar")}},
 		{"oci-archive under a file", &publish.OCIArchive{File: filepath.Join(file, "a.tar")}},
 		{"oci-archive that is a directory", &publish.OCIArchive{File: dir}},

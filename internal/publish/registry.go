@@ -14,18 +14,18 @@ import (
 	"github.com/kilnbuild/kiln/internal/remoteopt"
 )
 
-// Registry pushes to a container registry. Blobs the registry already has
+// ToRegistry pushes to a container registry. Blobs the registry already has
 // are not sent again; layers go up concurrently.
-type Registry struct {
+type ToRegistry struct {
 	Repo      string // checked by Check; Publish takes the repo per call
 	Keychain  authn.Keychain
 	Transport http.RoundTripper
 	Jobs      int
 }
 
-var _ Publisher = (*Registry)(nil)
+var _ Publisher = (*ToRegistry)(nil)
 
-func (r *Registry) options(ctx context.Context) []remote.Option {
+func (r *ToRegistry) options(ctx context.Context) []remote.Option {
 	opts := remoteopt.New(ctx, r.Keychain, r.Transport)
 	if r.Jobs > 0 {
 		opts = append(opts, remote.WithJobs(r.Jobs))
@@ -34,7 +34,7 @@ func (r *Registry) options(ctx context.Context) []remote.Option {
 }
 
 // Check implements Publisher: it asks the registry for push permission.
-func (r *Registry) Check(ctx context.Context) error {
+func (r *ToRegistry) Check(ctx context.Context) error {
 	repo, err := name.NewRepository(r.Repo)
 	if err != nil {
 		return err
@@ -54,7 +54,7 @@ func (r *Registry) Check(ctx context.Context) error {
 }
 
 // Publish implements Publisher.
-func (r *Registry) Publish(ctx context.Context, a Artifact, repo string, tags []string) (name.Digest, error) {
+func (r *ToRegistry) Publish(ctx context.Context, a Artifact, repo string, tags []string) (name.Digest, error) {
 	if len(tags) == 0 {
 		tags = []string{"latest"}
 	}
@@ -107,4 +107,4 @@ func (e *lineError) Error() string { return e.msg }
 func (e *lineError) Unwrap() error { return e.err }
 
 // Close implements Publisher.
-func (r *Registry) Close(context.Context) error { return nil }
+func (r *ToRegistry) Close(context.Context) error { return nil }

@@ -99,7 +99,7 @@ func TestRegistryPublish(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, repo := newRegistry(t)
-			p := &publish.Registry{Repo: repo, Keychain: anonymous, Jobs: 2}
+			p := &publish.ToRegistry{Repo: repo, Keychain: anonymous, Jobs: 2}
 			if err := p.Check(ctx); err != nil {
 				t.Fatalf("Check: %v", err)
 			}
@@ -163,7 +163,7 @@ func TestRegistryPublish(t *testing.T) {
 func TestRegistryPublishDefaultTag(t *testing.T) {
 	_, repo := newRegistry(t)
 	img := randomImage(t)
-	p := &publish.Registry{Repo: repo, Keychain: anonymous}
+	p := &publish.ToRegistry{Repo: repo, Keychain: anonymous}
 	if _, err := p.Publish(context.Background(), img, repo, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestRegistryPublishDefaultTag(t *testing.T) {
 // A bad tag anywhere in the list fails before anything is sent.
 func TestRegistryPublishBadTag(t *testing.T) {
 	rec, repo := newRegistry(t)
-	p := &publish.Registry{Repo: repo, Keychain: anonymous}
+	p := &publish.ToRegistry{Repo: repo, Keychain: anonymous}
 	_, err := p.Publish(context.Background(), randomImage(t), repo, []string{"v1", "not a tag"})
 	if err == nil || !strings.Contains(err.Error(), "not a tag") {
 		t.Fatalf("Publish = %v, want an invalid-name error", err)
@@ -189,7 +189,7 @@ func TestRegistryPublishCanceled(t *testing.T) {
 	_, repo := newRegistry(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	p := &publish.Registry{Repo: repo, Keychain: anonymous}
+	p := &publish.ToRegistry{Repo: repo, Keychain: anonymous}
 	_, err := p.Publish(ctx, randomImage(t), repo, []string{"v1"})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Publish = %v, want an error that is context.Canceled", err)
@@ -215,7 +215,7 @@ func TestRegistryCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, repo := newRegistry(t)
 			rec.deny = tc.deny
-			p := &publish.Registry{Repo: tc.repo(repo), Keychain: anonymous}
+			p := &publish.ToRegistry{Repo: tc.repo(repo), Keychain: anonymous}
 			err := p.Check(context.Background())
 			if tc.want == "" {
 				if err != nil {

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -124,6 +125,37 @@ func SecretFileWarning(file string) string {
 	return fmt.Sprintf("%s is readable by group or others (mode %04o): chmod 600 it", file, fi.Mode().Perm())
 }
 
+// authenticator checks the credentials of requests against Access (see
+// authenticate).
+type authenticator struct {
+	access   Access
+	clock    Clock
+	verified sync.Map // sha256(user, password) → true, once bcrypt agreed
+
+	// Password checks: a semaphore of Limits.PasswordChecks, the hash an
+	// unknown user is checked against, the failed-login records.
+	checks    chan struct{}
+	dummyHash []byte
+	compare   func(hash, password []byte) error
+	logins    *logins
+}
+
+func newAuthenticator(access Access, lim Limits, clock Clock) (*authenticator, error) {
+	a := &authenticator{
+		access: access, clock: clock,
+		checks:  make(chan struct{}, lim.PasswordChecks),
+		compare: bcrypt.CompareHashAndPassword,
+		logins:  newLogins(lim),
+	}
+	if len(access.Users) > 0 {
+		var err error
+		if a.dummyHash, err = dummyHash(access.Users); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
 // authenticate reports whether req carries valid credentials. Credentials
 // that are present but wrong are an error, never a silent anonymous.
 // bcrypt is slow on purpose, so a verified password is remembered (as its
@@ -131,8 +163,8 @@ func SecretFileWarning(file string) string {
 // comparison too (against a dummy hash), so that timing does not tell
 // which users exist; at most Limits.PasswordChecks comparisons run at
 // once, and failed logins slow their client and user name down (logins).
-func (r *Registry) authenticate(req *http.Request) (bool, error) {
-	a := r.access
+func (au *authenticator) authenticate(req *http.Request) (bool, error) {
+	a := au.access
 	h := req.Header.Get("Authorization")
 	if h == "" || !a.HasCredentials() {
 		// With no users or tokens there is nothing to check credentials
@@ -143,39 +175,39 @@ func (r *Registry) authenticate(req *http.Request) (bool, error) {
 	ip := "ip:" + clientOf(req)
 	if user, pass, ok := req.BasicAuth(); ok {
 		sum := sha256.Sum256([]byte(user + "\x00" + pass))
-		if _, ok := r.verified.Load(sum); ok {
+		if _, ok := au.verified.Load(sum); ok {
 			return true, nil
 		}
 		keys := []string{ip, "user:" + user}
-		if err := r.loginWait(keys); err != nil {
+		if err := au.loginWait(keys); err != nil {
 			return false, err
 		}
 		select {
-		case r.checks <- struct{}{}:
+		case au.checks <- struct{}{}:
 		case <-req.Context().Done():
 			return false, errTooMany("gave up waiting for a password check")
 		}
 		// Failures recorded while this one queued count too.
-		if err := r.loginWait(keys); err != nil {
-			<-r.checks
+		if err := au.loginWait(keys); err != nil {
+			<-au.checks
 			return false, err
 		}
 		hash, known := a.Users[user]
 		if !known {
-			hash = r.dummyHash
+			hash = au.dummyHash
 		}
-		ok := r.compare(hash, []byte(pass)) == nil && known
-		<-r.checks
+		ok := au.compare(hash, []byte(pass)) == nil && known
+		<-au.checks
 		if ok {
-			r.verified.Store(sum, true)
-			r.logins.succeeded(keys...)
+			au.verified.Store(sum, true)
+			au.logins.succeeded(keys...)
 			return true, nil
 		}
-		r.logins.failed(r.clock.Now(), keys...)
+		au.logins.failed(au.clock.Now(), keys...)
 		return false, errUnauthorized("invalid user name or password")
 	}
 	if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-		if err := r.loginWait([]string{ip}); err != nil {
+		if err := au.loginWait([]string{ip}); err != nil {
 			return false, err
 		}
 		tok = strings.TrimSpace(tok)
@@ -184,15 +216,15 @@ func (r *Registry) authenticate(req *http.Request) (bool, error) {
 				return true, nil
 			}
 		}
-		r.logins.failed(r.clock.Now(), ip)
+		au.logins.failed(au.clock.Now(), ip)
 		return false, errUnauthorized("invalid bearer token")
 	}
 	return false, errUnauthorized("unsupported authorization scheme: use basic or bearer")
 }
 
 // loginWait refuses a try while its client or user name must wait.
-func (r *Registry) loginWait(keys []string) error {
-	if w := r.logins.wait(r.clock.Now(), keys...); w > 0 {
+func (au *authenticator) loginWait(keys []string) error {
+	if w := au.logins.wait(au.clock.Now(), keys...); w > 0 {
 		e := errTooMany("too many failed logins: try again later")
 		e.RetryAfter = strconv.Itoa(int((w + time.Second - 1) / time.Second))
 		return e

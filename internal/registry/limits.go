@@ -119,8 +119,8 @@ func (r *Registry) sweep(ticks <-chan time.Time, stop func()) {
 		case <-r.closing:
 			return
 		case <-ticks:
-			r.expireUploads()
-			r.logins.forget(r.clock.Now())
+			r.sessions.expire()
+			r.auth.logins.forget(r.clock.Now())
 		}
 	}
 }
@@ -130,19 +130,7 @@ func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.closing)
 		<-r.swept
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for id, u := range r.uploads {
-			// One still receiving is left to its request; the next
-			// start removes what it staged.
-			if u.mu.TryLock() {
-				u.up.Cancel()
-				u.done = true
-				u.mu.Unlock()
-			}
-			delete(r.uploads, id)
-		}
-		clear(r.perClient)
+		r.sessions.closeAll()
 	})
 	return nil
 }

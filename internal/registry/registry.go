@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
@@ -28,20 +26,9 @@ type Registry struct {
 	log      *slog.Logger
 	limits   Limits
 	clock    Clock
-	verified sync.Map // sha256(user, password) → true, once bcrypt agreed
-
-	// Password checks: a semaphore of Limits.PasswordChecks, the hash an
-	// unknown user is checked against, the failed-login records.
-	checks    chan struct{}
-	dummyHash []byte
-	compare   func(hash, password []byte) error
-	logins    *logins
-
-	mem       *store.MemoryBudget // upload bytes in memory
-	mu        sync.Mutex
-	uploads   map[string]*upload
-	perClient map[string]int // open sessions per client
-	pending   int            // sessions reserved, not yet in uploads
+	auth     *authenticator
+	mem      *store.MemoryBudget // upload bytes in memory
+	sessions *sessions
 
 	closing   chan struct{}
 	swept     chan struct{} // closed when the timer stopped
@@ -62,11 +49,7 @@ func New(st *store.Repositories, opts Options) (*Registry, error) {
 	lim := opts.Limits.withDefaults()
 	r := &Registry{
 		st: st, access: opts.Access, log: opts.Log, limits: lim, clock: opts.Clock,
-		checks:  make(chan struct{}, lim.PasswordChecks),
-		compare: bcrypt.CompareHashAndPassword,
-		logins:  newLogins(lim),
 		mem:     store.NewMemoryBudget(lim.UploadMemory),
-		uploads: map[string]*upload{}, perClient: map[string]int{},
 		closing: make(chan struct{}), swept: make(chan struct{}),
 	}
 	if r.log == nil {
@@ -75,12 +58,12 @@ func New(st *store.Repositories, opts Options) (*Registry, error) {
 	if r.clock == nil {
 		r.clock = realClock{}
 	}
-	if len(opts.Access.Users) > 0 {
-		var err error
-		if r.dummyHash, err = dummyHash(opts.Access.Users); err != nil {
-			return nil, err
-		}
+	auth, err := newAuthenticator(opts.Access, lim, r.clock)
+	if err != nil {
+		return nil, err
 	}
+	r.auth = auth
+	r.sessions = newSessions(lim, r.clock)
 	go r.sweep(r.clock.Tick(max(lim.UploadTTL/4, time.Millisecond)))
 	return r, nil
 }
@@ -134,7 +117,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.writeError(w, req, &apiError{Status: http.StatusNotFound, Code: "NAME_UNKNOWN", Message: "no such endpoint"})
 		return
 	}
-	authed, err := r.authenticate(req)
+	authed, err := r.auth.authenticate(req)
 	if err != nil {
 		r.writeError(w, req, err)
 		return

@@ -6,23 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/internal/store"
 )
-
-// upload is a store upload plus what the HTTP session needs. Its mutex
-// serialises requests to one upload.
-type upload struct {
-	mu       sync.Mutex
-	up       *store.Upload
-	client   string // whose session it is (Limits.UploadSessionsPerClient)
-	lastUsed time.Time
-	done     bool
-}
 
 // startUpload answers POST /v2/NAME/blobs/uploads/: a cross-repository
 // mount, a monolithic upload (?digest=), or a session for PATCH and PUT.
@@ -55,7 +43,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 	client := clientOf(req)
 	if d == "" {
 		// A session: take its place before anything is staged.
-		if err := r.reserveSession(client); err != nil {
+		if err := r.sessions.reserve(client); err != nil {
 			r.writeError(w, req, err)
 			return
 		}
@@ -63,7 +51,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 	up, err := r.st.NewUpload(rt.name)
 	if err != nil {
 		if d == "" {
-			r.releaseSession(client)
+			r.sessions.release(client)
 		}
 		r.writeError(w, req, err)
 		return
@@ -88,87 +76,8 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		blobCreated(w, rt.name, h)
 		return
 	}
-	r.mu.Lock()
-	r.pending--
-	r.uploads[up.ID()] = &upload{up: up, client: client, lastUsed: r.clock.Now()}
-	r.mu.Unlock()
+	r.sessions.add(up, client)
 	uploadAccepted(w, rt.name, up, http.StatusAccepted)
-}
-
-// reserveSession counts a new session of client against the limits.
-func (r *Registry) reserveSession(client string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.perClient[client] >= r.limits.UploadSessionsPerClient {
-		return errTooMany(fmt.Sprintf("%d upload sessions open from %s: finish or cancel one first", r.perClient[client], client))
-	}
-	if len(r.uploads)+r.pending >= r.limits.UploadSessions {
-		return errTooMany("too many upload sessions open: try again later")
-	}
-	r.perClient[client]++
-	r.pending++
-	return nil
-}
-
-// releaseSession gives back a place reserveSession took for a session
-// that never started.
-func (r *Registry) releaseSession(client string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pending--
-	r.dropClientLocked(client)
-}
-
-func (r *Registry) dropClientLocked(client string) {
-	if r.perClient[client]--; r.perClient[client] <= 0 {
-		delete(r.perClient, client)
-	}
-}
-
-// expireUploads drops sessions idle for longer than Limits.UploadTTL. A
-// session in use by a request is not idle.
-func (r *Registry) expireUploads() {
-	now := r.clock.Now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, u := range r.uploads {
-		if u.mu.TryLock() {
-			if now.Sub(u.lastUsed) > r.limits.UploadTTL {
-				u.up.Cancel()
-				u.done = true
-				delete(r.uploads, id)
-				r.dropClientLocked(u.client)
-			}
-			u.mu.Unlock()
-		}
-	}
-}
-
-// session finds upload id of repository name and locks it.
-func (r *Registry) session(name, id string) (*upload, error) {
-	r.mu.Lock()
-	u, ok := r.uploads[id]
-	r.mu.Unlock()
-	if !ok || u.up.Repository() != name {
-		return nil, fmt.Errorf("%w: %q", store.ErrUploadUnknown, id)
-	}
-	u.mu.Lock()
-	if u.done {
-		u.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q", store.ErrUploadUnknown, id)
-	}
-	u.lastUsed = r.clock.Now()
-	return u, nil
-}
-
-func (r *Registry) forget(u *upload) {
-	u.done = true
-	r.mu.Lock()
-	if r.uploads[u.up.ID()] == u {
-		delete(r.uploads, u.up.ID())
-		r.dropClientLocked(u.client)
-	}
-	r.mu.Unlock()
 }
 
 // checkRange enforces a chunk's Content-Range: it must start where the
@@ -241,7 +150,7 @@ func (r *Registry) receive(w http.ResponseWriter, req *http.Request, u *upload) 
 }
 
 func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt route) {
-	u, err := r.session(rt.name, rt.ref)
+	u, err := r.sessions.find(rt.name, rt.ref)
 	if err != nil {
 		r.writeError(w, req, err)
 		return
@@ -254,7 +163,7 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt rout
 }
 
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt route) {
-	u, err := r.session(rt.name, rt.ref)
+	u, err := r.sessions.find(rt.name, rt.ref)
 	if err != nil {
 		r.writeError(w, req, err)
 		return
@@ -268,7 +177,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if !r.receive(w, req, u) {
 		return
 	}
-	r.forget(u)
+	r.sessions.forget(u)
 	if err := u.up.Commit(h); err != nil {
 		r.writeError(w, req, err)
 		return
@@ -277,7 +186,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 }
 
 func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt route) {
-	u, err := r.session(rt.name, rt.ref)
+	u, err := r.sessions.find(rt.name, rt.ref)
 	if err != nil {
 		r.writeError(w, req, err)
 		return
@@ -287,13 +196,13 @@ func (r *Registry) uploadStatus(w http.ResponseWriter, req *http.Request, rt rou
 }
 
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt route) {
-	u, err := r.session(rt.name, rt.ref)
+	u, err := r.sessions.find(rt.name, rt.ref)
 	if err != nil {
 		r.writeError(w, req, err)
 		return
 	}
 	defer u.mu.Unlock()
-	r.forget(u)
+	r.sessions.forget(u)
 	u.up.Cancel()
 	w.WriteHeader(http.StatusNoContent)
 }

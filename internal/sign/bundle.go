@@ -1,7 +1,6 @@
 package sign
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,7 +13,6 @@ import (
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
@@ -140,22 +138,9 @@ func (s *Signer) putBundle(ctx context.Context, st Store, repo string, d v1.Hash
 	if !ok {
 		return fmt.Errorf("this destination cannot hold OCI referrers: use --signature-format tags")
 	}
-	pred, err := json.Marshal(predicate)
+	env, err := s.envelope(repo, d, predicateType, predicate)
 	if err != nil {
 		return err
-	}
-	stmt, err := json.Marshal(Statement{
-		Type:          StatementType,
-		Subject:       []Subject{{Digest: map[string]string{d.Algorithm: d.Hex}}},
-		PredicateType: predicateType,
-		Predicate:     pred,
-	})
-	if err != nil {
-		return err
-	}
-	env, err := dsse.WrapSigner(s.sv, InTotoPayloadType).SignMessage(bytes.NewReader(stmt))
-	if err != nil {
-		return fmt.Errorf("signing %s for %s@%s: %w", predicateType, repo, d, err)
 	}
 	b, err := bundleFromEnvelope(env, s.sv)
 	if err != nil {

@@ -37,8 +37,8 @@ type ReferrerStore interface {
 }
 
 var (
-	_ ReferrerStore = (*Registry)(nil)
-	_ ReferrerStore = (*Layout)(nil)
+	_ ReferrerStore = (*RegistryStore)(nil)
+	_ ReferrerStore = (*LayoutStore)(nil)
 )
 
 var emptyJSON = []byte("{}")
@@ -82,7 +82,7 @@ func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 
 // PutReferrer implements ReferrerStore. Where the registry has no referrers
 // API, go-containerregistry maintains the sha256-<hex> fallback tag.
-func (r *Registry) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
+func (r *RegistryStore) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
 	r.referrers.Lock()
 	defer r.referrers.Unlock()
 	sref, err := name.NewDigest(repo + "@" + subject.String())
@@ -122,7 +122,7 @@ func (r *Registry) PutReferrer(ctx context.Context, repo string, subject v1.Hash
 
 // Referrers implements ReferrerStore, through the referrers API or its
 // fallback tag.
-func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
+func (r *RegistryStore) Referrers(ctx context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
 	sref, err := name.NewDigest(repo + "@" + subject.String())
 	if err != nil {
 		return nil, err
@@ -140,6 +140,14 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 			return nil, nil // no referrers
 		}
 	}
+	return listed(idx, artifactType, func(h v1.Hash) (v1.Image, error) {
+		return r.image(ctx, sref.Context().Digest(h.String()))
+	})
+}
+
+// listed reads the referrers of artifactType that idx (the referrers API's
+// answer or the fallback index) lists, each manifest through image.
+func listed(idx v1.ImageIndex, artifactType string, image func(v1.Hash) (v1.Image, error)) ([]Referrer, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return nil, err
@@ -149,7 +157,7 @@ func (r *Registry) Referrers(ctx context.Context, repo string, subject v1.Hash, 
 		if !mayHaveArtifactType(d, artifactType) {
 			continue
 		}
-		img, err := r.image(ctx, sref.Context().Digest(d.Digest.String()))
+		img, err := image(d.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("reading referrer %s: %w", d.Digest, err)
 		}
@@ -208,7 +216,7 @@ func readReferrer(img v1.Image) (Referrer, error) {
 // PutReferrer implements ReferrerStore: the referrer goes into the layout's
 // blobs and into an index tagged REPO:sha256-<hex>, as a registry's
 // fallback tag would hold it.
-func (l *Layout) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
+func (l *LayoutStore) PutReferrer(ctx context.Context, repo string, subject v1.Hash, artifactType string, blob []byte, annotations map[string]string) error {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return err
@@ -229,7 +237,7 @@ func (l *Layout) PutReferrer(ctx context.Context, repo string, subject v1.Hash, 
 }
 
 // Referrers implements ReferrerStore.
-func (l *Layout) Referrers(_ context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
+func (l *LayoutStore) Referrers(_ context.Context, repo string, subject v1.Hash, artifactType string) ([]Referrer, error) {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return nil, err
@@ -242,27 +250,5 @@ func (l *Layout) Referrers(_ context.Context, repo string, subject v1.Hash, arti
 	if err != nil {
 		return nil, err
 	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	var out []Referrer
-	for _, rd := range im.Manifests {
-		if !mayHaveArtifactType(rd, artifactType) {
-			continue
-		}
-		img, err := idx.Image(rd.Digest) // listed in the fallback index, not index.json
-		if err != nil {
-			return nil, err
-		}
-		if ok, err := hasArtifactType(img, artifactType); err != nil || !ok {
-			continue
-		}
-		ref, err := readReferrer(img)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ref)
-	}
-	return out, nil
+	return listed(idx, artifactType, idx.Image) // listed in the fallback index, not index.json
 }

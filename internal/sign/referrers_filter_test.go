@@ -13,11 +13,11 @@ import (
 // TestLayoutReferrerTypedByConfig: a referrer whose manifest names no
 // artifactType has its config's media type as its artifact type (the OCI
 // image spec). A layout's fallback index then lists it with no
-// artifactType; Layout.Referrers once skipped it on that descriptor alone
-// while Registry.Referrers read it. Both now use one filter.
+// artifactType; LayoutStore.Referrers once skipped it on that descriptor alone
+// while RegistryStore.Referrers read it. Both now use one filter.
 func TestLayoutReferrerTypedByConfig(t *testing.T) {
 	ctx := context.Background()
-	l := &Layout{Dir: t.TempDir()}
+	l := &LayoutStore{Dir: t.TempDir()}
 	img, err := random.Image(64, 1)
 	if err != nil {
 		t.Fatal(err)

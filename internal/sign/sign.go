@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -18,6 +17,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"github.com/kilnbuild/kiln/internal/checked"
 )
 
 // The legacy cosign storage scheme.
@@ -79,12 +80,12 @@ func (s *Signer) Sign(ctx context.Context, st Store, repo string, d v1.Hash) err
 	if err != nil {
 		return fmt.Errorf("signing %s: %w", ref, err)
 	}
-	keep := func(l v1.Layer, ann map[string]string) bool {
-		raw, err := base64.StdEncoding.DecodeString(ann[SignatureAnnotation])
+	keep := func(e Entry) bool {
+		raw, err := base64.StdEncoding.DecodeString(e.Annotations[SignatureAnnotation])
 		if err != nil {
 			return true
 		}
-		p, err := layerBytes(l)
+		p, err := checked.ReadLayer(e.Layer, MaxBlob)
 		if err != nil {
 			return true
 		}
@@ -103,24 +104,11 @@ func (s *Signer) Attest(ctx context.Context, st Store, repo string, d v1.Hash, p
 	if s.format == FormatReferrers {
 		return s.putBundle(ctx, st, repo, d, predicateType, predicate)
 	}
-	pred, err := json.Marshal(predicate)
+	env, err := s.envelope(repo, d, predicateType, predicate)
 	if err != nil {
 		return err
 	}
-	stmt, err := json.Marshal(Statement{
-		Type:          StatementType,
-		Subject:       []Subject{{Name: repo, Digest: map[string]string{d.Algorithm: d.Hex}}},
-		PredicateType: predicateType,
-		Predicate:     pred,
-	})
-	if err != nil {
-		return err
-	}
-	env, err := dsse.WrapSigner(s.sv, InTotoPayloadType).SignMessage(bytes.NewReader(stmt))
-	if err != nil {
-		return fmt.Errorf("signing %s attestation for %s@%s: %w", predicateType, repo, d, err)
-	}
-	keep := func(_ v1.Layer, ann map[string]string) bool { return ann[PredicateTypeAnnotation] != predicateType }
+	keep := func(e Entry) bool { return e.Annotations[PredicateTypeAnnotation] != predicateType }
 	return s.add(ctx, st, repo, AttestationTag(d), keep, mutate.Addendum{
 		Layer: static.NewLayer(env, DSSEMediaType),
 		Annotations: map[string]string{
@@ -130,8 +118,41 @@ func (s *Signer) Attest(ctx context.Context, st Store, repo string, d v1.Hash, p
 	})
 }
 
+// envelope signs an in-toto statement about repo@d with predicate as a
+// DSSE envelope: the one statement both storage formats carry. Its subject
+// is named as cosign v3.1.3 names it (checked against the real CLI): an
+// attestation's subject carries the repository as its name, in either
+// format; the signature statement of the bundle format (predicate type
+// SignPredicateType, `cosign sign`) carries only the digest. Bundle
+// attestations once left the name out; cosign verified them all the same,
+// but the signed bytes now are those cosign writes.
+func (s *Signer) envelope(repo string, d v1.Hash, predicateType string, predicate any) ([]byte, error) {
+	pred, err := json.Marshal(predicate)
+	if err != nil {
+		return nil, err
+	}
+	sub := Subject{Digest: map[string]string{d.Algorithm: d.Hex}}
+	if predicateType != SignPredicateType {
+		sub.Name = repo
+	}
+	stmt, err := json.Marshal(Statement{
+		Type:          StatementType,
+		Subject:       []Subject{sub},
+		PredicateType: predicateType,
+		Predicate:     pred,
+	})
+	if err != nil {
+		return nil, err
+	}
+	env, err := dsse.WrapSigner(s.sv, InTotoPayloadType).SignMessage(bytes.NewReader(stmt))
+	if err != nil {
+		return nil, fmt.Errorf("signing %s for %s@%s: %w", predicateType, repo, d, err)
+	}
+	return env, nil
+}
+
 // add rebuilds the tagged image from the layers keep accepts plus add.
-func (s *Signer) add(ctx context.Context, st Store, repo, tag string, keep func(v1.Layer, map[string]string) bool, add mutate.Addendum) error {
+func (s *Signer) add(ctx context.Context, st Store, repo, tag string, keep func(Entry) bool, add mutate.Addendum) error {
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	var adds []mutate.Addendum
 	old, err := st.Get(ctx, repo, tag)
@@ -140,17 +161,13 @@ func (s *Signer) add(ctx context.Context, st Store, repo, tag string, keep func(
 	case err != nil:
 		return err
 	default:
-		m, err := old.Manifest()
+		es, err := Entries(old)
 		if err != nil {
 			return err
 		}
-		layers, err := old.Layers()
-		if err != nil {
-			return err
-		}
-		for i, l := range layers {
-			if i < len(m.Layers) && keep(l, m.Layers[i].Annotations) {
-				adds = append(adds, mutate.Addendum{Layer: l, Annotations: m.Layers[i].Annotations})
+		for _, e := range es {
+			if keep(e) {
+				adds = append(adds, mutate.Addendum{Layer: e.Layer, Annotations: e.Annotations})
 			}
 		}
 	}
@@ -162,12 +179,27 @@ func (s *Signer) add(ctx context.Context, st Store, repo, tag string, keep func(
 	return st.Put(ctx, repo, tag, img)
 }
 
-// layerBytes reads a small layer's bytes as stored.
-func layerBytes(l v1.Layer) ([]byte, error) {
-	rc, err := l.Compressed()
+// Entry is one layer of a .sig or .att image with its manifest annotations.
+type Entry struct {
+	Layer       v1.Layer
+	Annotations map[string]string
+}
+
+// Entries lists img's layers, each with the annotations of its descriptor.
+func Entries(img v1.Image) ([]Entry, error) {
+	m, err := img.Manifest()
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	return io.ReadAll(io.LimitReader(rc, 16<<20))
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for i, l := range layers {
+		if i < len(m.Layers) {
+			out = append(out, Entry{Layer: l, Annotations: m.Layers[i].Annotations})
+		}
+	}
+	return out, nil
 }

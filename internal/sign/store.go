@@ -29,8 +29,8 @@ type Store interface {
 	Put(ctx context.Context, repo, tag string, img v1.Image) error
 }
 
-// Registry is a Store in a container registry.
-type Registry struct {
+// RegistryStore is a Store in a container registry.
+type RegistryStore struct {
 	Keychain  authn.Keychain
 	Transport http.RoundTripper
 
@@ -39,20 +39,20 @@ type Registry struct {
 	referrers sync.Mutex
 }
 
-var _ Store = (*Registry)(nil)
+var _ Store = (*RegistryStore)(nil)
 
-func (r *Registry) options(ctx context.Context) []remote.Option {
+func (r *RegistryStore) options(ctx context.Context) []remote.Option {
 	return remoteopt.New(ctx, r.Keychain, r.Transport)
 }
 
-// reader reads manifests of repo, bounded and checked (see checked.Registry).
-func (r *Registry) reader(ctx context.Context, repo name.Repository) *checked.Registry {
+// reader reads manifests of repo, bounded and checked (see checked.Remote).
+func (r *RegistryStore) reader(ctx context.Context, repo name.Repository) *checked.Remote {
 	opts := append(r.options(ctx), remote.WithTransport(checked.Transport(r.Transport)))
-	return &checked.Registry{Repo: repo, Options: opts}
+	return &checked.Remote{Repo: repo, Options: opts}
 }
 
 // image reads the image ref names, checked.
-func (r *Registry) image(ctx context.Context, ref name.Reference) (v1.Image, error) {
+func (r *RegistryStore) image(ctx context.Context, ref name.Reference) (v1.Image, error) {
 	b := r.reader(ctx, ref.Context())
 	d, err := b.Get(ref)
 	if err != nil {
@@ -62,7 +62,7 @@ func (r *Registry) image(ctx context.Context, ref name.Reference) (v1.Image, err
 }
 
 // Get implements Store.
-func (r *Registry) Get(ctx context.Context, repo, tag string) (v1.Image, error) {
+func (r *RegistryStore) Get(ctx context.Context, repo, tag string) (v1.Image, error) {
 	ref, err := name.NewTag(repo + ":" + tag)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (r *Registry) Get(ctx context.Context, repo, tag string) (v1.Image, error) 
 }
 
 // Put implements Store.
-func (r *Registry) Put(ctx context.Context, repo, tag string, img v1.Image) error {
+func (r *RegistryStore) Put(ctx context.Context, repo, tag string, img v1.Image) error {
 	ref, err := name.NewTag(repo + ":" + tag)
 	if err != nil {
 		return err
@@ -90,16 +90,16 @@ func (r *Registry) Put(ctx context.Context, repo, tag string, img v1.Image) erro
 	return nil
 }
 
-// Layout is a Store in an OCI image layout (the local store, oci:DIR),
+// LayoutStore is a Store in an OCI image layout (the local store, oci:DIR),
 // naming images "repo:tag" as kiln build does.
-type Layout struct {
+type LayoutStore struct {
 	Dir string
 }
 
-var _ Store = (*Layout)(nil)
+var _ Store = (*LayoutStore)(nil)
 
 // Get implements Store.
-func (l *Layout) Get(_ context.Context, repo, tag string) (v1.Image, error) {
+func (l *LayoutStore) Get(_ context.Context, repo, tag string) (v1.Image, error) {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return nil, err
@@ -118,7 +118,7 @@ func (l *Layout) Get(_ context.Context, repo, tag string) (v1.Image, error) {
 }
 
 // Put implements Store.
-func (l *Layout) Put(ctx context.Context, repo, tag string, img v1.Image) error {
+func (l *LayoutStore) Put(ctx context.Context, repo, tag string, img v1.Image) error {
 	lay, err := store.Open(l.Dir)
 	if err != nil {
 		return err

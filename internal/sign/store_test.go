@@ -27,7 +27,7 @@ func TestLayoutGetChecks(t *testing.T) {
 		{"signature blob changed", func(m *v1.Manifest, _ v1.Hash) v1.Hash { return m.Layers[0].Digest }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tg := target{"layout", &sign.Layout{Dir: t.TempDir()}, "kiln.local/app"}
+			tg := target{"layout", &sign.LayoutStore{Dir: t.TempDir()}, "kiln.local/app"}
 			d := pushRandom(t, tg, "v1")
 			if err := newKey(t).signer.Sign(ctx, tg.st, tg.repo, d); err != nil {
 				t.Fatal(err)
@@ -39,7 +39,7 @@ func TestLayoutGetChecks(t *testing.T) {
 			m, _ := img.Manifest()
 			sd, _ := img.Digest()
 			h := tc.target(m, sd)
-			path := filepath.Join(tg.st.(*sign.Layout).Dir, "blobs", h.Algorithm, h.Hex)
+			path := filepath.Join(tg.st.(*sign.LayoutStore).Dir, "blobs", h.Algorithm, h.Hex)
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)

@@ -100,7 +100,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
 		Compress:  &layer.Compression{Algorithm: alg, Level: p.CompressionLevel},
 		Created:   time.Unix(p.SourceDateEpoch, 0).UTC(),
 		Naming:    pipeline.Naming{Repo: pipeline.LocalRepo, Bare: true},
-		Publisher: &publish.Layout{Dir: out},
+		Publisher: &publish.ToLayout{Dir: out},
 		Builder:   &gobuild.Builder{Env: env},
 		CacheDir:  o.CacheDir,
 	}, []string{p.Package})

@@ -10,7 +10,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/kilnbuild/kiln/internal/checked"
@@ -35,25 +34,18 @@ func tagSignature(ctx context.Context, st sign.Store, repo string, d v1.Hash, v 
 	if err != nil {
 		return err
 	}
-	m, err := img.Manifest()
-	if err != nil {
-		return err
-	}
-	layers, err := img.Layers()
+	es, err := sign.Entries(img)
 	if err != nil {
 		return err
 	}
 	var reasons []string
-	for i, l := range layers {
-		if i >= len(m.Layers) {
-			break
-		}
-		raw, err := base64.StdEncoding.DecodeString(m.Layers[i].Annotations[sign.SignatureAnnotation])
+	for _, e := range es {
+		raw, err := base64.StdEncoding.DecodeString(e.Annotations[sign.SignatureAnnotation])
 		if err != nil {
 			reasons = append(reasons, "signature annotation is not base64")
 			continue
 		}
-		body, err := read(l)
+		body, err := read(e.Layer)
 		if err != nil {
 			return err
 		}
@@ -72,7 +64,7 @@ func tagSignature(ctx context.Context, st sign.Store, repo string, d v1.Hash, v 
 		}
 		return nil
 	}
-	return fmt.Errorf("%s@%s: %w (%d signatures: %s)", repo, d, ErrBadSignature, len(layers), join(reasons))
+	return fmt.Errorf("%s@%s: %w (%d signatures: %s)", repo, d, ErrBadSignature, len(es), join(reasons))
 }
 
 // Attestation is a verified in-toto statement.
@@ -96,7 +88,6 @@ func tagAttestations(ctx context.Context, st sign.Store, repo string, d v1.Hash,
 	if err != nil {
 		return nil, err
 	}
-	dv := dsse.WrapVerifier(v)
 	out := map[string]Attestation{}
 	var reasons []string
 	for _, l := range layers {
@@ -104,30 +95,9 @@ func tagAttestations(ctx context.Context, st sign.Store, repo string, d v1.Hash,
 		if err != nil {
 			return nil, err
 		}
-		if err := dv.VerifySignature(bytes.NewReader(env), nil); err != nil {
-			reasons = append(reasons, "envelope signature does not match the key")
-			continue
-		}
-		var e struct {
-			PayloadType string `json:"payloadType"`
-			Payload     string `json:"payload"`
-		}
-		if err := json.Unmarshal(env, &e); err != nil || e.PayloadType != sign.InTotoPayloadType {
-			reasons = append(reasons, "not an in-toto envelope")
-			continue
-		}
-		body, err := base64.StdEncoding.DecodeString(e.Payload)
-		if err != nil {
-			reasons = append(reasons, "payload is not base64")
-			continue
-		}
-		var s sign.Statement
-		if err := json.Unmarshal(body, &s); err != nil {
-			reasons = append(reasons, "payload is not an in-toto statement")
-			continue
-		}
-		if !hasSubject(s, d) {
-			reasons = append(reasons, s.PredicateType+" is about another subject")
+		s, reason := statementFromEnvelope(env, d, v)
+		if reason != "" {
+			reasons = append(reasons, reason)
 			continue
 		}
 		out[s.PredicateType] = Attestation{PredicateType: s.PredicateType, Statement: s}

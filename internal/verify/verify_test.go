@@ -48,8 +48,8 @@ func fixtures(t *testing.T) map[string]*fixture {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	out := map[string]*fixture{
-		"registry": {st: &sign.Registry{Keychain: authn.NewMultiKeychain()}, repo: strings.TrimPrefix(srv.URL, "http://") + "/test/app"},
-		"layout":   {st: &sign.Layout{Dir: t.TempDir()}, repo: "kiln.local/app"},
+		"registry": {st: &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, repo: strings.TrimPrefix(srv.URL, "http://") + "/test/app"},
+		"layout":   {st: &sign.LayoutStore{Dir: t.TempDir()}, repo: "kiln.local/app"},
 	}
 	for _, f := range out {
 		f.ctx = context.Background()
