@@ -44,7 +44,7 @@ func layoutEnv(t *testing.T) (Env, *countingRunner) {
 	runner := &countingRunner{}
 	return Env{
 		Dir: dir, Env: environ,
-		Publisher: &publish.Layout{Dir: out}, Repo: pipeline.LocalRepo, Signatures: &sign.Layout{Dir: out},
+		Publisher: &publish.ToLayout{Dir: out}, Repo: pipeline.LocalRepo, Signatures: &sign.LayoutStore{Dir: out},
 		Builder: &gobuild.Builder{Env: environ, Runner: runner}, KilnVersion: "test",
 	}, runner
 }
