@@ -17,7 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kilnbuild/kiln/internal/registry"
+	"github.com/kilnbuild/kiln/internal/service"
 	"github.com/kilnbuild/kiln/internal/store"
 )
 
@@ -32,6 +35,12 @@ type Options struct {
 	Registry http.Handler
 	// RegistryOnly serves the registry and /healthz alone.
 	RegistryOnly bool
+	// API serves /api/ (the build service); nil serves none.
+	API http.Handler
+	// Ready, when set, answers /readyz.
+	Ready func(context.Context) error
+	// Metrics, when set, serves /metrics.
+	Metrics http.Handler
 }
 
 // Handler serves the service's HTTP API.
@@ -47,6 +56,23 @@ func Handler(opts Options) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
 	})
+	if opts.Ready != nil {
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if err := opts.Ready(r.Context()); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "not ready: "+err.Error()+"\n")
+				return
+			}
+			io.WriteString(w, "ok\n")
+		})
+	}
+	if opts.Metrics != nil {
+		mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.API != nil {
+		mux.Handle("/api/", opts.API)
+	}
 	if !opts.RegistryOnly {
 		mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -105,6 +131,8 @@ type flags struct {
 	gcInterval     time.Duration
 	limits         registry.Limits
 	net            netLimits
+	logFormat      string
+	builds         buildFlags
 }
 
 // netLimits bound connections and the time requests take.
@@ -129,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.SetOutput(stderr)
 	f := &flags{}
 	fs.StringVar(&f.Addr, "addr", ":8080", "address to listen on")
-	fs.StringVar(&f.DataDir, "data", "", "directory for the service's data (created if missing); the registry's store is DATA/store")
+	fs.StringVar(&f.DataDir, "data", "", "directory for the service's data (created if missing): the registry's store DATA/store, and the build service's records, caches and uploads (without it the build service is off)")
 	fs.StringVar(&f.store, "store", "", "the registry's store, an OCI layout shared with `kiln build` (default DATA/store)")
 	fs.BoolVar(&f.RegistryOnly, "registry-only", false, "serve the registry (/v2/) and /healthz alone")
 	fs.StringVar(&f.htpasswd, "htpasswd", "", "htpasswd file of bcrypt entries: its users may push and read private repositories")
@@ -154,8 +182,18 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	sizeVar(fs, &f.limits.UploadMemory, "upload-memory", "upload bytes held in memory, all sessions together; beyond, uploads are staged on disk")
 	sizeVar(fs, &f.limits.MaxBlobSize, "max-blob-size", "largest blob accepted")
 	fs.IntVar(&f.limits.PasswordChecks, "password-checks", f.limits.PasswordChecks, "most bcrypt password checks running at once")
+	fs.StringVar(&f.logFormat, "log-format", "auto", "log as text or json (auto: text on a terminal, JSON otherwise)")
+	f.builds.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if err := f.builds.check(); err != nil {
+		return nil, err
+	}
+	switch f.logFormat {
+	case "auto", "text", "json":
+	default:
+		return nil, fmt.Errorf("--log-format %q: give text, json or auto", f.logFormat)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q: the server takes flags only", fs.Arg(0))
@@ -234,16 +272,23 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 			return fmt.Errorf("data directory: %w", err)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := newLogger(stderr, f.logFormat)
 	ln, err := net.Listen("tcp", f.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", f.Addr, err)
 	}
 	defer ln.Close()
+	var pushToken string
+	var svc *service.Service
 	if f.store != "" {
 		access, err := f.access(ln, log)
 		if err != nil {
 			return err
+		}
+		if !f.RegistryOnly && f.DataDir != "" {
+			// The build service pushes in process with a token of its own.
+			pushToken = newPushToken()
+			access.Tokens = append(access.Tokens, pushToken)
 		}
 		layout, err := store.Open(f.store)
 		if err != nil {
@@ -274,6 +319,20 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		f.Registry = reg
 		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials(), "fsync", !f.noSync)
 	}
+	if !f.RegistryOnly && f.DataDir != "" {
+		reg := f.Registry
+		b, err := startBuilds(ctx, f, ln, reg, pushToken, log)
+		if err != nil {
+			return err
+		}
+		defer b.db.Close()
+		bytesIn := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_received_bytes_total", Help: "Bytes of request bodies the registry read."})
+		bytesOut := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_sent_bytes_total", Help: "Bytes of responses the registry wrote."})
+		b.metrics.MustRegister(bytesIn, bytesOut)
+		f.Registry = countBytes(reg, bytesIn, bytesOut)
+		f.API, f.Ready, f.Metrics = b.svc.Handler(), b.ready, b.svc.MetricsHandler()
+		svc = b.svc
+	}
 	// Bodies and responses are paced (see paced) instead of ReadTimeout
 	// and WriteTimeout, which would cut off large blobs.
 	srv := &http.Server{
@@ -297,6 +356,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		return err
 	case <-ctx.Done():
 	}
+	if svc != nil {
+		// Running builds get their grace; the rest are marked
+		// interrupted, and queued ones stay queued for the next start.
+		log.Info("shutting down: builds get their grace", "grace", f.builds.shutdownGrace)
+		if err := svc.Shutdown(context.Background()); err != nil {
+			log.Error("shutting down the build service", "err", err)
+		}
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdown); err != nil {
@@ -306,4 +373,20 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		return err
 	}
 	return nil
+}
+
+// newLogger logs as format says: text, json, or auto (text on a terminal).
+func newLogger(w io.Writer, format string) *slog.Logger {
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }
