@@ -42,6 +42,7 @@ type buildFlags struct {
 	apiTokenFile    string
 	publicRead      bool
 	registryName    string
+	goCache         string
 }
 
 func (b *buildFlags) register(fs *flag.FlagSet) {
@@ -58,6 +59,7 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.keyPasswordFile, "signing-key-password-file", "", "file holding the signing key's password")
 	fs.StringVar(&b.apiTokenFile, "api-token-file", "", "file of bearer tokens, one a line, for the build API (without: the API answers loopback clients only)")
 	fs.BoolVar(&b.publicRead, "public-read", false, "let anyone read build records and logs")
+	fs.StringVar(&b.goCache, "go-cache", "", "the Go build cache the builds share (default DATA/gocache)")
 	fs.StringVar(&b.registryName, "registry-name", "", "HOST[:PORT] that builds name the server's registry by in their refs (default: the listen address, 127.0.0.1 for an unspecified host)")
 }
 
@@ -111,6 +113,9 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 	db, err := records.Open(ctx, filepath.Join(f.DataDir, "records.db"), records.WithMaxLogBytes(b.maxLog))
 	if err != nil {
 		return nil, fmt.Errorf("opening the build records: %w", err)
+	}
+	if b.goCache != "" {
+		dirs["gocache"] = b.goCache
 	}
 	goEnv := buildEnv(os.Environ(), dirs["gocache"], dirs["gomodcache"], dirs["builds"])
 	fetcher := &source.Fetcher{
