@@ -285,6 +285,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		if err != nil {
 			return err
 		}
+		credentials := access.HasCredentials() // the users', before the service's own token
 		if !f.RegistryOnly && f.DataDir != "" {
 			// The build service pushes in process with a token of its own.
 			pushToken = newPushToken()
@@ -317,7 +318,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		}
 		defer reg.Close() // before the journal closes: deferred later, runs earlier
 		f.Registry = reg
-		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials(), "fsync", !f.noSync)
+		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", credentials, "fsync", !f.noSync)
 	}
 	if !f.RegistryOnly && f.DataDir != "" {
 		reg := f.Registry
