@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 type item struct {
@@ -102,7 +103,7 @@ func TestOCIArchive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := it.repo + "@" + digest(t, it.a).String(); d.String() != want {
+			if want := it.repo + "@" + testutil.Digest(t, it.a).String(); d.String() != want {
 				t.Errorf("Publish = %s, want %s", d, want)
 			}
 		}
@@ -152,11 +153,11 @@ func TestOCIArchive(t *testing.T) {
 	if names[0] != "blobs/" || names[1] != "blobs/sha256/" || names[len(names)-2] != "index.json" || names[len(names)-1] != "oci-layout" {
 		t.Errorf("entries = %q", names)
 	}
-	ii, got := refNames(t, dir)
+	ii, got := testutil.RefNames(t, dir)
 	want := map[string]v1.Hash{
-		"kiln.local/app:v1":       digest(t, img),
-		"kiln.local/app:latest":   digest(t, img),
-		"kiln.local/multi:latest": digest(t, idx),
+		"kiln.local/app:v1":       testutil.Digest(t, img),
+		"kiln.local/app:latest":   testutil.Digest(t, img),
+		"kiln.local/multi:latest": testutil.Digest(t, idx),
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ref names = %v, want %v", got, want)
@@ -211,7 +212,7 @@ func TestDockerArchive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := it.repo + "@" + digest(t, it.a).String(); d.String() != want {
+			if want := it.repo + "@" + testutil.Digest(t, it.a).String(); d.String() != want {
 				t.Errorf("Publish = %s, want %s", d, want)
 			}
 		}
@@ -267,8 +268,8 @@ func TestDockerArchive(t *testing.T) {
 				t.Fatalf("read %d layers (%v), want %d", len(gl), err, len(wl))
 			}
 			for i := range wl {
-				if digest(t, gl[i]) != digest(t, wl[i]) {
-					t.Errorf("layer %d = %s, want %s", i, digest(t, gl[i]), digest(t, wl[i]))
+				if testutil.Digest(t, gl[i]) != testutil.Digest(t, wl[i]) {
+					t.Errorf("layer %d = %s, want %s", i, testutil.Digest(t, gl[i]), testutil.Digest(t, wl[i]))
 				}
 			}
 		})
@@ -347,7 +348,7 @@ func TestDockerArchiveTagMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := digest(t, mustConfigName(t, back)), digest(t, mustConfigName(t, b)); got != want {
+	if got, want := testutil.Digest(t, mustConfigName(t, back)), testutil.Digest(t, mustConfigName(t, b)); got != want {
 		t.Errorf("latest has config %s, want %s", got, want)
 	}
 }
@@ -385,7 +386,7 @@ func TestDockerArchiveLayerNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{digest(t, zl).Hex + ".tar.zst", digest(t, ul).Hex + ".tar"}
+	want := []string{testutil.Digest(t, zl).Hex + ".tar.zst", testutil.Digest(t, ul).Hex + ".tar"}
 	if len(m) != 1 || !slices.Equal(m[0].Layers, want) {
 		t.Errorf("manifest.json = %+v, want layers %q", m, want)
 	}
