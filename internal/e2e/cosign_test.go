@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,9 +58,7 @@ func newSigning(t *testing.T, h http.Handler) *signing {
 	if h == nil {
 		h = newRegistry()
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	s := &signing{reg: strings.TrimPrefix(srv.URL, "http://"), dir: t.TempDir()}
+	s := &signing{reg: testutil.Serve(t, h), dir: t.TempDir()}
 	testutil.WriteFiles(t, s.dir, testutil.HelloModule)
 	s.env = append(os.Environ(), "KILN_STORE="+t.TempDir(), "KILN_CACHE="+t.TempDir(), "KO_DOCKER_REPO=",
 		"KO_CONFIG_PATH=", "KO_DEFAULTBASEIMAGE=", "SOURCE_DATE_EPOCH=", "GOPROXY=off", "GOFLAGS=", "COSIGN_PASSWORD="+password)
@@ -78,7 +75,7 @@ func newSigning(t *testing.T, h http.Handler) *signing {
 }
 
 func newRegistry() http.Handler {
-	return registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	return testutil.QuietRegistry(registry.WithReferrersSupport(true))
 }
 
 // newKilnRegistry is kiln's own registry over a fresh store, open to

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,9 +143,7 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	}
 	ko := testutil.RequireTool(t, "ko")
 	root := repoRoot(t)
-	srv := httptest.NewServer(newKilnRegistry(t)) // ko pushes to kiln's registry
-	defer srv.Close()
-	reg := strings.TrimPrefix(srv.URL, "http://")
+	reg := testutil.Serve(t, newKilnRegistry(t)) // ko pushes to kiln's registry
 
 	goroot, err := exec.Command("go", "env", "GOROOT").Output()
 	if err != nil {
