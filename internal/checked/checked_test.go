@@ -168,14 +168,7 @@ func TestTamperedContentIsRefused(t *testing.T) {
 
 func indexDigest(t *testing.T, p layout.Path) v1.Hash {
 	t.Helper()
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, im := testutil.LayoutIndex(t, string(p))
 	return im.Manifests[0].Digest
 }
 

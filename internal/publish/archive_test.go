@@ -33,19 +33,6 @@ type item struct {
 	tags []string
 }
 
-func ls(t testing.TB, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
 // untar extracts an archive and returns its headers in order.
 func untar(t testing.TB, file, dir string) []*tar.Header {
 	t.Helper()
@@ -107,13 +94,13 @@ func TestOCIArchive(t *testing.T) {
 				t.Errorf("Publish = %s, want %s", d, want)
 			}
 		}
-		if got := ls(t, filepath.Dir(file)); len(got) != 0 {
+		if got := testutil.DirNames(t, filepath.Dir(file)); len(got) != 0 {
 			t.Fatalf("before Close the directory holds %q", got)
 		}
 		if err := p.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if got := ls(t, filepath.Dir(file)); !slices.Equal(got, []string{filepath.Base(file)}) {
+		if got := testutil.DirNames(t, filepath.Dir(file)); !slices.Equal(got, []string{filepath.Base(file)}) {
 			t.Errorf("after Close the directory holds %q, want only the archive", got)
 		}
 	}
@@ -177,7 +164,7 @@ func TestArchivesWithNothingPublished(t *testing.T) {
 			t.Errorf("%T.Close = %v", p, err)
 		}
 	}
-	if got := ls(t, dir); len(got) != 0 {
+	if got := testutil.DirNames(t, dir); len(got) != 0 {
 		t.Errorf("empty archives wrote %q", got)
 	}
 }
@@ -191,7 +178,7 @@ func TestDockerArchiveRefusesIndex(t *testing.T) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := ls(t, dir); len(got) != 0 {
+	if got := testutil.DirNames(t, dir); len(got) != 0 {
 		t.Errorf("a refused index left %q", got)
 	}
 }
@@ -417,7 +404,7 @@ func TestArchiveFailureLeavesNothing(t *testing.T) {
 		if err := p.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 			t.Errorf("%T.Close = %v, want the layer's error", p, err)
 		}
-		if got := ls(t, dir); len(got) != 0 {
+		if got := testutil.DirNames(t, dir); len(got) != 0 {
 			t.Errorf("%T left %q", p, got)
 		}
 	}

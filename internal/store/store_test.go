@@ -167,15 +167,7 @@ func blobPaths(dir string, hexes []string) []string {
 
 func listBlobs(t testing.TB, dir string) []string {
 	t.Helper()
-	es, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
+	return testutil.DirNames(t, filepath.Join(dir, "blobs", "sha256"))
 }
 
 func assertNoTemp(t testing.TB, dir string) {

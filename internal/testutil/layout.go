@@ -11,24 +11,31 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// RefNames reads an OCI image layout's index.json back with
-// go-containerregistry and returns the index with its ref names (the
-// org.opencontainers.image.ref.name annotation) mapped to digests. A
-// ref name that appears twice fails the test.
+// LayoutIndex reads the index.json of the OCI image layout at dir back
+// with go-containerregistry: the index and what it lists.
+func LayoutIndex(t testing.TB, dir string) (v1.ImageIndex, *v1.IndexManifest) {
+	t.Helper()
+	var ii v1.ImageIndex
+	var im *v1.IndexManifest
+	p, err := layout.FromPath(dir)
+	if err == nil {
+		ii, err = p.ImageIndex()
+	}
+	if err == nil {
+		im, err = ii.IndexManifest()
+	}
+	if err != nil {
+		t.Fatalf("reading the OCI layout at %s: %v", dir, err)
+	}
+	return ii, im
+}
+
+// RefNames is LayoutIndex with the index's ref names (the
+// org.opencontainers.image.ref.name annotation) mapped to digests. A ref
+// name that appears twice fails the test.
 func RefNames(t testing.TB, dir string) (v1.ImageIndex, map[string]v1.Hash) {
 	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ii, im := LayoutIndex(t, dir)
 	out := map[string]v1.Hash{}
 	for _, d := range im.Manifests {
 		n := d.Annotations[specs.AnnotationRefName]
