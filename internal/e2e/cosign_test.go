@@ -245,20 +245,6 @@ func hasBundle(t *testing.T, ref string) bool {
 	return false
 }
 
-func layerBytes(t *testing.T, l v1.Layer) []byte {
-	t.Helper()
-	rc, err := l.Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func wantLine(t *testing.T, out, prefix, contains string) {
 	t.Helper()
 	for _, l := range strings.Split(out, "\n") {
@@ -571,7 +557,7 @@ func TestCosignTamperMatrix(t *testing.T) {
 			if err != nil || len(layers) != 1 {
 				t.Fatalf("%s: %d layers, %v", sigTag(repo, a), len(layers), err)
 			}
-			body := layerBytes(t, layers[0])
+			body := testutil.ReadAll(t, layers[0].Compressed)
 			// One byte: the last hex digit of the signed digest.
 			i := bytes.Index(body, []byte(a.Hex)) + len(a.Hex) - 1
 			if body[i] == '0' {
