@@ -739,16 +739,11 @@ func TestRemoteForbidden(t *testing.T) {
 }
 
 func TestRemoteUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	ref := addr + "/b:v1"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = Resolve(ctx, ref, Options{Keychain: anon()})
+	_, err := Resolve(ctx, ref, Options{Keychain: anon()})
 	wantKind(t, err, Unreachable, ref, "check the name and that the registry is reachable")
 }
 

@@ -64,12 +64,9 @@ func runFlags(image string, extra ...string) []string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 func kilnEnv(t *testing.T) []string {

@@ -3,6 +3,7 @@ package testutil
 import (
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,4 +32,16 @@ func Serve(t testing.TB, h http.Handler) string {
 func Registry(t testing.TB) string {
 	t.Helper()
 	return Serve(t, QuietRegistry())
+}
+
+// FreeAddr is a loopback host:port that nothing listened on when it was
+// asked for: where a test starts a server of its own, or finds nothing.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
