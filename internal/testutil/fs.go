@@ -29,9 +29,9 @@ func DirNames(t testing.TB, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i] = e.Name()
 	}
-	return out
+	return names
 }
