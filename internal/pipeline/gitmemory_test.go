@@ -143,7 +143,7 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	git("commit", "-q", "-m", "one")
 	git("tag", "v1.0.0")
 
-	environ := env(t, t.TempDir())
+	environ := testutil.GoEnv(t, t.TempDir())
 	cache := t.TempDir()
 	runner := &recordingRunner{}
 	run := func() (Result, v1.Image) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // serve runs the server with args on a free port until the test ends and
@@ -166,12 +167,7 @@ func TestRunWarnsAboutReadableTokenFile(t *testing.T) {
 	tokens := filepath.Join(dir, "tokens")
 	os.WriteFile(tokens, []byte(strings.Repeat("t", 40)+"\n"), 0o600)
 	os.Chmod(tokens, 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var log syncBuffer
 	done := make(chan error, 1)
