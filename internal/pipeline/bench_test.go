@@ -11,7 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/testutil"
@@ -89,5 +91,71 @@ func BenchmarkBuild100MBBinary(b *testing.B) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MiB")
+	}
+}
+
+// upToDateGo is fakeGo whose go build, like the real one, leaves an
+// output that is already there alone.
+type upToDateGo struct{ fakeGo }
+
+func (f *upToDateGo) Run(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
+	if args[0] == "build" {
+		if _, err := os.Stat(args[2]); err == nil {
+			return nil, nil
+		}
+	}
+	return f.fakeGo.Run(ctx, dir, env, name, args...)
+}
+
+// BenchmarkWarmBuildGitMemory is a warm rebuild of an unchanged git
+// checkout whose ldflags ask {{.Git.Tag}}, with the go command faked so
+// that only kiln's own wait is measured: "remembered" keeps the git
+// memory between builds (git is not run), "forgotten" deletes it before
+// each build (git is asked and the compile waits for its answer).
+func BenchmarkWarmBuildGitMemory(b *testing.B) {
+	testutil.RequireTool(b, "git")
+	dir := b.TempDir()
+	testutil.WriteFiles(b, dir, testutil.HelloModule)
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "one"}, {"tag", "v1.0.0"}} {
+		if out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	time.Sleep(2 * racyWindowForTests) // let vcs.State vouch for the commit's times
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fake := &upToDateGo{fakeGo{dir: dir, self: self}}
+	for _, keep := range []bool{true, false} {
+		name := map[bool]string{true: "remembered", false: "forgotten"}[keep]
+		b.Run(name, func(b *testing.B) {
+			cache, out := b.TempDir(), b.TempDir()
+			build := func() {
+				_, err := Run(context.Background(), Options{
+					Dir: dir, CacheDir: cache,
+					Builder:   &gobuild.Builder{Runner: fake},
+					Naming:    Naming{Repo: LocalRepo},
+					Publisher: &publish.Layout{Dir: out},
+					Config: &config.Config{DefaultBaseImage: "scratch", Builds: []config.Build{{
+						ID: "hello", Main: "./cmd/hello", Ldflags: []string{"-X main.version={{.Git.Tag}}"},
+					}}},
+				}, []string{"./cmd/hello"})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			build() // warm: the binary, its layer and the memory are there
+			for b.Loop() {
+				if !keep {
+					b.StopTimer()
+					if err := os.RemoveAll(filepath.Join(cache, "git")); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+				build()
+			}
+		})
 	}
 }
