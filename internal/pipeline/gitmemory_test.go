@@ -24,13 +24,13 @@ import (
 
 func TestGitMemory(t *testing.T) {
 	cache := t.TempDir()
-	m := loadGitMemory(cache, "/src/a")
+	m := loadGitRecordFile(cache, "/src/a")
 	if _, ok := m.guess("Tag"); ok {
 		t.Fatal("a fresh cache has a guess")
 	}
 	answers := vcs.Answers{"commit": "abc", "tag": "v1.0.0"}
 	m.remember("state-1", answers)
-	m = loadGitMemory(cache, "/src/a")
+	m = loadGitRecordFile(cache, "/src/a")
 	if g, ok := m.guess("Tag"); !ok || g.Tag != "v1.0.0" || g.Commit != "abc" {
 		t.Fatalf("guess after remember = %+v, %v", g, ok)
 	}
@@ -45,17 +45,17 @@ func TestGitMemory(t *testing.T) {
 			t.Errorf("known in state %q", state)
 		}
 	}
-	if _, ok := loadGitMemory(cache, "/src/b").guess("Tag"); ok {
+	if _, ok := loadGitRecordFile(cache, "/src/b").guess("Tag"); ok {
 		t.Error("another checkout shares the guess")
 	}
-	if _, ok := loadGitMemory("", "/src/a").guess("Tag"); ok {
+	if _, ok := loadGitRecordFile("", "/src/a").guess("Tag"); ok {
 		t.Error("no cache dir, yet a guess")
 	}
-	loadGitMemory("", "/src/a").remember("s", answers) // no cache: nothing written, no panic
+	loadGitRecordFile("", "/src/a").remember("s", answers) // no cache: nothing written, no panic
 
 	// Answers without a state are a guess, never known.
 	m.remember("", answers)
-	if _, ok := loadGitMemory(cache, "/src/a").known(""); ok {
+	if _, ok := loadGitRecordFile(cache, "/src/a").known(""); ok {
 		t.Error("answers without a state are known")
 	}
 
@@ -63,12 +63,12 @@ func TestGitMemory(t *testing.T) {
 	if err := os.WriteFile(m.path, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m = loadGitMemory(cache, "/src/a")
+	m = loadGitRecordFile(cache, "/src/a")
 	if _, ok := m.guess("Tag"); ok {
 		t.Error("corrupt memory gives a guess")
 	}
 	m.remember("state-1", answers)
-	if _, ok := loadGitMemory(cache, "/src/a").known("state-1"); !ok {
+	if _, ok := loadGitRecordFile(cache, "/src/a").known("state-1"); !ok {
 		t.Error("corrupt memory not replaced")
 	}
 }
@@ -233,7 +233,7 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	if q := strings.Join(questions(), " "); !strings.Contains(q, "describe") {
 		t.Errorf("after a new tag git was asked only %q", q)
 	}
-	if g, _ := loadGitMemory(cache, dir).guess("Tag"); g.Tag != "v2.0.0" {
+	if g, _ := loadGitRecordFile(cache, dir).guess("Tag"); g.Tag != "v2.0.0" {
 		t.Errorf("remembered tag = %q, want v2.0.0", g.Tag)
 	}
 }

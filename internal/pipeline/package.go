@@ -25,19 +25,18 @@ import (
 
 // pkgBuild is one package's build: what every platform of it shares.
 type pkgBuild struct {
-	r        *run
+	r        *buildRun
 	idx      int
 	pkg      gobuild.Package
 	image    config.Image
 	baseF    *future[*base.Base]
-	listed   func() error      // go list's verdict, waited for once
-	settings *future[settings] // expanded with git's answers
-	guess    *settings         // expanded with the remembered answers; nil: none
+	listed   func() error // go list's verdict, waited for once
+	settings *gitSettings // expanded with git's answers, and maybe a guess
 	lopts    layer.Options
 	binName  string
 }
 
-func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
+func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
 	o := r.opts
 	started := time.Now()
 	// A ./dir pattern's import path is known from go.mod at once, and a
@@ -50,7 +49,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	)
 	runList := func() *future[gobuild.Package] {
 		listOnce.Do(func() {
-			list = start(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
+			list = goFuture(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
 		})
 		return list
 	}
@@ -83,12 +82,9 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
 	// The compile starts with what git answered last time, if that is
 	// remembered, and is kept only if git answers the same now.
-	b.settings = start(func() (settings, error) { return r.buildSettings(pkg, cb, r.git) })
-	if g := r.gitGuess; g != nil {
-		if s, err := r.buildSettings(pkg, cb, func(...string) vcs.Git { return *g }); err == nil {
-			b.guess = &s
-		}
-	}
+	b.settings = r.git.settings(func(git func(...string) vcs.Git) (settings, error) {
+		return r.buildSettings(pkg, cb, git)
+	})
 
 	// The platforms compile while the shared layers are written.
 	images := make([]image.Platformed, len(plats))
@@ -163,8 +159,8 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	for _, p := range plats {
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
-	res.Record.Git = r.git(labelGitFields...)
-	res.git = r.gitReader
+	res.Record.Git = r.git.ask(labelGitFields...)
+	res.git = r.git.reader
 	if baseRef == base.StaticName {
 		res.Record.GOROOT, _ = r.goroot.wait()
 	}
@@ -199,29 +195,12 @@ type compiled struct {
 	took         time.Duration
 }
 
-// compile links the binary for p. With a guess it starts at once with the
-// guessed settings and keeps that compile only if the settings git's
-// answers give are the same; otherwise it stops it and compiles again.
+// compile links the binary for p with the settings git's answers give
+// (see gitSettings.compile for the head start remembered answers give).
 func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (compiled, error) {
-	var guessed *future[compiled]
-	stop := func() {} // ends the guessed compile and waits for it
-	if b.guess != nil {
-		gctx, cancel := context.WithCancel(ctx)
-		guessed = start(func() (compiled, error) { return b.compileWith(gctx, i, p, *b.guess) })
-		stop = func() { cancel(); guessed.wait() }
-		defer stop()
-	}
-	s, err := b.settings.wait()
-	if err != nil {
-		return compiled{}, err
-	}
-	var c compiled
-	if guessed != nil && s.sameCompile(*b.guess) {
-		c, err = guessed.wait()
-	} else {
-		stop() // a wrong guess: its go build ends before the right one starts
-		c, err = b.compileWith(ctx, i, p, s)
-	}
+	c, err := b.settings.compile(ctx, func(ctx context.Context, s settings) (compiled, error) {
+		return b.compileWith(ctx, i, p, s)
+	})
 	if err != nil {
 		return c, err
 	}
@@ -328,7 +307,7 @@ func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]strin
 		annotations[image.AnnotationBaseDigest] = h.String()
 	}
 	labels = map[string]string{}
-	git := b.r.git(labelGitFields...)
+	git := b.r.git.ask(labelGitFields...)
 	if git.RemoteURL != "" {
 		annotations[image.AnnotationSource] = git.RemoteURL
 		labels[image.AnnotationSource] = git.RemoteURL
