@@ -34,6 +34,8 @@ type pkgBuild struct {
 	settings *gitSettings // expanded with git's answers, and maybe a guess
 	lopts    layer.Options
 	binName  string
+	compiles span // every go build of the package
+	layers   span // building its layers and assembling its images
 }
 
 func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
@@ -99,6 +101,7 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	}
 	g.Go(func() error {
 		defer close(sharedReady)
+		defer b.layers.since(time.Now())
 		var err error
 		shared, err = b.sharedLayers(gctx)
 		return err
@@ -132,6 +135,7 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 				return gctx.Err()
 			}
 			meta.once.Do(func() { meta.labels, meta.annotations = b.metadata(bs) })
+			defer b.layers.since(time.Now())
 			layers := append(append([]image.Layer{}, shared...), image.Layer{Layer: bl, CreatedBy: "kiln build " + pkg.ImportPath, Comment: "binary"})
 			img, err := image.Assemble(baseImg, layers, image.Config{
 				Name: b.binName, Env: b.image.Env, Labels: meta.labels, Annotations: meta.annotations,
@@ -155,7 +159,7 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results, Record: Record{
 		Flags: s.flags, Ldflags: s.ldflags, EnvNames: envNames(s.env), GOFLAGS: o.Builder.GOFLAGS(),
 		BaseRef: baseRef, Compression: comp, Started: started, Ended: time.Now(),
-	}}
+	}, Phases: Phases{Compile: b.compiles.duration(), Layer: b.layers.duration()}}
 	for _, p := range plats {
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
@@ -229,7 +233,9 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 	}
 	defer unlock()
 	start := time.Now()
-	if err := r.opts.Builder.Build(ctx, t, bin); err != nil {
+	err = r.opts.Builder.Build(ctx, t, bin)
+	b.compiles.since(start)
+	if err != nil {
 		if ctx.Err() != nil {
 			return compiled{}, ctx.Err()
 		}
@@ -253,6 +259,7 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 // binaryLayer layers the binary, from the cache when its build ID was seen.
 func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Platform) (v1.Layer, error) {
 	start := time.Now()
+	defer b.layers.since(start)
 	s, err := b.settings.wait()
 	if err != nil {
 		return nil, err

@@ -68,6 +68,8 @@ type Result struct {
 	Repo string `json:"repo"`
 	// Record is what went into the build, for provenance.
 	Record Record `json:"-"`
+	// Phases is where the build's time went.
+	Phases Phases `json:"-"`
 
 	git *vcs.Reader // asks for the rest of the git state on demand
 }
@@ -234,6 +236,7 @@ func (r *buildRun) publish(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
+	res.Phases.Push = time.Since(start)
 	res.Ref = ref.String()
 	if res.Digest != ref.DigestStr() {
 		return fmt.Errorf("%s: published as %s, built as %s", res.ImportPath, ref.DigestStr(), res.Digest)
