@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/kilnbuild/kiln/internal/vcs"
 )
 
@@ -66,16 +68,8 @@ func (m *gitRecordFile) remember(state string, answers vcs.Answers) {
 	if m.path == "" || err != nil || bytes.Equal(data, m.last) {
 		return
 	}
-	if os.MkdirAll(filepath.Dir(m.path), 0o755) != nil {
-		return
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(m.path), ".git-*")
-	if err != nil {
-		return
-	}
-	_, werr := tmp.Write(data)
-	if cerr := tmp.Close(); werr != nil || cerr != nil || os.Rename(tmp.Name(), m.path) != nil {
-		os.Remove(tmp.Name())
+	dir := filepath.Dir(m.path)
+	if os.MkdirAll(dir, 0o755) != nil || renameio.WriteFile(m.path, data, 0o600, renameio.WithTempDir(dir)) != nil {
 		return
 	}
 	m.last = data
