@@ -28,8 +28,8 @@ import (
 // 0.225 s.
 //
 // The pipeline makes one with startGitMemory and calls settings once per
-// package; ask, remember and waitIdle are the plain reads and the end of
-// the run.
+// package; ask and waitForFlags are plain reads, remember and waitIdle the
+// end of the run.
 type gitMemory struct {
 	reader *vcs.Reader    // answers field by field; asked only after ready
 	ready  chan struct{}  // closed once the reader may be asked (see startGitMemory)
@@ -90,6 +90,14 @@ func startGitMemory(ctx context.Context, o Options) *gitMemory {
 func (m *gitMemory) ask(fields ...string) vcs.Git {
 	<-m.ready
 	return m.reader.Wait(fields...)
+}
+
+// waitForFlags returns once git has answered what the flags' templates
+// ask; at once when they ask nothing.
+func (m *gitMemory) waitForFlags() {
+	if m.uses {
+		m.ask(m.first...)
+	}
 }
 
 // gitSettings is one package's settings: expanded with git's answers, and

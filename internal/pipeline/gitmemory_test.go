@@ -106,13 +106,15 @@ func (r *recordingRunner) take() []string {
 	return b
 }
 
-// The compile that starts with last time's git answers is kept only when
-// git answers the same: a new tag must reach the binary.
-func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
-	testutil.RequireTool(t, "git")
-	dir := t.TempDir()
+// gitCheckout is a git checkout of testutil.HelloModule tagged v1.0.0,
+// whose times vcs.State can vouch for; git runs it with user and email
+// set, and questions drains the log of what kiln asked git in it (the go
+// command asks its own).
+func gitCheckout(t *testing.T) (dir string, git func(args ...string), questions func() []string) {
+	t.Helper()
+	dir = t.TempDir()
 	testutil.WriteFiles(t, dir, testutil.HelloModule)
-	git := func(args ...string) {
+	git = func(args ...string) {
 		t.Helper()
 		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -127,7 +129,7 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	questions := func() []string { // kiln's (the go command asks its own)
+	questions = func() []string {
 		data, _ := os.ReadFile(gitLog)
 		os.Remove(gitLog)
 		var q []string
@@ -142,7 +144,14 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	git("add", ".")
 	git("commit", "-q", "-m", "one")
 	git("tag", "v1.0.0")
+	time.Sleep(2 * racyWindowForTests) // let the commit's times settle
+	return dir, git, questions
+}
 
+// The compile that starts with last time's git answers is kept only when
+// git answers the same: a new tag must reach the binary.
+func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
+	dir, git, questions := gitCheckout(t)
 	environ := env(t, t.TempDir())
 	cache := t.TempDir()
 	runner := &recordingRunner{}
@@ -178,7 +187,6 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	}
 
 	// First build: nothing remembered, one compile with git's answer.
-	time.Sleep(2 * racyWindowForTests) // let the commit's times settle
 	questions()
 	_, img := run()
 	if b := runner.take(); len(b) != 1 || !strings.Contains(b[0], "v1.0.0 ok") {
@@ -241,3 +249,38 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 // racyWindowForTests is how long a test waits for vcs.State to vouch for
 // times it just wrote.
 const racyWindowForTests = 150 * time.Millisecond
+
+// A build whose flags ask git nothing, on the static base (whose go env
+// waits for the flags' git answers), runs no git while the checkout is
+// unchanged: it does not wait for, and so ask, git's whole state.
+func TestUnchangedCheckoutWithoutGitTemplatesRunsNoGit(t *testing.T) {
+	dir, _, questions := gitCheckout(t)
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	build := func() {
+		t.Helper()
+		_, err := Run(context.Background(), Options{
+			Dir: dir, CacheDir: cache,
+			Builder:   &gobuild.Builder{Runner: &fakeGo{dir: dir, goroot: strings.TrimSpace(string(goroot)), self: self}},
+			Naming:    Naming{Repo: LocalRepo},
+			Publisher: &publish.Layout{Dir: t.TempDir()},
+			Config:    &config.Config{DefaultBaseImage: "static"},
+		}, []string{"./cmd/hello"})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	build()
+	questions()
+	build()
+	if q := questions(); len(q) != 0 {
+		t.Errorf("an unchanged checkout was asked %q", q)
+	}
+}

@@ -154,7 +154,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// toolchain's root; it waits for the flags' git answers so that on a
 	// small machine the compile starts first.
 	r.goroot = onDemand(func() (string, error) {
-		r.git.ask(r.git.first...)
+		r.git.waitForFlags()
 		return opts.Builder.GOROOT(gctx, opts.Dir)
 	})
 	r.builds = goFuture(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
