@@ -255,28 +255,8 @@ const racyWindowForTests = 150 * time.Millisecond
 // unchanged: it does not wait for, and so ask, git's whole state.
 func TestUnchangedCheckoutWithoutGitTemplatesRunsNoGit(t *testing.T) {
 	dir, _, questions := gitCheckout(t)
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache := t.TempDir()
-	build := func() {
-		t.Helper()
-		_, err := Run(context.Background(), Options{
-			Dir: dir, CacheDir: cache,
-			Builder:   &gobuild.Builder{Runner: &fakeGo{dir: dir, goroot: strings.TrimSpace(string(goroot)), self: self}},
-			Naming:    Naming{Repo: LocalRepo},
-			Publisher: &publish.Layout{Dir: t.TempDir()},
-			Config:    &config.Config{DefaultBaseImage: "static"},
-		}, []string{"./cmd/hello"})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	fake, cache := newFakeGo(t, dir, 0), t.TempDir()
+	build := func() { buildFaked(t, fake, dir, cache, "", &config.Config{DefaultBaseImage: "static"}, "./cmd/hello") }
 	build()
 	questions()
 	build()
