@@ -121,8 +121,10 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		r := records.Result{ImportPath: o.ImportPath, Ref: o.Ref, Digest: o.Digest}
 		for _, img := range o.Images {
 			r.Images = append(r.Images, records.Image{Platform: img.Platform, Digest: img.Digest, Bytes: img.ImageBytes})
-			phases.Compile += records.Duration(img.Compile)
 		}
+		phases.Compile += records.Duration(o.Phases.Compile)
+		phases.Layer += records.Duration(o.Phases.Layer)
+		phases.Push += records.Duration(o.Phases.Push)
 		for _, a := range o.Attachments {
 			if r.Signature == "" {
 				r.Signature = a.Signature
