@@ -93,6 +93,15 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) {
 	// file is read through a SectionReader of the size known, with one
 	// pread (a large one is passed as it is, for the kernel to send
 	// without copying).
+	// A Range is checked here only when no condition (If-Range,
+	// If-None-Match, ...) may turn the answer into a 200 or a 304.
+	if rng := req.Header.Get("Range"); rng != "" && !conditional(req.Header) {
+		if why := unsatisfiable(rng, size); why != "" {
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			http.Error(w, "invalid range: "+why, http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+	}
 	var content io.ReadSeeker = blob
 	if f, ok := blob.(*os.File); ok && size <= smallBlob {
 		content = io.NewSectionReader(f, 0, size)
