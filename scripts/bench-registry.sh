@@ -6,7 +6,7 @@
 # ./internal/testutil/regbench and prints a markdown table of medians over the runs
 # to stdout; go test's own output goes to stderr.
 # Needs crane on PATH (installed with .ci/tools.sh when missing). kiln's
-# server is $KILN_SERVER_BIN, else ./cmd/server built by the benchmark.
+# server is $KILN_SERVER_BIN, else ./cmd/server built by this script.
 # Usage: scripts/bench-registry.sh [RUNS] [BENCHTIME]   (default 5 3x)
 #   SERVERS='kiln|kiln-nosync|crane-mem|crane-disk' (a regexp) selects the
 #   servers; kiln-nosync is kiln with --no-fsync-unsafe, which syncs as
@@ -16,14 +16,17 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 BENCHTIME=${2:-3x}
 SERVERS=${SERVERS:-kiln|kiln-nosync|crane-mem|crane-disk}
-if [ -n "${KILN_SERVER_BIN:-}" ]; then
-  KILN_SERVER_BIN=$(realpath "$KILN_SERVER_BIN")
-  export KILN_SERVER_BIN
-fi
 command -v crane >/dev/null || eval "$(bash .ci/tools.sh crane)"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The server is built once here, so that every run serves the same binary.
+if [ -z "${KILN_SERVER_BIN:-}" ]; then
+  go build -o "$work/server" ./cmd/server
+  KILN_SERVER_BIN=$work/server
+fi
+KILN_SERVER_BIN=$(realpath "$KILN_SERVER_BIN")
+export KILN_SERVER_BIN
 # One go test per run, so that every run starts fresh servers (-count would
 # repeat each workload on the same server); within a run the servers take
 # turns in order: kiln, kiln without fsync, crane in memory, crane --disk.

@@ -13,6 +13,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -31,7 +32,7 @@ type dockerManifest struct {
 
 // digestName matches the names docker save and ggcr give a config or
 // layer named by its digest: HEX.json, sha256:HEX, blobs/sha256/HEX.
-var digestName = regexp.MustCompile(`^(?:.*/)?(?:sha256[:/])?([0-9a-f]{64})(?:\.json)?$`)
+var digestName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:.*/)?(?:sha256[:/])?([0-9a-f]{64})(?:\.json)?$`) })
 
 // openDockerArchive reads a `docker save` tarball in place (see archive).
 // manifest.json and the config are read within the JSON budget; the
@@ -193,7 +194,7 @@ func dockerConfig(a *archive, file string) ([]byte, error) {
 		rc.Close()
 		return nil, jsonTooLarge("config "+file, size, a.m.lim.JSON)
 	}
-	if sm := digestName.FindStringSubmatch(file); sm != nil {
+	if sm := digestName().FindStringSubmatch(file); sm != nil {
 		return checked.ReadAll(rc, "config", v1.Hash{Algorithm: "sha256", Hex: sm[1]}, size, a.m.lim.JSON)
 	}
 	defer rc.Close()

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"sync"
 )
 
 // bar is one bar of the HTML chart.
@@ -99,12 +100,17 @@ func chart(r *Report) []chartImage {
 	return out
 }
 
-var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"inc":       func(i int) int { return i + 1 },
-	"size":      FormatSize,
-	"pkgsource": packageSourceText,
-	"gobinary":  goBinaryText,
-}).Parse(`<!DOCTYPE html>
+// htmlTemplate is parsed when a report is first rendered, not at every
+// kiln command's start.
+var htmlTemplate = sync.OnceValue(parseHTMLTemplate)
+
+func parseHTMLTemplate() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"inc":       func(i int) int { return i + 1 },
+		"size":      FormatSize,
+		"pkgsource": packageSourceText,
+		"gobinary":  goBinaryText,
+	}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -179,6 +185,7 @@ ul.summary li { margin: 0.2em 0; }
 </body>
 </html>
 `))
+}
 
 func renderHTML(w io.Writer, r *Report) error {
 	v := htmlView{Report: r, Rows: rows(r), Chart: chart(r), Width: chartWidth}
@@ -191,5 +198,5 @@ func renderHTML(w io.Writer, r *Report) error {
 				im.Ref, FormatSize(im.CompressedSize), formatPercent(d.CompressedSize), FormatSize(im.UncompressedSize), formatPercent(d.UncompressedSize), im.Files, d.Files.Diff))
 		}
 	}
-	return htmlTemplate.Execute(w, v)
+	return htmlTemplate().Execute(w, v)
 }

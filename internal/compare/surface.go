@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // What counts as a shell, a package manager or a compiler: executables of
@@ -15,8 +16,11 @@ var (
 	shells          = set("sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox")
 	packageManagers = set("apt", "apt-get", "aptitude", "dpkg", "apk", "yum", "dnf", "rpm", "microdnf", "tdnf", "zypper", "pip", "pip3", "pipx")
 	compilers       = set("gcc", "cc", "c++", "g++", "clang", "clang++", "tcc", "gccgo", "go", "rustc", "javac")
-	compilerPattern = regexp.MustCompile(`^([a-z0-9_]+-[a-z0-9_]+-[a-z0-9_-]+-)?(gcc|g\+\+|cc|c\+\+|clang|clang\+\+|gccgo)(-[0-9.]+)?$`)
-	pipPattern      = regexp.MustCompile(`^pip[0-9.]*$`)
+	// The patterns are compiled when first used, not at every kiln command's start.
+	compilerPattern = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^([a-z0-9_]+-[a-z0-9_]+-[a-z0-9_-]+-)?(gcc|g\+\+|cc|c\+\+|clang|clang\+\+|gccgo)(-[0-9.]+)?$`)
+	})
+	pipPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^pip[0-9.]*$`) })
 	// Package databases and where they live.
 	packageDatabases = []string{dpkgStatus, "/var/lib/dpkg/status.d", apkInstalled, "/var/lib/rpm", "/usr/lib/sysimage/rpm"}
 )
@@ -120,9 +124,9 @@ func classify(root, n *node, p string, s *Surface) {
 	switch {
 	case base == "busybox" || (inBin && shells[base]):
 		list = &s.Shells
-	case inBin && (packageManagers[base] || pipPattern.MatchString(base)):
+	case inBin && (packageManagers[base] || pipPattern().MatchString(base)):
 		list = &s.PackageManagers
-	case inBin && (compilers[base] || compilerPattern.MatchString(base)):
+	case inBin && (compilers[base] || compilerPattern().MatchString(base)):
 		list = &s.Compilers
 	default:
 		return

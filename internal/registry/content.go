@@ -88,11 +88,22 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Docker-Content-Digest", h.String())
 	w.Header().Set("ETag", `"`+h.String()+`"`)
-	// ServeContent answers HEAD and Range requests and streams the blob. It
-	// seeks twice to learn a file's size and reads it to EOF; a small
-	// file is read through a SectionReader of the size known, with one
-	// pread (a large one is passed as it is, for the kernel to send
-	// without copying).
+	// A Range is checked here only when no condition (If-Range,
+	// If-None-Match, ...) may turn the answer into a 200 or a 304.
+	if rng := req.Header.Get("Range"); rng != "" && !conditional(req.Header) {
+		if why := unsatisfiable(rng, size); why != "" {
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
+			http.Error(w, "invalid range: "+why, http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+	}
+	// ServeContent answers Range requests and streams the blob. Given an
+	// *os.File, it seeks twice to learn the size, and the connection sends
+	// the file with sendfile, without copying (net/http writes the first
+	// 512 bytes itself). A blob that fits in one copy buffer is read
+	// through a SectionReader of the size known instead: two preads (the
+	// 512 bytes, then the rest), no seeks. The journal's blobs are in
+	// memory already.
 	var content io.ReadSeeker = blob
 	if f, ok := blob.(*os.File); ok && size <= smallBlob {
 		content = io.NewSectionReader(f, 0, size)
@@ -100,9 +111,11 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) {
 	http.ServeContent(w, req, "", time.Time{}, content)
 }
 
-// smallBlob is the size up to which a blob is served with the fewest
-// system calls rather than with sendfile.
-const smallBlob = 1 << 20
+// smallBlob is the size up to which a blob file is read and written
+// (in io.Copy's 32 KiB buffer) rather than sent with sendfile. Above it, reads and writes take two system calls per 32 KiB
+// and copy every byte through user space: a 600 kB blob took 38 instead
+// of one sendfile.
+const smallBlob = 32 << 10
 
 func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) {
 	h, err := store.ParseDigest(rt.ref)

@@ -100,7 +100,8 @@ type Result struct {
 	Refs []string
 }
 
-var imageRef = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$`)
+// imageRef is compiled when first used, not at every kiln command's start.
+var imageRef = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$`) })
 
 // Resolve builds each distinct package once, at most jobs at a time, and
 // replaces every reference. Nothing is returned unless every build
@@ -113,7 +114,7 @@ func (p *Plan) Resolve(ctx context.Context, jobs int, build Build) (Result, erro
 		if err != nil {
 			return err
 		}
-		if !imageRef.MatchString(ref) {
+		if !imageRef().MatchString(ref) {
 			return fmt.Errorf("the build gave %q, not an image reference", ref)
 		}
 		mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Selector is a Kubernetes label selector: requirements joined by commas,
@@ -18,9 +19,11 @@ type requirement struct {
 	values []string
 }
 
+// The patterns are compiled when first used: labelPrefix's bounded
+// repetition alone took milliseconds of every kiln command's start.
 var (
-	labelName   = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`)
-	labelPrefix = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	labelName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`) })
+	labelPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`) })
 )
 
 // ParseSelector parses s; "" selects everything and gives a nil Selector.
@@ -97,7 +100,7 @@ func checkRequirement(r requirement) error {
 		return err
 	}
 	for _, v := range r.values {
-		if !labelName.MatchString(v) {
+		if !labelName().MatchString(v) {
 			return fmt.Errorf("%q is not a label value", v)
 		}
 	}
@@ -109,7 +112,7 @@ func checkKey(k string) error {
 	if !ok {
 		prefix, name = "", k
 	}
-	if name == "" || !labelName.MatchString(name) || ok && !labelPrefix.MatchString(prefix) {
+	if name == "" || !labelName().MatchString(name) || ok && !labelPrefix().MatchString(prefix) {
 		return fmt.Errorf("%q is not a label key", k)
 	}
 	return nil
