@@ -76,7 +76,9 @@ func (b *builder) output(out string) (string, error) {
 	if out == "" {
 		return b.registry, nil
 	}
-	if r, err := imageref.Parse(out, ""); err != nil || r.Kind != imageref.Registry {
+	// A path such as ./out parses as a repository on a host named ".":
+	// it is a directory, which the service never writes to.
+	if r, err := imageref.Parse(out, ""); err != nil || r.Kind != imageref.Registry || strings.HasPrefix(out, ".") || strings.HasPrefix(out, "/") {
 		return "", fmt.Errorf("%w: output %q: give a registry repository, e.g. registry.example/team", service.ErrInvalid, out)
 	}
 	if _, err := name.NewRepository(out); err != nil {

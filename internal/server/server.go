@@ -320,16 +320,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials(), "fsync", !f.noSync)
 	}
 	if !f.RegistryOnly && f.DataDir != "" {
-		reg := f.Registry
-		b, err := startBuilds(ctx, f, ln, reg, pushToken, log)
+		// The builds' own pushes, made in process, are counted too.
+		bytesIn := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_received_bytes_total", Help: "Bytes of request bodies the registry read."})
+		bytesOut := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_sent_bytes_total", Help: "Bytes of responses the registry wrote."})
+		f.Registry = countBytes(f.Registry, bytesIn, bytesOut)
+		b, err := startBuilds(ctx, f, ln, f.Registry, pushToken, log)
 		if err != nil {
 			return err
 		}
 		defer b.db.Close()
-		bytesIn := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_received_bytes_total", Help: "Bytes of request bodies the registry read."})
-		bytesOut := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_sent_bytes_total", Help: "Bytes of responses the registry wrote."})
 		b.metrics.MustRegister(bytesIn, bytesOut)
-		f.Registry = countBytes(reg, bytesIn, bytesOut)
 		f.API, f.Ready, f.Metrics = b.svc.Handler(), b.ready, b.svc.MetricsHandler()
 		svc = b.svc
 	}
