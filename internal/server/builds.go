@@ -138,7 +138,8 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 }
 
 // ownRegistry publishes to the server's own registry, whose pushes are
-// always allowed (the service presents a token of its own), and whose
+// always allowed (anonymous on loopback, else the service presents a
+// token of its own), and whose
 // repository may be the bare host: images are named HOST/NAME.
 type ownRegistry struct{ *publish.ToRegistry }
 

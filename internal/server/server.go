@@ -285,8 +285,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		if err != nil {
 			return err
 		}
-		if !f.RegistryOnly && f.DataDir != "" {
-			// The build service pushes in process with a token of its own.
+		if !f.RegistryOnly && f.DataDir != "" && !access.AnonymousWrite {
+			// The build service pushes in process; where anonymous
+			// clients may not push, it presents a token of its own. (A
+			// token is a credential: /v2/ then asks clients for theirs,
+			// so it is not added to a registry open to anonymous pushes.)
 			pushToken = newPushToken()
 			access.Tokens = append(access.Tokens, pushToken)
 		}

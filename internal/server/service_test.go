@@ -189,6 +189,27 @@ func TestServiceNotReadyWithoutData(t *testing.T) {
 	}
 }
 
+// TestServiceKeepsRegistryOpen: with the build service on, a loopback
+// server without credentials still lets anonymous clients in at /v2/,
+// including those (podman) that send empty basic credentials.
+func TestServiceKeepsRegistryOpen(t *testing.T) {
+	url := serve(t, http.DefaultClient, "http", "127.0.0.1", "--data", t.TempDir())
+	for _, auth := range []string{"", "Basic Og=="} {
+		req, _ := http.NewRequest("GET", url+"/v2/", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /v2/ with Authorization %q = %d, want 200: the build service made the registry ask for credentials", auth, resp.StatusCode)
+		}
+	}
+}
+
 func status(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
