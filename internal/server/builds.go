@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/publish"
@@ -110,6 +111,8 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		Signatures: &sign.RegistryStore{Transport: tr},
 		Key:        b.key,
 		CacheDir:   b.cacheDir, Progress: log, KilnVersion: b.version,
+		// A cancelled build stops its compiler too.
+		Builder: &gobuild.Builder{Env: b.env, Runner: groupRunner{}},
 	}
 	outcomes, err := request.Run(ctx, env, f.Build)
 	if err != nil {
