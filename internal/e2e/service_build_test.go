@@ -193,7 +193,7 @@ func alive(pid int) bool {
 // its retry succeeds with the digest of an uninterrupted build.
 func TestServiceSIGKILLLeavesInterrupted(t *testing.T) {
 	p := startService(t, nil)
-	p.workspace("slow", slowModule(6000, t.Name()+time.Now().String()))
+	p.workspace("slow", slowModule(4000, t.Name()+time.Now().String()))
 	id := p.submit(slowBuild).ID
 	p.compiling(id)
 	p.kill()
