@@ -70,6 +70,15 @@ type serviceProcess struct {
 // workspace) and args; it is killed when the test ends. Not in -short.
 func startService(t *testing.T, env []string, args ...string) *serviceProcess {
 	t.Helper()
+	p := newService(t, env, args...)
+	p.start()
+	return p
+}
+
+// newService prepares a build service's data directory (sharing the
+// test binary's caches) without starting it.
+func newService(t *testing.T, env []string, args ...string) *serviceProcess {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: not in -short")
 	}
@@ -86,9 +95,10 @@ func startService(t *testing.T, env []string, args ...string) *serviceProcess {
 		}
 	}
 	t.Cleanup(func() { makeWritable(filepath.Join(p.data, "gomodcache")) })
-	p.start()
 	t.Cleanup(func() {
-		p.kill()
+		if p.cmd != nil {
+			p.kill()
+		}
 		killLeftovers(p.data)
 		if t.Failed() {
 			t.Logf("server log (tail):\n%s", p.logTail())
