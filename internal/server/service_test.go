@@ -129,6 +129,9 @@ func TestServiceBuildsWorkspace(t *testing.T) {
 	if b.State != records.Succeeded || len(b.Results) != 1 {
 		t.Fatalf("build %s: %+v", b.State, b.Error)
 	}
+	if b.Phases.Compile <= 0 || b.Phases.Push <= 0 {
+		t.Errorf("phases %+v: compile and push were not timed", b.Phases)
+	}
 	ref, err := name.ParseReference(b.Results[0].Ref)
 	if err != nil {
 		t.Fatal(err)
