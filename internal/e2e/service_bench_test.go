@@ -73,9 +73,11 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 	}
 	_, kilnCache := serviceCaches(t)
 	digests := map[string]string{}
-	viaCLI := func() time.Duration {
+	// kiln build in place, and in a fresh copy of the source, as the
+	// service builds (each build has a directory of its own).
+	viaCLIIn := func(dir string) time.Duration {
 		cmd := exec.Command(kilnBin, "build", "--platform", "linux/amd64", "--output", p.host()+"/direct", "./cmd/hello")
-		cmd.Dir = ws
+		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "KILN_CACHE="+kilnCache, "KO_DOCKER_REPO=", "KO_DEFAULTBASEIMAGE=")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -88,6 +90,14 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 		_, digests["kiln build"], _ = strings.Cut(strings.TrimSpace(string(out)), "@")
 		return d
 	}
+	viaCLI := func() time.Duration { return viaCLIIn(ws) }
+	viaCLIFresh := func() time.Duration {
+		dir := filepath.Join(t.TempDir(), "hello")
+		if err := os.CopyFS(dir, os.DirFS(ws)); err != nil {
+			t.Fatal(err)
+		}
+		return viaCLIIn(dir)
+	}
 	viaService := func() time.Duration {
 		start := time.Now()
 		id := p.submit(helloBuild("hello")).ID
@@ -99,21 +109,29 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 		digests["service"] = b.Results[0].Digest
 		return end.Sub(start)
 	}
-	viaCLI() // warm both
+	viaCLI() // warm all
 	viaService()
-	var cli, svc []time.Duration
+	var cli, fresh, svc []time.Duration
 	for i := range 5 {
-		if i%2 == 0 {
-			cli, svc = append(cli, viaCLI()), append(svc, viaService())
-		} else {
-			svc, cli = append(svc, viaService()), append(cli, viaCLI())
+		// Rotate the order, so that no arm always follows another.
+		for j := range 3 {
+			switch (i + j) % 3 {
+			case 0:
+				cli = append(cli, viaCLI())
+			case 1:
+				fresh = append(fresh, viaCLIFresh())
+			case 2:
+				svc = append(svc, viaService())
+			}
 		}
 	}
 	if digests["service"] != digests["kiln build"] {
 		t.Errorf("the service built %s, kiln build %s", digests["service"], digests["kiln build"])
 	}
-	mc, ms := quantile(cli, 0.5), quantile(svc, 0.5)
-	t.Logf("kiln build %v, service %v: median %v vs %v, service / kiln build %.2f×", cli, svc, mc, ms, float64(ms)/float64(mc))
+	mc, mf, ms := quantile(cli, 0.5), quantile(fresh, 0.5), quantile(svc, 0.5)
+	t.Logf("kiln build in place %v\nkiln build, fresh copy %v\nservice %v", cli, fresh, svc)
+	t.Logf("medians: kiln build %v, kiln build of a fresh copy %v, service %v; service / kiln build %.2f×, service / fresh copy %.2f×",
+		mc, mf, ms, float64(ms)/float64(mc), float64(ms)/float64(mf))
 }
 
 // TestBenchServiceListBuilds: GET /builds (the first page of 50) with
