@@ -103,7 +103,12 @@ func TestServiceModuleSource(t *testing.T) {
 		}
 	}
 	mods := serveModule(t, "example.com/hello", "v1.2.3", files)
-	p := startService(t, []string{"GOPROXY=" + mods.proxy.URL, "GOSUMDB=" + mods.vkey + " " + mods.sumdb.URL,
+	// GOPATH of its own: the go command remembers the checksum
+	// database's latest tree under GOPATH/pkg/sumdb, by the database's
+	// name, and each run's test database has a new key.
+	gopath := t.TempDir()
+	t.Cleanup(func() { makeWritable(gopath) })
+	p := startService(t, []string{"GOPATH=" + gopath, "GOPROXY=" + mods.proxy.URL, "GOSUMDB=" + mods.vkey + " " + mods.sumdb.URL,
 		"GONOSUMDB=", "GONOSUMCHECK=", "GOPRIVATE=", "GOINSECURE=", "GOTOOLCHAIN=local"})
 	b := p.succeeded(p.submit(`{"source":{"module":"example.com/hello@v1.2.3"},` + helloPackages + `}`).ID)
 	if b.Source.Kind != "module" || b.Source.Revision != "v1.2.3" || b.Source.Hash != mods.hash {
