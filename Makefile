@@ -13,7 +13,7 @@ FUZZARCHIVE ?= 20000x
 TOOLS_ENV = eval "$$(bash .ci/tools.sh $(1))"
 PODMAN_RUN := podman run --rm --runtime runc --ulimit nofile=1024:1024 --ulimit nproc=1024:1024
 
-.PHONY: help build test unit run bench compare lint fuzz tools clean
+.PHONY: help build test unit run serve bench compare lint fuzz tools clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -46,6 +46,13 @@ run: build ## build ./cmd/server with kiln into the local store and print how to
 	echo "  $(BIN)/kiln build --load -B --tag dev ./cmd/server" && \
 	echo "  $(PODMAN_RUN) --network host kiln.local/server:dev --addr 127.0.0.1:8080" && \
 	echo "  curl http://127.0.0.1:8080/healthz"
+
+serve: build ## start the build service on 127.0.0.1:8080 (data in $XDG_DATA_HOME/kiln/serve) and print how to use it
+	@data=$${XDG_DATA_HOME:-$$HOME/.local/share}/kiln/serve && mkdir -p $$data && \
+	echo "build service: http://127.0.0.1:8080/api/v1/builds  registry: 127.0.0.1:8080  ready: http://127.0.0.1:8080/readyz  metrics: http://127.0.0.1:8080/metrics" && \
+	echo "data: $$data" && \
+	echo "build on it:  $(BIN)/kiln build --remote http://127.0.0.1:8080 ./cmd/server" && \
+	exec $(BIN)/server --addr 127.0.0.1:8080 --data $$data
 
 bench: build ## kiln vs ko vs go build, kiln vs podman after an edit, the registry vs crane (numbers to stdout)
 	$(call TOOLS_ENV,ko crane podman debootstrap) && bash scripts/bench.sh && bash scripts/bench-registry.sh && \

@@ -20,9 +20,9 @@ var layer = map[string]int{
 	"sbom": 2, "pipeline": 2,
 	"attest": 3, "verify": 3, "compare": 3,
 	"request": 4, "service": 4,
-	"server": 5,
-	"cli":    6,
-	"e2e":    7,
+	"server": 5, "client": 5,
+	"cli": 6,
+	"e2e": 7,
 }
 
 const module = "github.com/kilnbuild/kiln/internal/"

@@ -2,15 +2,8 @@ package attest_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -21,7 +14,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -34,6 +26,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/provenance"
 	"github.com/kilnbuild/kiln/internal/sbom"
 	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/testutil"
 	"github.com/kilnbuild/kiln/internal/vcs"
 	"github.com/kilnbuild/kiln/internal/verify"
 )
@@ -58,14 +51,7 @@ type env struct {
 
 func setup(t *testing.T, st sign.Store, repo string) *env {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := signature.LoadECDSASignerVerifier(k, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sv := testutil.ECDSAKey(t)
 	root := t.TempDir()
 	return &env{
 		ctx: context.Background(), st: st, repo: repo, sv: sv, root: root,
@@ -79,9 +65,7 @@ func setup(t *testing.T, st sign.Store, repo string) *env {
 
 func registryEnv(t *testing.T) *env {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	return setup(t, &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, strings.TrimPrefix(srv.URL, "http://")+"/example.com/hello")
+	return setup(t, &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, testutil.Registry(t)+"/example.com/hello")
 }
 
 func testBuildInfo(t *testing.T) *debug.BuildInfo {

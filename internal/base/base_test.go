@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +25,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -37,10 +35,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"golang.org/x/crypto/x509roots/fallback/bundle"
-)
 
-// quietLog keeps the test registry from logging every request.
-var quietLog = log.New(io.Discard, "", 0)
+	"github.com/kilnbuild/kiln/internal/testutil"
+)
 
 var (
 	gorootOnce sync.Once
@@ -72,15 +69,6 @@ func staticOpts(tb testing.TB) Options {
 
 func anon() authn.Keychain { return authn.NewMultiKeychain() }
 
-func mustDigest(t *testing.T, d interface{ Digest() (v1.Hash, error) }) v1.Hash {
-	t.Helper()
-	h, err := d.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
 func plat(s string) v1.Platform {
 	p, err := v1.ParsePlatform(s)
 	if err != nil {
@@ -101,7 +89,7 @@ func TestStaticDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if da, db := mustDigest(t, a), mustDigest(t, b); da != db {
+	if da, db := testutil.Digest(t, a), testutil.Digest(t, b); da != db {
 		t.Fatalf("static index digest differs between runs: %s vs %s", da, db)
 	}
 	if err := validate.Index(a); err != nil {
@@ -383,8 +371,8 @@ func TestResolveStatic(t *testing.T) {
 		t.Fatal("static is not an index")
 	}
 	d, ok := b.Digest()
-	if !ok || d != mustDigest(t, idx) {
-		t.Errorf("Digest = %v, %v; index digest %v", d, ok, mustDigest(t, idx))
+	if !ok || d != testutil.Digest(t, idx) {
+		t.Errorf("Digest = %v, %v; index digest %v", d, ok, testutil.Digest(t, idx))
 	}
 	ps, err := b.Platforms()
 	if err != nil || len(ps) != 8 {
@@ -511,9 +499,7 @@ type remoteFixture struct {
 
 func newRemoteFixture(t *testing.T) *remoteFixture {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(quietLog)))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := testutil.Registry(t)
 	f := &remoteFixture{host: host, children: map[string]v1.Hash{}}
 
 	// A random.Index gives an index of images without platforms; rebuild it
@@ -531,7 +517,7 @@ func newRemoteFixture(t *testing.T) *remoteFixture {
 		img := platformImage(t, p)
 		pp := plat(p)
 		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &pp}})
-		f.children[p] = mustDigest(t, img)
+		f.children[p] = testutil.Digest(t, img)
 	}
 	rim, err := ri.IndexManifest()
 	if err != nil {
@@ -548,7 +534,7 @@ func newRemoteFixture(t *testing.T) *remoteFixture {
 	}})
 	noPlat := platformImage(t, "linux/ppc64le")
 	adds = append(adds, mutate.IndexAddendum{Add: noPlat})
-	f.children["linux/ppc64le"] = mustDigest(t, noPlat)
+	f.children["linux/ppc64le"] = testutil.Digest(t, noPlat)
 	f.index = mutate.AppendManifests(empty.Index, adds...)
 	if err := validate.Index(f.index); err != nil {
 		t.Fatal(err)
@@ -584,11 +570,11 @@ func TestRemoteIndex(t *testing.T) {
 	if b.Name() != f.indexRef {
 		t.Errorf("Name = %q", b.Name())
 	}
-	if d, ok := b.Digest(); !ok || d != mustDigest(t, f.index) {
-		t.Errorf("Digest = %v, %v, want %v", d, ok, mustDigest(t, f.index))
+	if d, ok := b.Digest(); !ok || d != testutil.Digest(t, f.index) {
+		t.Errorf("Digest = %v, %v, want %v", d, ok, testutil.Digest(t, f.index))
 	}
 	idx, ok := b.Index()
-	if !ok || mustDigest(t, idx) != mustDigest(t, f.index) {
+	if !ok || testutil.Digest(t, idx) != testutil.Digest(t, f.index) {
 		t.Fatalf("Index = %v, %v", idx, ok)
 	}
 	if err := validate.Index(idx); err != nil {
@@ -641,12 +627,12 @@ func TestRemoteIndex(t *testing.T) {
 
 func TestRemoteDigestRef(t *testing.T) {
 	f := newRemoteFixture(t)
-	ref := f.host + "/b@" + mustDigest(t, f.index).String()
+	ref := f.host + "/b@" + testutil.Digest(t, f.index).String()
 	b, err := Resolve(context.Background(), ref, Options{Keychain: anon(), Transport: http.DefaultTransport})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := b.Digest(); d != mustDigest(t, f.index) {
+	if d, _ := b.Digest(); d != testutil.Digest(t, f.index) {
 		t.Errorf("Digest = %v", d)
 	}
 }
@@ -661,7 +647,7 @@ func TestRemoteSingleImage(t *testing.T) {
 	if _, ok := b.Index(); ok {
 		t.Error("single image resolved as an index")
 	}
-	if d, ok := b.Digest(); !ok || d != mustDigest(t, f.single) {
+	if d, ok := b.Digest(); !ok || d != testutil.Digest(t, f.single) {
 		t.Errorf("Digest = %v, %v", d, ok)
 	}
 	ps, err := b.Platforms()
@@ -673,7 +659,7 @@ func TestRemoteSingleImage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Image(%s): %v", p, err)
 		}
-		if mustDigest(t, img) != mustDigest(t, f.single) {
+		if testutil.Digest(t, img) != testutil.Digest(t, f.single) {
 			t.Errorf("Image(%s) is not the pushed image", p)
 		}
 		if err := validate.Image(img); err != nil {
@@ -739,31 +725,25 @@ func TestRemoteUnauthorized(t *testing.T) {
 
 func TestRemoteForbidden(t *testing.T) {
 	// 403 without a structured body from an otherwise working registry.
-	reg := registry.New(registry.Logger(quietLog))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	reg := testutil.QuietRegistry()
+	host := testutil.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.URL.Path, "/manifests/") {
 			http.Error(w, "forbidden\n<html>\n</html>", http.StatusForbidden)
 			return
 		}
 		reg.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/b:v1"
+	ref := host + "/b:v1"
 	_, err := Resolve(context.Background(), ref, Options{Keychain: anon()})
 	wantKind(t, err, Unauthorized, ref, "docker login")
 }
 
 func TestRemoteUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	ref := addr + "/b:v1"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = Resolve(ctx, ref, Options{Keychain: anon()})
+	_, err := Resolve(ctx, ref, Options{Keychain: anon()})
 	wantKind(t, err, Unreachable, ref, "check the name and that the registry is reachable")
 }
 
@@ -839,7 +819,7 @@ func TestLayoutRefGrammar(t *testing.T) {
 			t.Errorf("%s: %v", ref, err)
 			continue
 		}
-		if d, _ := b.Digest(); d != mustDigest(t, img) {
+		if d, _ := b.Digest(); d != testutil.Digest(t, img) {
 			t.Errorf("%s: digest %v", ref, d)
 		}
 	}
@@ -886,7 +866,7 @@ func TestLayoutTagged(t *testing.T) {
 		if b.Name() != ref {
 			t.Errorf("Name = %q", b.Name())
 		}
-		if d, ok := b.Digest(); !ok || d != mustDigest(t, tc.img) {
+		if d, ok := b.Digest(); !ok || d != testutil.Digest(t, tc.img) {
 			t.Errorf("%s: Digest = %v, %v", ref, d, ok)
 		}
 		if _, ok := b.Index(); ok {
@@ -899,7 +879,7 @@ func TestLayoutTagged(t *testing.T) {
 		if err := validate.Image(img); err != nil {
 			t.Errorf("%s: validate.Image: %v", ref, err)
 		}
-		if mustDigest(t, img) != mustDigest(t, tc.img) {
+		if testutil.Digest(t, img) != testutil.Digest(t, tc.img) {
 			t.Errorf("%s: wrong image", ref)
 		}
 	}
@@ -916,11 +896,11 @@ func TestLayoutTagged(t *testing.T) {
 	if err := validate.Index(idx); err != nil {
 		t.Errorf("validate.Index: %v", err)
 	}
-	if d, _ := b.Digest(); d != mustDigest(t, multi) {
-		t.Errorf("index digest %v, want %v", d, mustDigest(t, multi))
+	if d, _ := b.Digest(); d != testutil.Digest(t, multi) {
+		t.Errorf("index digest %v, want %v", d, testutil.Digest(t, multi))
 	}
 	img, err := b.Image(plat("linux/arm64"))
-	if err != nil || mustDigest(t, img) != mustDigest(t, arm) {
+	if err != nil || testutil.Digest(t, img) != testutil.Digest(t, arm) {
 		t.Errorf("Image(linux/arm64) = %v, %v", img, err)
 	}
 
@@ -950,7 +930,7 @@ func TestLayoutUntagged(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := b.Image(plat("linux/s390x"))
-	if err != nil || mustDigest(t, got) != mustDigest(t, img) {
+	if err != nil || testutil.Digest(t, got) != testutil.Digest(t, img) {
 		t.Errorf("Image = %v, %v", got, err)
 	}
 }
@@ -964,7 +944,7 @@ func TestLayoutBroken(t *testing.T) {
 
 	// index.json naming a blob that is absent.
 	dir, amd, _, _ := writeLayout(t)
-	d := mustDigest(t, amd)
+	d := testutil.Digest(t, amd)
 	if err := os.Remove(filepath.Join(dir, "blobs", d.Algorithm, d.Hex)); err != nil {
 		t.Fatal(err)
 	}

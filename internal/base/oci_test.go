@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // TestLayoutTampered: an oci: base is read through internal/checked, so a
@@ -19,17 +20,6 @@ import (
 // config when the base is resolved or a platform chosen, a layer when it
 // is read to its end (as a build does). Before, each was used as it was.
 func TestLayoutTampered(t *testing.T) {
-	blob := func(dir string, h v1.Hash) string { return filepath.Join(dir, "blobs", h.Algorithm, h.Hex) }
-	edit := func(t *testing.T, path string, f func([]byte) []byte) {
-		t.Helper()
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, f(b), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	flip := func(b []byte) []byte { b[len(b)/2] ^= 0x20; return b }
 	manifestOf := func(t *testing.T, img v1.Image) *v1.Manifest {
 		m, err := img.Manifest()
@@ -45,16 +35,16 @@ func TestLayoutTampered(t *testing.T) {
 		want   string // in the error of Resolve, Image or the layer's read
 	}{
 		{"manifest re-spaced", "v1", func(t *testing.T, dir string, amd v1.Image) {
-			edit(t, blob(dir, mustDigest(t, amd)), func(b []byte) []byte { return append(b, ' ') })
+			testutil.EditFile(t, testutil.BlobPath(dir, testutil.Digest(t, amd)), func(b []byte) []byte { return append(b, ' ') })
 		}, "manifest sha256:"},
 		{"config byte flipped", "v1", func(t *testing.T, dir string, amd v1.Image) {
-			edit(t, blob(dir, manifestOf(t, amd).Config.Digest), flip)
+			testutil.EditFile(t, testutil.BlobPath(dir, manifestOf(t, amd).Config.Digest), flip)
 		}, "config sha256:"},
 		{"layer byte flipped", "v1", func(t *testing.T, dir string, amd v1.Image) {
-			edit(t, blob(dir, manifestOf(t, amd).Layers[0].Digest), flip)
+			testutil.EditFile(t, testutil.BlobPath(dir, manifestOf(t, amd).Layers[0].Digest), flip)
 		}, "layer sha256:"},
 		{"a platform's manifest swapped", "multi", func(t *testing.T, dir string, amd v1.Image) {
-			edit(t, blob(dir, mustDigest(t, amd)), func([]byte) []byte { return []byte(`{"schemaVersion":2}`) })
+			testutil.EditFile(t, testutil.BlobPath(dir, testutil.Digest(t, amd)), func([]byte) []byte { return []byte(`{"schemaVersion":2}`) })
 		}, "manifest sha256:"},
 		{"index.json of a sparse gibibyte", "v1", func(t *testing.T, dir string, _ v1.Image) {
 			if err := os.Truncate(filepath.Join(dir, "index.json"), 1<<30); err != nil {

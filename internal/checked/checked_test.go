@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // fixture writes an index of two random images to an OCI layout and
@@ -35,10 +35,7 @@ func fixture(t *testing.T) (layout.Path, v1.Descriptor) {
 		adds = append(adds, mutate.IndexAddendum{Add: img})
 	}
 	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), adds...)
-	p, err := layout.Write(t.TempDir(), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.WriteLayout(t, t.TempDir())
 	if err := p.AppendIndex(idx); err != nil {
 		t.Fatal(err)
 	}
@@ -47,21 +44,6 @@ func fixture(t *testing.T) (layout.Path, v1.Descriptor) {
 		t.Fatal(err)
 	}
 	return p, *d
-}
-
-func blobPath(p layout.Path, h v1.Hash) string {
-	return filepath.Join(string(p), "blobs", h.Algorithm, h.Hex)
-}
-
-func rewrite(t *testing.T, file string, edit func([]byte) []byte) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, edit(b), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func flip(b []byte) []byte { b[len(b)/2] ^= 1; return b }
@@ -126,39 +108,39 @@ func TestTamperedContentIsRefused(t *testing.T) {
 		want   string
 	}{
 		{"a byte flipped in a layer", func(t *testing.T, p layout.Path, _ *v1.IndexManifest, m *v1.Manifest) {
-			rewrite(t, blobPath(p, m.Layers[0].Digest), flip)
+			testutil.EditFile(t, testutil.BlobPath(string(p), m.Layers[0].Digest), flip)
 		}, "its bytes hash to"},
 		{"a layer one byte longer", func(t *testing.T, p layout.Path, _ *v1.IndexManifest, m *v1.Manifest) {
-			rewrite(t, blobPath(p, m.Layers[1].Digest), func(b []byte) []byte { return append(b, 0) })
+			testutil.EditFile(t, testutil.BlobPath(string(p), m.Layers[1].Digest), func(b []byte) []byte { return append(b, 0) })
 		}, "bytes where its descriptor declares"},
 		{"a layer truncated", func(t *testing.T, p layout.Path, _ *v1.IndexManifest, m *v1.Manifest) {
-			rewrite(t, blobPath(p, m.Layers[1].Digest), func(b []byte) []byte { return b[:len(b)-1] })
+			testutil.EditFile(t, testutil.BlobPath(string(p), m.Layers[1].Digest), func(b []byte) []byte { return b[:len(b)-1] })
 		}, "bytes where its descriptor declares"},
 		{"a byte flipped in the config", func(t *testing.T, p layout.Path, _ *v1.IndexManifest, m *v1.Manifest) {
-			rewrite(t, blobPath(p, m.Config.Digest), flip)
+			testutil.EditFile(t, testutil.BlobPath(string(p), m.Config.Digest), flip)
 		}, "config sha256:"},
 		{"the manifest re-spaced", func(t *testing.T, p layout.Path, idx *v1.IndexManifest, _ *v1.Manifest) {
-			rewrite(t, blobPath(p, idx.Manifests[0].Digest), func(b []byte) []byte {
+			testutil.EditFile(t, testutil.BlobPath(string(p), idx.Manifests[0].Digest), func(b []byte) []byte {
 				var out bytes.Buffer
 				json.Indent(&out, b, "", " ")
 				return out.Bytes()
 			})
 		}, "manifest sha256:"},
 		{"the manifest swapped for another", func(t *testing.T, p layout.Path, idx *v1.IndexManifest, _ *v1.Manifest) {
-			other, _ := os.ReadFile(blobPath(p, idx.Manifests[1].Digest))
-			rewrite(t, blobPath(p, idx.Manifests[0].Digest), func([]byte) []byte { return other })
+			other, _ := os.ReadFile(testutil.BlobPath(string(p), idx.Manifests[1].Digest))
+			testutil.EditFile(t, testutil.BlobPath(string(p), idx.Manifests[0].Digest), func([]byte) []byte { return other })
 		}, "its bytes hash to"},
 		{"the index re-spaced", func(t *testing.T, p layout.Path, _ *v1.IndexManifest, _ *v1.Manifest) {
 			h := indexDigest(t, p)
-			rewrite(t, blobPath(p, h), func(b []byte) []byte { return append(b, '\n') })
+			testutil.EditFile(t, testutil.BlobPath(string(p), h), func(b []byte) []byte { return append(b, '\n') })
 		}, "index sha256:"},
 		{"a layer replaced by a huge sparse file", func(t *testing.T, p layout.Path, _ *v1.IndexManifest, m *v1.Manifest) {
-			if err := os.Truncate(blobPath(p, m.Layers[0].Digest), 1<<30); err != nil {
+			if err := os.Truncate(testutil.BlobPath(string(p), m.Layers[0].Digest), 1<<30); err != nil {
 				t.Fatal(err)
 			}
 		}, "bytes where its descriptor declares"},
 		{"the manifest replaced by a huge sparse file", func(t *testing.T, p layout.Path, idx *v1.IndexManifest, _ *v1.Manifest) {
-			if err := os.Truncate(blobPath(p, idx.Manifests[0].Digest), 1<<30); err != nil {
+			if err := os.Truncate(testutil.BlobPath(string(p), idx.Manifests[0].Digest), 1<<30); err != nil {
 				t.Fatal(err)
 			}
 		}, "bytes where its descriptor declares"},
@@ -186,20 +168,13 @@ func TestTamperedContentIsRefused(t *testing.T) {
 
 func indexDigest(t *testing.T, p layout.Path) v1.Hash {
 	t.Helper()
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, im := testutil.LayoutIndex(t, string(p))
 	return im.Manifests[0].Digest
 }
 
 func TestMismatchIsClassified(t *testing.T) {
 	p, d := fixture(t)
-	rewrite(t, blobPath(p, d.Digest), flip)
+	testutil.EditFile(t, testutil.BlobPath(string(p), d.Digest), flip)
 	_, err := checked.Index(p, d)
 	var me *checked.MismatchError
 	if !errors.As(err, &me) || me.Want != d.Digest || me.Got.Hex == "" {

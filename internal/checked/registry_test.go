@@ -3,15 +3,12 @@ package checked_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -20,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // lying serves the registry h, except that it changes one byte of the blob
@@ -51,9 +49,7 @@ func lying(h http.Handler, flip *v1.Hash) http.Handler {
 
 func TestRegistry(t *testing.T) {
 	var flip v1.Hash
-	srv := httptest.NewServer(lying(registry.New(registry.Logger(log.New(io.Discard, "", 0))), &flip))
-	defer srv.Close()
-	repo, err := name.NewRepository(strings.TrimPrefix(srv.URL, "http://") + "/app")
+	repo, err := name.NewRepository(testutil.Serve(t, lying(testutil.QuietRegistry(), &flip)) + "/app")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kilnbuild/kiln/internal/checked"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 func TestWalk(t *testing.T) {
@@ -36,7 +37,7 @@ func TestWalk(t *testing.T) {
 	im, _ := idx.IndexManifest()
 	img, _ := idx.Image(im.Manifests[1].Digest)
 	m, _ := img.Manifest()
-	rewrite(t, blobPath(p, m.Layers[1].Digest), flip)
+	testutil.EditFile(t, testutil.BlobPath(string(p), m.Layers[1].Digest), flip)
 	_, err = checked.Walk(ctx, idx, checked.WalkOptions{Jobs: 2})
 	var me *checked.MismatchError
 	if !errors.As(err, &me) || me.Want != m.Layers[1].Digest {
@@ -46,7 +47,7 @@ func TestWalk(t *testing.T) {
 		t.Errorf("a walk skipping layers read one: %v", err)
 	}
 	// A platform's config changed is found with or without layers.
-	rewrite(t, blobPath(p, m.Config.Digest), flip)
+	testutil.EditFile(t, testutil.BlobPath(string(p), m.Config.Digest), flip)
 	if _, err := checked.Walk(ctx, idx, checked.WalkOptions{SkipLayers: true}); !errors.As(err, &me) || me.Want != m.Config.Digest {
 		t.Errorf("walk of a changed config: %v", err)
 	}

@@ -37,6 +37,7 @@ type buildFlags struct {
 	sign             bool
 	key              string
 	sigFormat        string
+	remote           remoteFlags
 }
 
 func newBuildCommand(inv Invocation) *cobra.Command {
@@ -63,6 +64,8 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
+	cmd.Flags().StringVar(&f.remote.url, "remote", "", "build on the build service at URL (kiln server) instead of here: the module is sent, the log follows, Ctrl-C cancels")
+	cmd.Flags().StringVar(&f.remote.token, "token", "", "the build service's bearer token for --remote (default: $KILN_TOKEN)")
 	return cmd
 }
 
@@ -87,6 +90,12 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 }
 
 func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) error {
+	if f.remote.url != "" {
+		return runRemote(cmd, inv, f, args)
+	}
+	if f.remote.token != "" {
+		return errors.New("--token goes with --remote")
+	}
 	outcomes, err := buildPackages(cmd.Context(), inv, f, args)
 	if err != nil {
 		return err

@@ -22,12 +22,7 @@ import (
 func testEnv(t *testing.T) []string {
 	t.Helper()
 	home := t.TempDir()
-	return append(os.Environ(),
-		"HOME="+home,
-		"GOCACHE="+filepath.Join(home, "cache"),
-		"GOPATH="+filepath.Join(home, "go"),
-		"GOFLAGS=-modcacherw",
-		"GOPROXY=off",
+	return append(testutil.GoEnv(t, home),
 		"KILN_STORE="+filepath.Join(home, "store"),
 		"KO_DOCKER_REPO=",
 		"KO_CONFIG_PATH=",

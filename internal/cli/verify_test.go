@@ -21,6 +21,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/keys"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // signedLayout is a layout with signed images in it, tagged PREFIX+name:
@@ -176,21 +177,6 @@ func (s *signedLayout) copy(t *testing.T) string {
 	return dst
 }
 
-func blobFile(dir string, h v1.Hash) string {
-	return filepath.Join(dir, "blobs", h.Algorithm, h.Hex)
-}
-
-func editFile(t *testing.T, path string, edit func([]byte) []byte) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, edit(b), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func flipMiddle(b []byte) []byte { b[len(b)/2] ^= 0x20; return b }
 
 // TestVerifyChecksContent: kiln verify of an oci: layout and of the local
@@ -210,43 +196,43 @@ func TestVerifyChecksContent(t *testing.T) {
 		{name: "untampered", stdout: "2 layers"},
 		{name: "untampered index", image: "multi", stdout: "4 manifests and their configs and 6 layers"},
 		{name: "layer byte flipped", tamper: func(t *testing.T, s *fixture, dir string) {
-			editFile(t, blobFile(dir, s.manifest["app"].Layers[1].Digest), flipMiddle)
+			testutil.EditFile(t, testutil.BlobPath(dir, s.manifest["app"].Layers[1].Digest), flipMiddle)
 		}, want: []string{"layer sha256:", "its bytes hash to sha256:"}},
 		{name: "config byte flipped", tamper: func(t *testing.T, s *fixture, dir string) {
-			editFile(t, blobFile(dir, s.manifest["app"].Config.Digest), flipMiddle)
+			testutil.EditFile(t, testutil.BlobPath(dir, s.manifest["app"].Config.Digest), flipMiddle)
 		}, want: []string{"config sha256:", "its bytes hash to sha256:"}},
 		{name: "manifest re-spaced", tamper: func(t *testing.T, s *fixture, dir string) {
-			editFile(t, blobFile(dir, s.digest["app"]), func(b []byte) []byte {
+			testutil.EditFile(t, testutil.BlobPath(dir, s.digest["app"]), func(b []byte) []byte {
 				var out bytes.Buffer
 				json.Indent(&out, b, "", "  ")
 				return out.Bytes()
 			})
 		}, want: []string{"manifest sha256:", "bytes where its descriptor declares"}},
 		{name: "manifest swapped for another binary's", tamper: func(t *testing.T, s *fixture, dir string) {
-			other, err := os.ReadFile(blobFile(dir, s.digest["other"]))
+			other, err := os.ReadFile(testutil.BlobPath(dir, s.digest["other"]))
 			if err != nil {
 				t.Fatal(err)
 			}
-			editFile(t, blobFile(dir, s.digest["app"]), func([]byte) []byte { return other })
+			testutil.EditFile(t, testutil.BlobPath(dir, s.digest["app"]), func([]byte) []byte { return other })
 		}, want: []string{"manifest sha256:", "hash to sha256:"}},
 		{name: "gzip layer truncated", tamper: func(t *testing.T, s *fixture, dir string) {
-			editFile(t, blobFile(dir, s.manifest["app"].Layers[0].Digest), func(b []byte) []byte { return b[:len(b)/2] })
+			testutil.EditFile(t, testutil.BlobPath(dir, s.manifest["app"].Layers[0].Digest), func(b []byte) []byte { return b[:len(b)/2] })
 		}, want: []string{"layer sha256:", "bytes where its descriptor declares"}},
 		{name: "index: a platform's layer byte flipped", image: "multi", tamper: func(t *testing.T, s *fixture, dir string) {
-			idx, _ := os.ReadFile(blobFile(dir, s.digest["multi"]))
+			idx, _ := os.ReadFile(testutil.BlobPath(dir, s.digest["multi"]))
 			im, _ := v1.ParseIndexManifest(bytes.NewReader(idx))
-			raw, _ := os.ReadFile(blobFile(dir, im.Manifests[2].Digest))
+			raw, _ := os.ReadFile(testutil.BlobPath(dir, im.Manifests[2].Digest))
 			m, _ := v1.ParseManifest(bytes.NewReader(raw))
-			editFile(t, blobFile(dir, m.Layers[0].Digest), flipMiddle)
+			testutil.EditFile(t, testutil.BlobPath(dir, m.Layers[0].Digest), flipMiddle)
 		}, want: []string{"layer sha256:", "its bytes hash to sha256:"}},
 		{name: "index: a platform's manifest re-spaced", image: "multi", tamper: func(t *testing.T, s *fixture, dir string) {
-			idx, _ := os.ReadFile(blobFile(dir, s.digest["multi"]))
+			idx, _ := os.ReadFile(testutil.BlobPath(dir, s.digest["multi"]))
 			im, _ := v1.ParseIndexManifest(bytes.NewReader(idx))
-			editFile(t, blobFile(dir, im.Manifests[1].Digest), func(b []byte) []byte { return append(b, '\n') })
+			testutil.EditFile(t, testutil.BlobPath(dir, im.Manifests[1].Digest), func(b []byte) []byte { return append(b, '\n') })
 		}, want: []string{"manifest sha256:", "bytes where its descriptor declares"}},
 		{name: "index whose child is a layer", image: "badindex", want: []string{"is a", "not a manifest"}},
 		{name: "config of a sparse gibibyte", image: "hugecfg", tamper: func(t *testing.T, s *fixture, dir string) {
-			f, err := os.Create(blobFile(dir, s.hugeCfg))
+			f, err := os.Create(testutil.BlobPath(dir, s.hugeCfg))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,10 +245,10 @@ func TestVerifyChecksContent(t *testing.T) {
 			}
 		}, want: []string{"index.json", "larger than the budget"}},
 		{name: "--skip-layers passes a layer-tampered image and says so", flags: []string{"--skip-layers"}, tamper: func(t *testing.T, s *fixture, dir string) {
-			editFile(t, blobFile(dir, s.manifest["app"].Layers[1].Digest), flipMiddle)
+			testutil.EditFile(t, testutil.BlobPath(dir, s.manifest["app"].Layers[1].Digest), flipMiddle)
 		}, stdout: "KiB) skipped (--skip-layers): their bytes were not checked against their digests"},
 		{name: "--skip-layers still checks the config", flags: []string{"--skip-layers"}, tamper: func(t *testing.T, s *fixture, dir string) {
-			editFile(t, blobFile(dir, s.manifest["app"].Config.Digest), flipMiddle)
+			testutil.EditFile(t, testutil.BlobPath(dir, s.manifest["app"].Config.Digest), flipMiddle)
 		}, want: []string{"config sha256:", "its bytes hash to sha256:"}},
 	}
 	sv, pub := testKey(t)

@@ -22,11 +22,11 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 
 	"github.com/kilnbuild/kiln/internal/compare"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // tent is one entry of a hand-made tar archive.
@@ -159,32 +159,8 @@ func dockerArchive(t testing.TB, layerTar []byte, extra ...tent) []byte {
 // layoutEntries is an OCI layout of one random image, as archive entries.
 func layoutEntries(t testing.TB) (string, []tent) {
 	t.Helper()
-	dir := t.TempDir()
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
-	var out []tent
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		b, err := os.ReadFile(p)
-		out = append(out, tent{name: filepath.ToSlash(rel), body: b})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dir, out
+	dir := string(testutil.WriteLayout(t, t.TempDir(), testutil.RandomImage(t, 512, 2)))
+	return dir, layoutFiles(dir)
 }
 
 // allocated runs f and returns the bytes it allocated on the heap.

@@ -11,10 +11,8 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"log"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +27,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -44,6 +41,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/sbom"
 	"github.com/kilnbuild/kiln/internal/sign"
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // file is one tar entry of a synthetic layer.
@@ -518,9 +516,7 @@ func TestInputForms(t *testing.T) {
 
 	// A registry with the fat image, an index (amd64 fat, arm64 slim) and an
 	// SPDX SBOM attestation of the slim image.
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := testutil.Registry(t)
 	mustWrite := func(ref string, img v1.Image) {
 		t.Helper()
 		r, err := name.ParseReference(ref)
@@ -931,16 +927,15 @@ func BenchmarkCompareTwo20MB(b *testing.B) {
 
 func TestAttestationErrorIsANote(t *testing.T) {
 	_, slim := fixtures(t)
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	reg := testutil.QuietRegistry()
+	host := testutil.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, ".att") {
 			http.Error(w, `{"errors":[{"code":"DENIED","message":"no attestations for you"}]}`, http.StatusForbidden)
 			return
 		}
 		reg.ServeHTTP(w, r)
 	}))
-	defer srv.Close()
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/app:slim"
+	ref := host + "/app:slim"
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)

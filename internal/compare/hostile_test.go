@@ -23,11 +23,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kilnbuild/kiln/internal/compare"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // hostile is one case of a reader's table.
@@ -120,14 +120,12 @@ func flipped(b []byte) []byte {
 // layoutOf writes img as an OCI layout and returns its files as entries.
 func layoutOf(t testing.TB, img v1.Image) []tent {
 	t.Helper()
-	dir := t.TempDir()
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	return layoutFiles(string(testutil.WriteLayout(t, t.TempDir(), img)))
+}
+
+// layoutFiles are the files of the OCI layout at dir as entries:
+// oci-layout, index.json, then the blobs in name order.
+func layoutFiles(dir string) []tent {
 	var out []tent
 	for _, name := range []string{"oci-layout", "index.json"} {
 		b, _ := os.ReadFile(filepath.Join(dir, name))
@@ -158,11 +156,7 @@ func imageWithLayer(t testing.TB, entries []tent) v1.Image {
 
 func randomLayout(t testing.TB) []tent {
 	t.Helper()
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return layoutOf(t, img)
+	return layoutOf(t, testutil.RandomImage(t, 512, 2))
 }
 
 // layoutCases change what a digest names or point at the wrong kind of

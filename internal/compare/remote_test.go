@@ -3,14 +3,10 @@ package compare_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
-	"log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -19,13 +15,13 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/compare"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // TestRegistryJSONBudget: a registry's manifest or config over the JSON
 // budget is refused by its declared size, before it is fetched.
 func TestRegistryJSONBudget(t *testing.T) {
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
+	host := testutil.Registry(t)
 	img, err := random.Image(256, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +31,7 @@ func TestRegistryJSONBudget(t *testing.T) {
 	if img, err = mutate.Config(img, v1.Config{Env: []string{"PAD=" + strings.Repeat("x", 4096)}}); err != nil {
 		t.Fatal(err)
 	}
-	ref := strings.TrimPrefix(srv.URL, "http://") + "/app:v1"
+	ref := host + "/app:v1"
 	r, _ := name.ParseReference(ref)
 	if err := remote.Write(r, img); err != nil {
 		t.Fatal(err)
@@ -66,7 +62,7 @@ func TestRegistryJSONBudget(t *testing.T) {
 	huge := *m
 	huge.Config.Size = 1 << 30
 	hraw, _ := json.Marshal(huge)
-	hr, _ := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/app:huge")
+	hr, _ := name.ParseReference(host + "/app:huge")
 	if err := remote.Put(hr, rawManifest{hraw}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,32 +1,20 @@
 package compare
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
-	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/platform"
-	"github.com/kilnbuild/kiln/internal/remoteopt"
-	"github.com/kilnbuild/kiln/internal/sign"
-	"github.com/kilnbuild/kiln/internal/store"
 )
 
 // The kinds of reference Open understands; internal/imageref has the
@@ -78,10 +66,6 @@ func (o Options) topFiles() int {
 		return o.TopFiles
 	}
 	return 10
-}
-
-func (o Options) remote(ctx context.Context) []remote.Option {
-	return remoteopt.New(ctx, o.Keychain, o.Transport)
 }
 
 // Source is one opened image: a single-platform image, picked from an index
@@ -166,298 +150,6 @@ func open(ctx context.Context, ref string, opt Options, m *meter) (*Source, erro
 		return openLayout(opt.StoreDir, " in the local store "+opt.StoreDir, ref, KindStore, opt, m)
 	}
 	return openRemote(ctx, ref, opt, m)
-}
-
-// openRemote reads from a registry. ggcr checks what it reads by digest
-// (a manifest named by digest, every blob); the manifest's size is asked
-// for first, so that one larger than the JSON budget is never fetched.
-func openRemote(ctx context.Context, ref string, opt Options, m *meter) (*Source, error) {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return nil, fmt.Errorf("not an image reference: %v", err)
-	}
-	ropts := opt.remote(ctx)
-	if head, err := remote.Head(r, ropts...); err == nil && head.Size > m.lim.JSON {
-		return nil, jsonTooLarge("the manifest "+head.Digest.String(), head.Size, m.lim.JSON)
-	}
-	desc, err := remote.Get(r, ropts...)
-	if err != nil {
-		return nil, registryError(r, err)
-	}
-	repo := r.Context().String()
-	reg := &sign.RegistryStore{Keychain: opt.Keychain, Transport: opt.Transport}
-	s := &Source{Kind: KindRegistry, attestation: func(ctx context.Context, d v1.Hash) (v1.Image, error) {
-		return reg.Get(ctx, repo, sign.AttestationTag(d))
-	}}
-	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err != nil {
-			return nil, err
-		}
-		s.IndexDigest = desc.Digest
-		s.Image, s.Digest, err = pickChild(idx, opt.Platform, m)
-		return s, err
-	}
-	if desc.Size > m.lim.JSON {
-		return nil, jsonTooLarge("the manifest "+desc.Digest.String(), desc.Size, m.lim.JSON)
-	}
-	s.Digest = desc.Digest
-	s.Image, err = desc.Image()
-	return s, err
-}
-
-// registryError says what went wrong with a registry in a few words.
-func registryError(r name.Reference, err error) error {
-	var terr *transport.Error
-	if errors.As(err, &terr) {
-		switch terr.StatusCode {
-		case http.StatusNotFound:
-			return fmt.Errorf("not found in the registry: %v", err)
-		case http.StatusUnauthorized, http.StatusForbidden:
-			return fmt.Errorf("not authorized to read it (log in, or check the docker config's credentials): %v", err)
-		}
-		return err
-	}
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		return fmt.Errorf("cannot reach the registry %s: %v", r.Context().RegistryStr(), uerr.Err)
-	}
-	return err
-}
-
-// openLayout finds nm in the OCI layout dir: a ref name as index.json
-// records it ("REPO:TAG" as kiln writes, or a bare "TAG" as other tools
-// do), a tag alone, REPO@DIGEST, or nothing when the layout holds one image.
-// where ends messages that would not otherwise say which layout.
-// index.json is read within the JSON budget; everything it names is read
-// through package checked.
-func openLayout(dir, where, nm, kind string, opt Options, m *meter) (*Source, error) {
-	f, err := os.Open(filepath.Join(dir, "index.json"))
-	if err != nil {
-		return nil, fmt.Errorf("not an OCI image layout (no index.json)%s", where)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Size() > m.lim.JSON {
-		return nil, fmt.Errorf("%v%s", jsonTooLarge("index.json", st.Size(), m.lim.JSON), where)
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, m.lim.JSON+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the layout's index.json%s: %v", where, err)
-	}
-	if int64(len(raw)) > m.lim.JSON {
-		return nil, fmt.Errorf("%v%s", jsonTooLarge("index.json", int64(len(raw)), m.lim.JSON), where)
-	}
-	return openIndex(layout.Path(dir), raw, where, nm, kind, opt, m)
-}
-
-// openIndex picks nm among the descriptors of an OCI layout's index.json
-// (raw) and reads it from b through package checked.
-func openIndex(b checked.Blobs, raw []byte, where, nm, kind string, opt Options, m *meter) (*Source, error) {
-	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("reading the layout's index.json%s: %v", where, err)
-	}
-	desc, err := findInIndex(im.Manifests, nm, kind == KindStore)
-	if err != nil {
-		return nil, fmt.Errorf("%v%s", err, where)
-	}
-	s := &Source{Kind: kind, attestation: func(_ context.Context, d v1.Hash) (v1.Image, error) {
-		tag := sign.AttestationTag(d)
-		for i := len(im.Manifests) - 1; i >= 0; i-- {
-			rn := im.Manifests[i].Annotations[store.RefNameAnnotation]
-			if rn == tag || strings.HasSuffix(rn, ":"+tag) {
-				return checked.Image(b, im.Manifests[i])
-			}
-		}
-		return nil, sign.ErrNotFound
-	}}
-	if desc.Size > m.lim.JSON {
-		return nil, jsonTooLarge("the manifest "+desc.Digest.String(), desc.Size, m.lim.JSON)
-	}
-	if desc.MediaType.IsIndex() {
-		child, err := checked.Index(b, desc)
-		if err != nil {
-			return nil, err
-		}
-		s.IndexDigest = desc.Digest
-		s.Image, s.Digest, err = pickChild(child, opt.Platform, m)
-		return s, err
-	}
-	s.Digest = desc.Digest
-	s.Image, err = checked.Image(b, desc)
-	return s, err
-}
-
-// findInIndex picks the descriptor nm names among an index.json's.
-func findInIndex(ds []v1.Descriptor, nm string, inStore bool) (v1.Descriptor, error) {
-	refName := func(d v1.Descriptor) string { return d.Annotations[store.RefNameAnnotation] }
-	if r, dg, ok := strings.Cut(nm, "@"); ok {
-		h, err := v1.NewHash(dg)
-		if err != nil {
-			return v1.Descriptor{}, fmt.Errorf("bad digest %q: %v", dg, err)
-		}
-		for _, d := range ds {
-			if d.Digest == h && (r == "" || !inStore || strings.HasPrefix(refName(d), r+":")) {
-				return d, nil
-			}
-		}
-		return v1.Descriptor{}, fmt.Errorf("no image %s", nm)
-	}
-	var names []string
-	var images []v1.Descriptor
-	for _, d := range ds {
-		rn := refName(d)
-		if isSignatureTag(rn) {
-			continue
-		}
-		images = append(images, d)
-		if rn != "" {
-			names = append(names, rn)
-		}
-	}
-	if nm == "" {
-		if len(images) == 1 {
-			return images[0], nil
-		}
-		if len(images) == 0 {
-			return v1.Descriptor{}, errors.New("no image")
-		}
-		return v1.Descriptor{}, fmt.Errorf("%d images (%s): name one after a colon", len(images), listNames(names))
-	}
-	want := []string{nm}
-	if inStore {
-		if i := strings.LastIndex(nm, ":"); i < strings.LastIndex(nm, "/") || i < 0 {
-			want = []string{nm + ":latest"}
-		}
-	} else {
-		want = append(want, nm+":latest")
-	}
-	for _, w := range want {
-		for i := len(images) - 1; i >= 0; i-- {
-			if refName(images[i]) == w {
-				return images[i], nil
-			}
-		}
-	}
-	if !inStore && !strings.ContainsAny(nm, ":/") {
-		var found []v1.Descriptor
-		var foundNames []string
-		for _, d := range images {
-			if strings.HasSuffix(refName(d), ":"+nm) {
-				found = append(found, d)
-				foundNames = append(foundNames, refName(d))
-			}
-		}
-		if len(found) == 1 {
-			return found[0], nil
-		}
-		if len(found) > 1 {
-			return v1.Descriptor{}, fmt.Errorf("tag %s is ambiguous (%s)", nm, listNames(foundNames))
-		}
-	}
-	if len(names) == 0 {
-		return v1.Descriptor{}, fmt.Errorf("no image named %s (no image has a name)", want[0])
-	}
-	return v1.Descriptor{}, fmt.Errorf("no image named %s (it has %s)", want[0], listNames(names))
-}
-
-func isSignatureTag(rn string) bool {
-	t := rn[strings.LastIndex(rn, ":")+1:]
-	return strings.HasPrefix(t, "sha256-") && (strings.HasSuffix(t, ".sig") || strings.HasSuffix(t, ".att") || strings.HasSuffix(t, ".sbom"))
-}
-
-func listNames(names []string) string {
-	const max = 5
-	if len(names) > max {
-		return strings.Join(names[:max], ", ") + fmt.Sprintf(" and %d more", len(names)-max)
-	}
-	return strings.Join(names, ", ")
-}
-
-// pickChild returns the image for the wanted platform from an index: the
-// asked-for one, else linux/amd64, else linux on the host's architecture,
-// else the only image.
-func pickChild(idx v1.ImageIndex, want *v1.Platform, m *meter) (v1.Image, v1.Hash, error) {
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, v1.Hash{}, err
-	}
-	var images []v1.Descriptor
-	var have []string
-	for _, d := range im.Manifests {
-		if !d.MediaType.IsImage() {
-			continue
-		}
-		if d.Platform != nil && d.Platform.OS == "unknown" {
-			continue // attestation manifests (BuildKit)
-		}
-		images = append(images, d)
-		if d.Platform != nil {
-			have = append(have, d.Platform.String())
-		}
-	}
-	find := func(p *v1.Platform) (v1.Descriptor, bool) {
-		for _, d := range images {
-			if d.Platform != nil && platform.Matches(*d.Platform, *p) {
-				return d, true
-			}
-		}
-		return v1.Descriptor{}, false
-	}
-	var (
-		d  v1.Descriptor
-		ok bool
-	)
-	switch {
-	case want != nil:
-		if d, ok = find(want); !ok {
-			return nil, v1.Hash{}, fmt.Errorf("no %s image in the index (it has %s)", want, listNames(have))
-		}
-	default:
-		if d, ok = find(&v1.Platform{OS: "linux", Architecture: "amd64"}); !ok {
-			if d, ok = find(&v1.Platform{OS: "linux", Architecture: runtime.GOARCH}); !ok {
-				if len(images) != 1 {
-					return nil, v1.Hash{}, fmt.Errorf("the index has no linux/amd64 or linux/%s image: choose a platform (it has %s)", runtime.GOARCH, listNames(have))
-				}
-				d = images[0]
-			}
-		}
-	}
-	if d.Size > m.lim.JSON {
-		return nil, v1.Hash{}, jsonTooLarge("the manifest "+d.Digest.String(), d.Size, m.lim.JSON)
-	}
-	img, err := idx.Image(d.Digest)
-	return img, d.Digest, err
-}
-
-// openOCIArchive reads a tar of an OCI layout (gzip-compressed or not)
-// in place, through an archive index (see archive), and everything in it
-// through package checked.
-func openOCIArchive(file, nm string, opt Options, m *meter) (*Source, error) {
-	a, err := openArchive(file, opt.TempDir, m)
-	if err != nil {
-		return nil, err
-	}
-	if !a.has("index.json") {
-		a.Close()
-		return nil, errors.New("not an OCI archive (no index.json inside)")
-	}
-	raw, err := a.readJSON("index.json")
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	s, err := openIndex(a, raw, "", nm, KindOCIArchive, opt, m)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	s.cleanup = a.Close
-	return s, nil
 }
 
 // refError is an error about one reference, in one line; errors.Is and

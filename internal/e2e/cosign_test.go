@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,9 +58,7 @@ func newSigning(t *testing.T, h http.Handler) *signing {
 	if h == nil {
 		h = newRegistry()
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	s := &signing{reg: strings.TrimPrefix(srv.URL, "http://"), dir: t.TempDir()}
+	s := &signing{reg: testutil.Serve(t, h), dir: t.TempDir()}
 	testutil.WriteFiles(t, s.dir, testutil.HelloModule)
 	s.env = append(os.Environ(), "KILN_STORE="+t.TempDir(), "KILN_CACHE="+t.TempDir(), "KO_DOCKER_REPO=",
 		"KO_CONFIG_PATH=", "KO_DEFAULTBASEIMAGE=", "SOURCE_DATE_EPOCH=", "GOPROXY=off", "GOFLAGS=", "COSIGN_PASSWORD="+password)
@@ -78,7 +75,7 @@ func newSigning(t *testing.T, h http.Handler) *signing {
 }
 
 func newRegistry() http.Handler {
-	return registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	return testutil.QuietRegistry(registry.WithReferrersSupport(true))
 }
 
 // newKilnRegistry is kiln's own registry over a fresh store, open to
@@ -246,20 +243,6 @@ func hasBundle(t *testing.T, ref string) bool {
 		}
 	}
 	return false
-}
-
-func layerBytes(t *testing.T, l v1.Layer) []byte {
-	t.Helper()
-	rc, err := l.Compressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func wantLine(t *testing.T, out, prefix, contains string) {
@@ -574,7 +557,7 @@ func TestCosignTamperMatrix(t *testing.T) {
 			if err != nil || len(layers) != 1 {
 				t.Fatalf("%s: %d layers, %v", sigTag(repo, a), len(layers), err)
 			}
-			body := layerBytes(t, layers[0])
+			body := testutil.ReadAll(t, layers[0].Compressed)
 			// One byte: the last hex digit of the signed digest.
 			i := bytes.Index(body, []byte(a.Hex)) + len(a.Hex) - 1
 			if body[i] == '0' {

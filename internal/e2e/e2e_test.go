@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,12 +64,9 @@ func runFlags(image string, extra ...string) []string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
 }
 
 func kilnEnv(t *testing.T) []string {
@@ -144,9 +140,7 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	}
 	ko := testutil.RequireTool(t, "ko")
 	root := repoRoot(t)
-	srv := httptest.NewServer(newKilnRegistry(t)) // ko pushes to kiln's registry
-	defer srv.Close()
-	reg := strings.TrimPrefix(srv.URL, "http://")
+	reg := testutil.Serve(t, newKilnRegistry(t)) // ko pushes to kiln's registry
 
 	goroot, err := exec.Command("go", "env", "GOROOT").Output()
 	if err != nil {

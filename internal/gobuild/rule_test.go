@@ -4,49 +4,16 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
-
-var hostCache struct {
-	once            sync.Once
-	gocache, gopath string
-}
-
-// isolatedEnv is the test process's environment without any Go, cgo or C
-// setting, with a private HOME and config dir (so no go env file is found)
-// but the host's build cache, so a build of a tiny package stays fast.
-func isolatedEnv(t *testing.T) []string {
-	t.Helper()
-	hostCache.once.Do(func() {
-		out, err := exec.Command("go", "env", "GOCACHE", "GOPATH").Output()
-		if err == nil {
-			if f := strings.Fields(string(out)); len(f) == 2 {
-				hostCache.gocache, hostCache.gopath = f[0], f[1]
-			}
-		}
-	})
-	if hostCache.gocache == "" {
-		t.Fatal("go env GOCACHE GOPATH: no answer")
-	}
-	home := t.TempDir()
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "GO") || strings.HasPrefix(k, "CGO") || strings.HasPrefix(k, "XDG_") || k == "HOME" || k == "CC" || k == "CXX" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+home, "GOCACHE="+hostCache.gocache, "GOPATH="+hostCache.gopath, "GOPROXY=off", "GOTOOLCHAIN=local")
-}
 
 // TestBuildRunsOnlyTheGoToolchain tries every way a .ko.yaml (a Target's env,
 // flags and ldflags), the caller's environment and the go env file could
@@ -83,7 +50,7 @@ func TestBuildRunsOnlyTheGoToolchain(t *testing.T) {
 	)
 	tests := []struct {
 		name    string
-		env     []string // the caller's environment, added to isolatedEnv
+		env     []string // the caller's environment, added to testutil.HermeticGoEnv
 		envFile string   // written to $HOME/.config/go/env (the go env -w file)
 		xdg     bool     // write envFile under XDG_CONFIG_HOME=$HOME/xdg instead
 		goenv   string   // written to a file that GOENV names
@@ -146,7 +113,7 @@ func TestBuildRunsOnlyTheGoToolchain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			os.Remove(mark)
-			env := isolatedEnv(t)
+			env := testutil.HermeticGoEnv(t)
 			home := lookupEnv(env, "HOME")
 			if tt.envFile != "" {
 				configDir := filepath.Join(home, ".config")

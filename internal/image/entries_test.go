@@ -16,6 +16,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 const capKey = "SCHILY.xattr.security.capability"
@@ -303,28 +304,19 @@ func TestKoDataEntries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rc, _ := l.Uncompressed()
-			defer rc.Close()
-			tr := tar.NewReader(rc)
-			for {
-				h, err := tr.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			var paths []string
+			for _, r := range tc.want {
+				paths = append(paths, r.path[1:])
+			}
+			hdrs, data := testutil.LayerFiles(t, l, paths...)
+			for name, h := range hdrs {
 				if h.Typeflag == tar.TypeSymlink {
-					t.Errorf("%s is a symlink in the layer", h.Name)
+					t.Errorf("%s is a symlink in the layer", name)
 				}
-				if h.Typeflag != tar.TypeReg {
-					continue
-				}
-				b, _ := io.ReadAll(tr)
-				for _, r := range tc.want {
-					if "/"+h.Name == r.path && string(b) != r.source {
-						t.Errorf("%s holds %q, want the content of %s", h.Name, b, r.source)
-					}
+			}
+			for _, r := range tc.want {
+				if h := hdrs[r.path[1:]]; h != nil && h.Typeflag == tar.TypeReg && string(data[r.path[1:]]) != r.source {
+					t.Errorf("%s holds %q, want the content of %s", h.Name, data[r.path[1:]], r.source)
 				}
 			}
 		})

@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -21,6 +18,7 @@ import (
 
 	kbase "github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/image"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 var created = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -262,9 +260,8 @@ func TestAssembleNoAnnotations(t *testing.T) {
 // An OCI base is used as it is; a base from a registry keeps layers that can
 // be mounted across repositories.
 func TestAssembleRemoteBase(t *testing.T) {
-	srv := httptest.NewServer(registry.New())
-	t.Cleanup(srv.Close)
-	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/base:latest")
+	host := testutil.Registry(t)
+	ref, err := name.ParseReference(host + "/base:latest")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +286,7 @@ func TestAssembleRemoteBase(t *testing.T) {
 		}
 	}
 	// Push it next to the base: it is valid where it lands.
-	dst, _ := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/app:latest")
+	dst, _ := name.ParseReference(host + "/app:latest")
 	if err := remote.Write(dst, img); err != nil {
 		t.Fatal(err)
 	}

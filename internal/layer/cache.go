@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/renameio/v2"
 )
 
 // Cache keeps built layers on disk, so an unchanged binary is not compressed
@@ -61,13 +62,7 @@ func (c *Cache) Build(ctx context.Context, key string, entries []Entry, opts Opt
 	}
 	fl.path = base + ".layer"
 	meta, _ := json.Marshal(cacheEntry{Digest: fl.digest, DiffID: fl.diffID, Size: fl.size, MediaType: fl.mediaType, Algorithm: fl.algorithm})
-	if tmp, err := os.CreateTemp(c.Dir, id+".json.tmp-*"); err == nil {
-		_, werr := tmp.Write(meta)
-		if cerr := tmp.Close(); werr == nil && cerr == nil {
-			os.Rename(tmp.Name(), base+".json")
-		}
-		os.Remove(tmp.Name())
-	}
+	renameio.WriteFile(base+".json", meta, 0o600, renameio.WithTempDir(c.Dir)) // unwritten: built again next time
 	return fl, nil
 }
 

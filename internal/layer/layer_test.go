@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/layer"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden.json")
@@ -78,20 +79,6 @@ func build(t testing.TB, entries []layer.Entry, c layer.Compression) v1.Layer {
 	return l
 }
 
-func readAll(t testing.TB, open func() (io.ReadCloser, error)) []byte {
-	t.Helper()
-	rc, err := open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
@@ -104,7 +91,7 @@ type tarEntry struct {
 
 func readTar(t testing.TB, l v1.Layer) []tarEntry {
 	t.Helper()
-	tr := tar.NewReader(bytes.NewReader(readAll(t, l.Uncompressed)))
+	tr := tar.NewReader(bytes.NewReader(testutil.ReadAll(t, l.Uncompressed)))
 	var out []tarEntry
 	for {
 		h, err := tr.Next()
@@ -143,9 +130,9 @@ func TestBuildIsDeterministic(t *testing.T) {
 			b := build(t, entries, tc.c)
 			r := build(t, reversed, tc.c)
 
-			ab := readAll(t, a.Compressed)
+			ab := testutil.ReadAll(t, a.Compressed)
 			for name, other := range map[string]v1.Layer{"second run": b, "reversed input": r} {
-				if got := readAll(t, other.Compressed); !bytes.Equal(got, ab) {
+				if got := testutil.ReadAll(t, other.Compressed); !bytes.Equal(got, ab) {
 					t.Errorf("%s: compressed bytes differ (%d vs %d bytes)", name, len(got), len(ab))
 				}
 				for _, f := range []func(v1.Layer) (v1.Hash, error){v1.Layer.Digest, v1.Layer.DiffID} {
@@ -198,8 +185,8 @@ func TestLayerDescribesItsBytes(t *testing.T) {
 				t.Errorf("Compression.MediaType() = %s, want %s", got, tc.mediaType)
 			}
 			l := build(t, fixture(t), tc.c)
-			comp := readAll(t, l.Compressed)
-			uncomp := readAll(t, l.Uncompressed)
+			comp := testutil.ReadAll(t, l.Compressed)
+			uncomp := testutil.ReadAll(t, l.Uncompressed)
 			digest, _ := l.Digest()
 			diffID, _ := l.DiffID()
 			size, _ := l.Size()

@@ -14,7 +14,8 @@ type future[T any] struct {
 	err  error
 }
 
-func start[T any](f func() (T, error)) *future[T] {
+// goFuture runs f in its own goroutine and returns its future value.
+func goFuture[T any](f func() (T, error)) *future[T] {
 	fu := &future[T]{done: make(chan struct{})}
 	go func() {
 		defer close(fu.done)
@@ -37,11 +38,12 @@ type lazy[T any] struct {
 	fu   *future[T]
 }
 
-func later[T any](f func() (T, error)) *lazy[T] { return &lazy[T]{f: f} }
+// onDemand returns f's value, computed only once someone waits for it.
+func onDemand[T any](f func() (T, error)) *lazy[T] { return &lazy[T]{f: f} }
 
 // wait starts the computation if nobody has yet, and blocks until it is done.
 func (l *lazy[T]) wait() (T, error) {
-	l.once.Do(func() { l.fu = start(l.f) })
+	l.once.Do(func() { l.fu = goFuture(l.f) })
 	if l.fu == nil {
 		var zero T
 		return zero, errSettled
@@ -49,9 +51,10 @@ func (l *lazy[T]) wait() (T, error) {
 	return l.fu.wait()
 }
 
-// settle blocks until the computation is done if it was started, so that
-// nothing it started outlives its caller.
-func (l *lazy[T]) settle() {
+// waitIfStarted blocks until the computation is done if it was started,
+// and keeps anyone from starting it from now on, so that nothing it
+// started outlives its caller.
+func (l *lazy[T]) waitIfStarted() {
 	l.once.Do(func() {}) // nobody may start it from now on
 	if l.fu != nil {
 		l.fu.wait()

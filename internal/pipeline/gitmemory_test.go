@@ -24,13 +24,13 @@ import (
 
 func TestGitMemory(t *testing.T) {
 	cache := t.TempDir()
-	m := loadGitMemory(cache, "/src/a")
+	m := loadGitRecordFile(cache, "/src/a")
 	if _, ok := m.guess("Tag"); ok {
 		t.Fatal("a fresh cache has a guess")
 	}
 	answers := vcs.Answers{"commit": "abc", "tag": "v1.0.0"}
 	m.remember("state-1", answers)
-	m = loadGitMemory(cache, "/src/a")
+	m = loadGitRecordFile(cache, "/src/a")
 	if g, ok := m.guess("Tag"); !ok || g.Tag != "v1.0.0" || g.Commit != "abc" {
 		t.Fatalf("guess after remember = %+v, %v", g, ok)
 	}
@@ -45,17 +45,17 @@ func TestGitMemory(t *testing.T) {
 			t.Errorf("known in state %q", state)
 		}
 	}
-	if _, ok := loadGitMemory(cache, "/src/b").guess("Tag"); ok {
+	if _, ok := loadGitRecordFile(cache, "/src/b").guess("Tag"); ok {
 		t.Error("another checkout shares the guess")
 	}
-	if _, ok := loadGitMemory("", "/src/a").guess("Tag"); ok {
+	if _, ok := loadGitRecordFile("", "/src/a").guess("Tag"); ok {
 		t.Error("no cache dir, yet a guess")
 	}
-	loadGitMemory("", "/src/a").remember("s", answers) // no cache: nothing written, no panic
+	loadGitRecordFile("", "/src/a").remember("s", answers) // no cache: nothing written, no panic
 
 	// Answers without a state are a guess, never known.
 	m.remember("", answers)
-	if _, ok := loadGitMemory(cache, "/src/a").known(""); ok {
+	if _, ok := loadGitRecordFile(cache, "/src/a").known(""); ok {
 		t.Error("answers without a state are known")
 	}
 
@@ -63,12 +63,12 @@ func TestGitMemory(t *testing.T) {
 	if err := os.WriteFile(m.path, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m = loadGitMemory(cache, "/src/a")
+	m = loadGitRecordFile(cache, "/src/a")
 	if _, ok := m.guess("Tag"); ok {
 		t.Error("corrupt memory gives a guess")
 	}
 	m.remember("state-1", answers)
-	if _, ok := loadGitMemory(cache, "/src/a").known("state-1"); !ok {
+	if _, ok := loadGitRecordFile(cache, "/src/a").known("state-1"); !ok {
 		t.Error("corrupt memory not replaced")
 	}
 }
@@ -106,13 +106,15 @@ func (r *recordingRunner) take() []string {
 	return b
 }
 
-// The compile that starts with last time's git answers is kept only when
-// git answers the same: a new tag must reach the binary.
-func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
-	testutil.RequireTool(t, "git")
-	dir := t.TempDir()
+// gitCheckout is a git checkout of testutil.HelloModule tagged v1.0.0,
+// whose times vcs.State can vouch for; git runs it with user and email
+// set, and questions drains the log of what kiln asked git in it (the go
+// command asks its own).
+func gitCheckout(t *testing.T) (dir string, git func(args ...string), questions func() []string) {
+	t.Helper()
+	dir = t.TempDir()
 	testutil.WriteFiles(t, dir, testutil.HelloModule)
-	git := func(args ...string) {
+	git = func(args ...string) {
 		t.Helper()
 		cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -127,7 +129,7 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	questions := func() []string { // kiln's (the go command asks its own)
+	questions = func() []string {
 		data, _ := os.ReadFile(gitLog)
 		os.Remove(gitLog)
 		var q []string
@@ -142,8 +144,15 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	git("add", ".")
 	git("commit", "-q", "-m", "one")
 	git("tag", "v1.0.0")
+	time.Sleep(2 * racyWindowForTests) // let the commit's times settle
+	return dir, git, questions
+}
 
-	environ := env(t, t.TempDir())
+// The compile that starts with last time's git answers is kept only when
+// git answers the same: a new tag must reach the binary.
+func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
+	dir, git, questions := gitCheckout(t)
+	environ := testutil.GoEnv(t, t.TempDir())
 	cache := t.TempDir()
 	runner := &recordingRunner{}
 	run := func() (Result, v1.Image) {
@@ -178,7 +187,6 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	}
 
 	// First build: nothing remembered, one compile with git's answer.
-	time.Sleep(2 * racyWindowForTests) // let the commit's times settle
 	questions()
 	_, img := run()
 	if b := runner.take(); len(b) != 1 || !strings.Contains(b[0], "v1.0.0 ok") {
@@ -233,7 +241,7 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 	if q := strings.Join(questions(), " "); !strings.Contains(q, "describe") {
 		t.Errorf("after a new tag git was asked only %q", q)
 	}
-	if g, _ := loadGitMemory(cache, dir).guess("Tag"); g.Tag != "v2.0.0" {
+	if g, _ := loadGitRecordFile(cache, dir).guess("Tag"); g.Tag != "v2.0.0" {
 		t.Errorf("remembered tag = %q, want v2.0.0", g.Tag)
 	}
 }
@@ -241,3 +249,18 @@ func TestRememberedGitAnswersNeverReachAStaleBinary(t *testing.T) {
 // racyWindowForTests is how long a test waits for vcs.State to vouch for
 // times it just wrote.
 const racyWindowForTests = 150 * time.Millisecond
+
+// A build whose flags ask git nothing, on the static base (whose go env
+// waits for the flags' git answers), runs no git while the checkout is
+// unchanged: it does not wait for, and so ask, git's whole state.
+func TestUnchangedCheckoutWithoutGitTemplatesRunsNoGit(t *testing.T) {
+	dir, _, questions := gitCheckout(t)
+	fake, cache := newFakeGo(t, dir, 0), t.TempDir()
+	build := func() { buildFaked(t, fake, dir, cache, "", &config.Config{DefaultBaseImage: "static"}, "./cmd/hello") }
+	build()
+	questions()
+	build()
+	if q := questions(); len(q) != 0 {
+		t.Errorf("an unchanged checkout was asked %q", q)
+	}
+}

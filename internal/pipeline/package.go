@@ -25,19 +25,20 @@ import (
 
 // pkgBuild is one package's build: what every platform of it shares.
 type pkgBuild struct {
-	r        *run
+	r        *buildRun
 	idx      int
 	pkg      gobuild.Package
 	image    config.Image
 	baseF    *future[*base.Base]
-	listed   func() error      // go list's verdict, waited for once
-	settings *future[settings] // expanded with git's answers
-	guess    *settings         // expanded with the remembered answers; nil: none
+	listed   func() error // go list's verdict, waited for once
+	settings *gitSettings // expanded with git's answers, and maybe a guess
 	lopts    layer.Options
 	binName  string
+	compiles span // every go build of the package
+	layers   span // building its layers and assembling its images
 }
 
-func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
+func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (Result, error) {
 	o := r.opts
 	started := time.Now()
 	// A ./dir pattern's import path is known from go.mod at once, and a
@@ -50,7 +51,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	)
 	runList := func() *future[gobuild.Package] {
 		listOnce.Do(func() {
-			list = start(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
+			list = goFuture(func() (gobuild.Package, error) { return o.Builder.Resolve(ctx, o.Dir, pattern) })
 		})
 		return list
 	}
@@ -83,12 +84,9 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
 	// The compile starts with what git answered last time, if that is
 	// remembered, and is kept only if git answers the same now.
-	b.settings = start(func() (settings, error) { return r.buildSettings(pkg, cb, r.git) })
-	if g := r.gitGuess; g != nil {
-		if s, err := r.buildSettings(pkg, cb, func(...string) vcs.Git { return *g }); err == nil {
-			b.guess = &s
-		}
-	}
+	b.settings = r.git.settings(func(git func(...string) vcs.Git) (settings, error) {
+		return r.buildSettings(pkg, cb, git)
+	})
 
 	// The platforms compile while the shared layers are written.
 	images := make([]image.Platformed, len(plats))
@@ -103,6 +101,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	}
 	g.Go(func() error {
 		defer close(sharedReady)
+		defer b.layers.since(time.Now())
 		var err error
 		shared, err = b.sharedLayers(gctx)
 		return err
@@ -136,6 +135,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 				return gctx.Err()
 			}
 			meta.once.Do(func() { meta.labels, meta.annotations = b.metadata(bs) })
+			defer b.layers.since(time.Now())
 			layers := append(append([]image.Layer{}, shared...), image.Layer{Layer: bl, CreatedBy: "kiln build " + pkg.ImportPath, Comment: "binary"})
 			img, err := image.Assemble(baseImg, layers, image.Config{
 				Name: b.binName, Env: b.image.Env, Labels: meta.labels, Annotations: meta.annotations,
@@ -159,12 +159,12 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results, Record: Record{
 		Flags: s.flags, Ldflags: s.ldflags, EnvNames: envNames(s.env), GOFLAGS: o.Builder.GOFLAGS(),
 		BaseRef: baseRef, Compression: comp, Started: started, Ended: time.Now(),
-	}}
+	}, Phases: Phases{Compile: b.compiles.duration(), Layer: b.layers.duration()}}
 	for _, p := range plats {
 		res.Record.Platforms = append(res.Record.Platforms, platform.String(p))
 	}
-	res.Record.Git = r.git(labelGitFields...)
-	res.git = r.gitReader
+	res.Record.Git = r.git.ask(labelGitFields...)
+	res.git = r.git.reader
 	if baseRef == base.StaticName {
 		res.Record.GOROOT, _ = r.goroot.wait()
 	}
@@ -199,29 +199,12 @@ type compiled struct {
 	took         time.Duration
 }
 
-// compile links the binary for p. With a guess it starts at once with the
-// guessed settings and keeps that compile only if the settings git's
-// answers give are the same; otherwise it stops it and compiles again.
+// compile links the binary for p with the settings git's answers give
+// (see gitSettings.compile for the head start remembered answers give).
 func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (compiled, error) {
-	var guessed *future[compiled]
-	stop := func() {} // ends the guessed compile and waits for it
-	if b.guess != nil {
-		gctx, cancel := context.WithCancel(ctx)
-		guessed = start(func() (compiled, error) { return b.compileWith(gctx, i, p, *b.guess) })
-		stop = func() { cancel(); guessed.wait() }
-		defer stop()
-	}
-	s, err := b.settings.wait()
-	if err != nil {
-		return compiled{}, err
-	}
-	var c compiled
-	if guessed != nil && s.sameCompile(*b.guess) {
-		c, err = guessed.wait()
-	} else {
-		stop() // a wrong guess: its go build ends before the right one starts
-		c, err = b.compileWith(ctx, i, p, s)
-	}
+	c, err := b.settings.compile(ctx, func(ctx context.Context, s settings) (compiled, error) {
+		return b.compileWith(ctx, i, p, s)
+	})
 	if err != nil {
 		return c, err
 	}
@@ -250,7 +233,9 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 	}
 	defer unlock()
 	start := time.Now()
-	if err := r.opts.Builder.Build(ctx, t, bin); err != nil {
+	err = r.opts.Builder.Build(ctx, t, bin)
+	b.compiles.since(start)
+	if err != nil {
 		if ctx.Err() != nil {
 			return compiled{}, ctx.Err()
 		}
@@ -274,6 +259,7 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 // binaryLayer layers the binary, from the cache when its build ID was seen.
 func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Platform) (v1.Layer, error) {
 	start := time.Now()
+	defer b.layers.since(start)
 	s, err := b.settings.wait()
 	if err != nil {
 		return nil, err
@@ -328,7 +314,7 @@ func (b *pkgBuild) metadata(bs *base.Base) (labels, annotations map[string]strin
 		annotations[image.AnnotationBaseDigest] = h.String()
 	}
 	labels = map[string]string{}
-	git := b.r.git(labelGitFields...)
+	git := b.r.git.ask(labelGitFields...)
 	if git.RemoteURL != "" {
 		annotations[image.AnnotationSource] = git.RemoteURL
 		labels[image.AnnotationSource] = git.RemoteURL

@@ -68,6 +68,8 @@ type Result struct {
 	Repo string `json:"repo"`
 	// Record is what went into the build, for provenance.
 	Record Record `json:"-"`
+	// Phases is where the build's time went.
+	Phases Phases `json:"-"`
 
 	git *vcs.Reader // asks for the rest of the git state on demand
 }
@@ -137,13 +139,13 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	}
 	defer os.RemoveAll(tmp)
 
-	r := &run{opts: opts, tmp: tmp, sem: make(chan struct{}, opts.Jobs), bases: map[string]*future[*base.Base]{}, p: &progress{w: opts.Progress}}
+	r := &buildRun{opts: opts, tmp: tmp, sem: make(chan struct{}, opts.Jobs), bases: map[string]*future[*base.Base]{}, p: &progress{w: opts.Progress}}
 	if opts.CacheDir != "" {
 		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
 	}
 	// What every package may need starts now and is waited for only where
 	// it is used, so the first compile starts as early as it can.
-	r.startGit(ctx)
+	r.git = startGitMemory(ctx, opts)
 	g, gctx := errgroup.WithContext(ctx)
 	// The destination is checked beside the compiles: a refusal stops them,
 	// and nothing is published before every check and build is through.
@@ -151,11 +153,11 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// go env runs only for the static base, the one input that needs the
 	// toolchain's root; it waits for the flags' git answers so that on a
 	// small machine the compile starts first.
-	r.goroot = later(func() (string, error) {
-		r.git(r.gitFirst...)
+	r.goroot = onDemand(func() (string, error) {
+		r.git.waitForFlags()
 		return opts.Builder.GOROOT(gctx, opts.Dir)
 	})
-	r.builds = start(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
+	r.builds = goFuture(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
 	defer r.wait() // no go or git process outlives the run
 
 	results := make([]Result, len(patterns))
@@ -169,7 +171,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	r.rememberGit()
+	r.git.remember()
 	for i := range results {
 		res := &results[i]
 		res.Repo = opts.Naming.Name(res.ImportPath)
@@ -197,10 +199,9 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 
 // wait blocks until every shared input has settled, so nothing started
 // for this run is still running when it returns.
-func (r *run) wait() {
-	<-r.gitReady
-	r.gitReader.Settle()
-	r.goroot.settle()
+func (r *buildRun) wait() {
+	r.git.waitIdle()
+	r.goroot.waitIfStarted()
 	r.builds.wait()
 	r.mu.Lock()
 	bases := make([]*future[*base.Base], 0, len(r.bases))
@@ -213,33 +214,29 @@ func (r *run) wait() {
 	}
 }
 
-type run struct {
+// buildRun is one call of Run: its options and what its packages share.
+type buildRun struct {
 	opts   Options
 	tmp    string
 	sem    chan struct{} // bounds concurrent compiles
 	p      *progress
 	layers *layer.Cache // nil: no cache
 
-	gitReader *vcs.Reader                      // answers templates and labels field by field
-	gitReady  chan struct{}                    // closed once gitReader may be asked (see startGit)
-	gitFirst  []string                         // the fields the flags' templates ask for
-	gitUses   bool                             // whether the flags' templates ask git anything
-	gitMemory *gitMemory                       // what git answered last time
-	gitState  string                           // the checkout's vcs.State before git was asked; "" if none
-	gitGuess  *vcs.Git                         // the remembered answers for the flags, if any
-	goroot    *lazy[string]                    // asked only for the static base
-	builds    *future[map[string]config.Build] // config builds by import path
+	git    *gitMemory                       // git's answers, remembered between runs
+	goroot *lazy[string]                    // asked only for the static base
+	builds *future[map[string]config.Build] // config builds by import path
 
 	mu    sync.Mutex
 	bases map[string]*future[*base.Base]
 }
 
-func (r *run) publish(ctx context.Context, res *Result) error {
+func (r *buildRun) publish(ctx context.Context, res *Result) error {
 	start := time.Now()
 	ref, err := r.opts.Publisher.Publish(ctx, res.Artifact, res.Repo, r.opts.Tags)
 	if err != nil {
 		return err
 	}
+	res.Phases.Push = time.Since(start)
 	res.Ref = ref.String()
 	if res.Digest != ref.DigestStr() {
 		return fmt.Errorf("%s: published as %s, built as %s", res.ImportPath, ref.DigestStr(), res.Digest)

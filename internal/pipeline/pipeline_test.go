@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -23,25 +20,6 @@ import (
 	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
-
-// env is a go environment with its own caches, so tests can vary them.
-func env(t *testing.T, home string) []string {
-	t.Helper()
-	return append(os.Environ(),
-		"HOME="+home,
-		"GOPATH="+filepath.Join(home, "go"),
-		"GOCACHE="+filepath.Join(home, "cache"),
-		"GOFLAGS=-modcacherw",
-		"GOPROXY=off",
-	)
-}
-
-func newRegistry(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(nilLogger())))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 func build(t *testing.T, dir string, environ []string, opts Options, pkgs ...string) []Result {
 	t.Helper()
@@ -85,9 +63,9 @@ func pull(t *testing.T, ref string) (v1.Image, v1.ImageIndex) {
 func TestBuildPushesAKoStyleImage(t *testing.T) {
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, testutil.HelloModule)
-	reg := newRegistry(t)
+	reg := testutil.Registry(t)
 	repo := reg + "/team"
-	res := build(t, dir, env(t, t.TempDir()), Options{
+	res := build(t, dir, testutil.GoEnv(t, t.TempDir()), Options{
 		Platforms: platform.Spec{Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}},
 		Naming:    Naming{Repo: repo, BaseImportPaths: true},
 		Tags:      []string{"v1", "latest"},
@@ -144,9 +122,9 @@ func TestBuildPushesAKoStyleImage(t *testing.T) {
 func TestTwoPlatformsMakeAnIndexWithTheRightBinaries(t *testing.T) {
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, testutil.HelloModule)
-	reg := newRegistry(t)
+	reg := testutil.Registry(t)
 	plats := []v1.Platform{{OS: "linux", Architecture: "amd64"}, {OS: "linux", Architecture: "arm64"}}
-	res := build(t, dir, env(t, t.TempDir()), Options{
+	res := build(t, dir, testutil.GoEnv(t, t.TempDir()), Options{
 		Platforms: platform.Spec{Platforms: plats},
 		Naming:    Naming{Repo: reg + "/x"},
 		Publisher: &publish.ToRegistry{Repo: reg + "/x"},
@@ -188,7 +166,7 @@ func TestReproducible(t *testing.T) {
 	plats := platform.Spec{Platforms: []v1.Platform{{OS: "linux", Architecture: "amd64"}}}
 	digest := func(dir, home string) string {
 		out := t.TempDir()
-		res := build(t, dir, env(t, home), Options{
+		res := build(t, dir, testutil.GoEnv(t, home), Options{
 			Platforms: plats,
 			Naming:    Naming{Repo: LocalRepo},
 			Publisher: &publish.ToLayout{Dir: out},
@@ -215,7 +193,7 @@ func TestSeveralPackagesBuildConcurrently(t *testing.T) {
 	testutil.WriteFiles(t, dir, map[string]string{"cmd/bye/main.go": "package main\nfunc main() {}\n"})
 	out := t.TempDir()
 	var progress bytes.Buffer
-	res := build(t, dir, env(t, t.TempDir()), Options{
+	res := build(t, dir, testutil.GoEnv(t, t.TempDir()), Options{
 		Naming:    Naming{Repo: LocalRepo},
 		Publisher: &publish.ToLayout{Dir: out},
 		Progress:  &progress,

@@ -16,13 +16,13 @@ import (
 
 // baseFor starts resolving ref once per run; every package asking for the
 // same base shares the answer.
-func (r *run) baseFor(ctx context.Context, ref string) *future[*base.Base] {
+func (r *buildRun) baseFor(ctx context.Context, ref string) *future[*base.Base] {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f, ok := r.bases[ref]; ok {
 		return f
 	}
-	f := start(func() (*base.Base, error) {
+	f := goFuture(func() (*base.Base, error) {
 		o := r.opts.Base
 		o.Dir, o.LayerCache = r.tmp, r.layers
 		if ref == base.StaticName {
@@ -40,7 +40,7 @@ func (r *run) baseFor(ctx context.Context, ref string) *future[*base.Base] {
 
 // baseRef is the base for importPath: baseImageOverrides, defaultBaseImage,
 // else the built-in static base.
-func (r *run) baseRef(importPath string) string {
+func (r *buildRun) baseRef(importPath string) string {
 	c := r.opts.Config
 	if ref := c.BaseImageOverrides[importPath]; ref != "" {
 		return ref
@@ -53,7 +53,7 @@ func (r *run) baseRef(importPath string) string {
 
 // resolveBuilds maps each config builds[] entry (dir + main) to the import
 // path it names: from go.mod when it can, else with go list.
-func (r *run) resolveBuilds(ctx context.Context) (map[string]config.Build, error) {
+func (r *buildRun) resolveBuilds(ctx context.Context) (map[string]config.Build, error) {
 	builds := map[string]config.Build{}
 	for _, b := range r.opts.Config.Builds {
 		dir := r.opts.Config.Dir
@@ -83,7 +83,7 @@ func (r *run) resolveBuilds(ctx context.Context) (map[string]config.Build, error
 
 // platforms is what to build: --platform, else defaultPlatforms, else the
 // host. Only "all" needs the base, to ask what it offers.
-func (r *run) platforms(baseF *future[*base.Base]) ([]v1.Platform, error) {
+func (r *buildRun) platforms(baseF *future[*base.Base]) ([]v1.Platform, error) {
 	spec := r.opts.Platforms
 	if !spec.All && len(spec.Platforms) == 0 {
 		var err error

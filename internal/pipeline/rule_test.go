@@ -50,7 +50,7 @@ func TestKoYAMLCannotRunAProgram(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg.Dir = dir
-			environ := env(t, t.TempDir())
+			environ := testutil.GoEnv(t, t.TempDir())
 			for _, e := range tt.env {
 				environ = append(environ, strings.ReplaceAll(e, "MARKER", marker))
 			}

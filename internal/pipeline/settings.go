@@ -21,7 +21,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/vcs"
 )
 
-func (r *run) compression(s config.Image) (layer.Compression, error) {
+func (r *buildRun) compression(s config.Image) (layer.Compression, error) {
 	if r.opts.Compress != nil {
 		return *r.opts.Compress, nil
 	}
@@ -47,7 +47,7 @@ func (s settings) sameCompile(o settings) bool {
 // with what git answers for the fields they name, and checks the result
 // against the builder's rule (gobuild's rule.go), so a refusal comes before
 // any compile and covers what templates expand to.
-func (r *run) buildSettings(pkg gobuild.Package, b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
+func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
 	c := r.opts.Config
 	var s settings
 	flags := c.DefaultFlags
@@ -89,7 +89,7 @@ func (r *run) buildSettings(pkg gobuild.Package, b config.Build, git func(fields
 	return s, nil
 }
 
-func (r *run) extraFiles(s config.Image) ([]image.File, error) {
+func (r *buildRun) extraFiles(s config.Image) ([]image.File, error) {
 	dir := r.opts.Config.Dir
 	if dir == "" {
 		dir = r.opts.Dir
@@ -165,7 +165,7 @@ func imageBytes(img v1.Image) (int64, error) {
 // stable path per package, platform and settings, so `go build` finds its
 // earlier output up to date and does not link again; a lock keeps two kiln
 // processes from writing it at once.
-func (r *run) binaryPath(idx, i int, binName string, pkg gobuild.Package, p v1.Platform, env, flags, ldflags []string) (string, func(), error) {
+func (r *buildRun) binaryPath(idx, i int, binName string, pkg gobuild.Package, p v1.Platform, env, flags, ldflags []string) (string, func(), error) {
 	if r.opts.CacheDir == "" {
 		bin := filepath.Join(r.tmp, fmt.Sprintf("bin-%d-%d", idx, i), binName)
 		return bin, func() {}, os.MkdirAll(filepath.Dir(bin), 0o755)

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/google/renameio/v2"
 )
 
 type pending struct {
@@ -326,27 +327,19 @@ func writeTarFile(tw *tar.Writer, file string, size int64, r io.Reader) error {
 	return nil
 }
 
-// writeAtomic writes file through a temporary sibling and renames it into
-// place, so the file is either whole or absent.
+// writeAtomic writes file through a temporary sibling, synced, and renames
+// it into place, so the file is either whole or absent; it is 0644.
 func writeAtomic(file string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".tmp-*")
+	tmp, err := renameio.NewPendingFile(file, renameio.WithTempDir(filepath.Dir(file)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return fmt.Errorf("output %s: %w: %v", file, ErrNotWritable, err)
 	}
-	defer os.Remove(tmp.Name())
+	defer tmp.Cleanup()
 	if err := write(tmp); err != nil {
-		tmp.Close()
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := tmp.CloseAtomicallyReplace(); err != nil {
 		return fmt.Errorf("writing %s: %w", file, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), file)
+	return nil
 }

@@ -24,25 +24,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 type item struct {
 	a    publish.Artifact
 	repo string
 	tags []string
-}
-
-func ls(t testing.TB, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
 }
 
 // untar extracts an archive and returns its headers in order.
@@ -102,17 +90,17 @@ func TestOCIArchive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := it.repo + "@" + digest(t, it.a).String(); d.String() != want {
+			if want := it.repo + "@" + testutil.Digest(t, it.a).String(); d.String() != want {
 				t.Errorf("Publish = %s, want %s", d, want)
 			}
 		}
-		if got := ls(t, filepath.Dir(file)); len(got) != 0 {
+		if got := testutil.DirNames(t, filepath.Dir(file)); len(got) != 0 {
 			t.Fatalf("before Close the directory holds %q", got)
 		}
 		if err := p.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if got := ls(t, filepath.Dir(file)); !slices.Equal(got, []string{filepath.Base(file)}) {
+		if got := testutil.DirNames(t, filepath.Dir(file)); !slices.Equal(got, []string{filepath.Base(file)}) {
 			t.Errorf("after Close the directory holds %q, want only the archive", got)
 		}
 	}
@@ -152,11 +140,11 @@ func TestOCIArchive(t *testing.T) {
 	if names[0] != "blobs/" || names[1] != "blobs/sha256/" || names[len(names)-2] != "index.json" || names[len(names)-1] != "oci-layout" {
 		t.Errorf("entries = %q", names)
 	}
-	ii, got := refNames(t, dir)
+	ii, got := testutil.RefNames(t, dir)
 	want := map[string]v1.Hash{
-		"kiln.local/app:v1":       digest(t, img),
-		"kiln.local/app:latest":   digest(t, img),
-		"kiln.local/multi:latest": digest(t, idx),
+		"kiln.local/app:v1":       testutil.Digest(t, img),
+		"kiln.local/app:latest":   testutil.Digest(t, img),
+		"kiln.local/multi:latest": testutil.Digest(t, idx),
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ref names = %v, want %v", got, want)
@@ -176,7 +164,7 @@ func TestArchivesWithNothingPublished(t *testing.T) {
 			t.Errorf("%T.Close = %v", p, err)
 		}
 	}
-	if got := ls(t, dir); len(got) != 0 {
+	if got := testutil.DirNames(t, dir); len(got) != 0 {
 		t.Errorf("empty archives wrote %q", got)
 	}
 }
@@ -190,7 +178,7 @@ func TestDockerArchiveRefusesIndex(t *testing.T) {
 	if err := p.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := ls(t, dir); len(got) != 0 {
+	if got := testutil.DirNames(t, dir); len(got) != 0 {
 		t.Errorf("a refused index left %q", got)
 	}
 }
@@ -211,7 +199,7 @@ func TestDockerArchive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := it.repo + "@" + digest(t, it.a).String(); d.String() != want {
+			if want := it.repo + "@" + testutil.Digest(t, it.a).String(); d.String() != want {
 				t.Errorf("Publish = %s, want %s", d, want)
 			}
 		}
@@ -267,8 +255,8 @@ func TestDockerArchive(t *testing.T) {
 				t.Fatalf("read %d layers (%v), want %d", len(gl), err, len(wl))
 			}
 			for i := range wl {
-				if digest(t, gl[i]) != digest(t, wl[i]) {
-					t.Errorf("layer %d = %s, want %s", i, digest(t, gl[i]), digest(t, wl[i]))
+				if testutil.Digest(t, gl[i]) != testutil.Digest(t, wl[i]) {
+					t.Errorf("layer %d = %s, want %s", i, testutil.Digest(t, gl[i]), testutil.Digest(t, wl[i]))
 				}
 			}
 		})
@@ -347,7 +335,7 @@ func TestDockerArchiveTagMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := digest(t, mustConfigName(t, back)), digest(t, mustConfigName(t, b)); got != want {
+	if got, want := testutil.Digest(t, mustConfigName(t, back)), testutil.Digest(t, mustConfigName(t, b)); got != want {
 		t.Errorf("latest has config %s, want %s", got, want)
 	}
 }
@@ -385,7 +373,7 @@ func TestDockerArchiveLayerNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{digest(t, zl).Hex + ".tar.zst", digest(t, ul).Hex + ".tar"}
+	want := []string{testutil.Digest(t, zl).Hex + ".tar.zst", testutil.Digest(t, ul).Hex + ".tar"}
 	if len(m) != 1 || !slices.Equal(m[0].Layers, want) {
 		t.Errorf("manifest.json = %+v, want layers %q", m, want)
 	}
@@ -416,7 +404,7 @@ func TestArchiveFailureLeavesNothing(t *testing.T) {
 		if err := p.Close(context.Background()); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 			t.Errorf("%T.Close = %v, want the layer's error", p, err)
 		}
-		if got := ls(t, dir); len(got) != 0 {
+		if got := testutil.DirNames(t, dir); len(got) != 0 {
 			t.Errorf("%T left %q", p, got)
 		}
 	}

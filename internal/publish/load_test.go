@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // fakeTool puts an executable named tool on a fresh PATH. It records its
@@ -60,7 +61,7 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := "kiln.local/app@" + digest(t, img).String(); d.String() != want {
+			if want := "kiln.local/app@" + testutil.Digest(t, img).String(); d.String() != want {
 				t.Errorf("Publish = %s, want %s", d, want)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "args")); err == nil {
@@ -88,7 +89,7 @@ func TestLoad(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the archive the tool saw: %v", err)
 			}
-			if got, want := digest(t, mustConfigName(t, back)), digest(t, mustConfigName(t, img)); got != want {
+			if got, want := testutil.Digest(t, mustConfigName(t, back)), testutil.Digest(t, mustConfigName(t, img)); got != want {
 				t.Errorf("loaded config %s, want %s", got, want)
 			}
 		})

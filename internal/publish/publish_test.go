@@ -11,13 +11,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/publish"
-	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 func TestParseDestination(t *testing.T) {
@@ -64,54 +62,9 @@ func TestParseDestination(t *testing.T) {
 	}
 }
 
-func randomImage(t testing.TB) v1.Image {
-	t.Helper()
-	img, err := random.Image(1024, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+func randomImage(t testing.TB) v1.Image { return testutil.RandomImage(t, 1024, 2) }
 
-func randomIndex(t testing.TB) v1.ImageIndex {
-	t.Helper()
-	idx, err := random.Index(512, 1, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return idx
-}
-
-func digest(t testing.TB, a interface{ Digest() (v1.Hash, error) }) v1.Hash {
-	t.Helper()
-	h, err := a.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-// refNames reads a layout's index.json back with go-containerregistry.
-func refNames(t testing.TB, dir string) (v1.ImageIndex, map[string]v1.Hash) {
-	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]v1.Hash{}
-	for _, d := range im.Manifests {
-		out[d.Annotations[store.RefNameAnnotation]] = d.Digest
-	}
-	return ii, out
-}
+func randomIndex(t testing.TB) v1.ImageIndex { return testutil.RandomIndex(t, 512, 1, 2) }
 
 func TestLayout(t *testing.T) {
 	ctx := context.Background()
@@ -128,7 +81,7 @@ func TestLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "kiln.local/app@" + digest(t, img).String(); d.String() != want {
+	if want := "kiln.local/app@" + testutil.Digest(t, img).String(); d.String() != want {
 		t.Errorf("Publish = %s, want %s", d, want)
 	}
 	if _, err := p.Publish(ctx, idx, "kiln.local/multi", nil); err != nil {
@@ -137,11 +90,11 @@ func TestLayout(t *testing.T) {
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ii, got := refNames(t, dir)
+	ii, got := testutil.RefNames(t, dir)
 	want := map[string]v1.Hash{
-		"kiln.local/app:v1":       digest(t, img),
-		"kiln.local/app:v2":       digest(t, img),
-		"kiln.local/multi:latest": digest(t, idx),
+		"kiln.local/app:v1":       testutil.Digest(t, img),
+		"kiln.local/app:v2":       testutil.Digest(t, img),
+		"kiln.local/multi:latest": testutil.Digest(t, idx),
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("ref names = %v, want %v", got, want)

@@ -4,19 +4,18 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // recorder wraps a registry and counts requests.
@@ -66,10 +65,8 @@ func (rec *recorder) reset() {
 // newRegistry starts an in-process registry; repo is a repository in it.
 func newRegistry(t *testing.T) (rec *recorder, repo string) {
 	t.Helper()
-	rec = &recorder{h: registry.New()}
-	srv := httptest.NewServer(rec)
-	t.Cleanup(srv.Close)
-	return rec, strings.TrimPrefix(srv.URL, "http://") + "/team/app"
+	rec = &recorder{h: testutil.QuietRegistry()}
+	return rec, testutil.Serve(t, rec) + "/team/app"
 }
 
 // anonymous keeps the tests away from ~/.docker/config.json.
@@ -103,7 +100,7 @@ func TestRegistryPublish(t *testing.T) {
 			if err := p.Check(ctx); err != nil {
 				t.Fatalf("Check: %v", err)
 			}
-			want := digest(t, tc.a)
+			want := testutil.Digest(t, tc.a)
 			d, err := p.Publish(ctx, tc.a, repo, []string{"v1", "latest"})
 			if err != nil {
 				t.Fatal(err)
@@ -167,8 +164,8 @@ func TestRegistryPublishDefaultTag(t *testing.T) {
 	if _, err := p.Publish(context.Background(), img, repo, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := resolve(t, repo+":latest"); got != digest(t, img) {
-		t.Errorf("latest = %s, want %s", got, digest(t, img))
+	if got := resolve(t, repo+":latest"); got != testutil.Digest(t, img) {
+		t.Errorf("latest = %s, want %s", got, testutil.Digest(t, img))
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // A manifest is what was pushed (or written by kiln build) as one: the
@@ -85,15 +86,7 @@ func TestChangedManifestIsNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	mh, _ := img.Digest()
-	file := filepath.Join(f.dir, "blobs", "sha256", mh.Hex)
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := append(slices.Clone(raw), '\n')
-	if err := os.WriteFile(file, changed, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testutil.EditFile(t, testutil.BlobPath(f.dir, mh), func(b []byte) []byte { return append(b, '\n') })
 	for _, ref := range []string{"v1", mh.String()} {
 		for _, method := range []string{"GET", "HEAD"} {
 			resp := do(t, method, f.srv.URL+"/v2/m/app/manifests/"+ref, nil, nil)

@@ -31,6 +31,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/registry"
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 type fixture struct {
@@ -80,14 +81,7 @@ func (f *fixture) ref(t testing.TB, s string) name.Reference {
 	return r
 }
 
-func randomImage(t testing.TB) v1.Image {
-	t.Helper()
-	img, err := random.Image(1024, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+func randomImage(t testing.TB) v1.Image { return testutil.RandomImage(t, 1024, 3) }
 
 func TestPushPullImageAndIndex(t *testing.T) {
 	f := newFixture(t, open())

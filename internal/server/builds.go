@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -106,10 +104,9 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		tr = b.local
 		pub = ownRegistry{&publish.ToRegistry{Repo: repo, Transport: tr, Jobs: f.Jobs}}
 	}
-	pushed := &timedPublisher{Publisher: pub}
 	env := request.Env{
 		Dir: dir, Env: b.env, Confined: true,
-		Publisher:  pushed,
+		Publisher:  pub,
 		Repo:       repo,
 		Signatures: &sign.RegistryStore{Transport: tr},
 		Key:        b.key,
@@ -124,14 +121,15 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		}
 		return nil, phases, err
 	}
-	phases.Push = records.Duration(pushed.total.Load())
 	results := make([]records.Result, len(outcomes))
 	for i, o := range outcomes {
 		r := records.Result{ImportPath: o.ImportPath, Ref: o.Ref, Digest: o.Digest}
 		for _, img := range o.Images {
 			r.Images = append(r.Images, records.Image{Platform: img.Platform, Digest: img.Digest, Bytes: img.ImageBytes})
-			phases.Compile += records.Duration(img.Compile)
 		}
+		phases.Compile += records.Duration(o.Phases.Compile)
+		phases.Layer += records.Duration(o.Phases.Layer)
+		phases.Push += records.Duration(o.Phases.Push)
 		for _, a := range o.Attachments {
 			if r.Signature == "" {
 				r.Signature = a.Signature
@@ -151,19 +149,6 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 type ownRegistry struct{ *publish.ToRegistry }
 
 func (ownRegistry) Check(context.Context) error { return nil }
-
-// timedPublisher adds up the time its Publisher spends publishing: the
-// record's push phase.
-type timedPublisher struct {
-	publish.Publisher
-	total atomic.Int64 // nanoseconds; packages may publish at once
-}
-
-func (p *timedPublisher) Publish(ctx context.Context, a publish.Artifact, repo string, tags []string) (name.Digest, error) {
-	start := time.Now()
-	defer func() { p.total.Add(int64(time.Since(start))) }()
-	return p.Publisher.Publish(ctx, a, repo, tags)
-}
 
 // inProcess is a RoundTripper to a handler in this process: the server's
 // builds push to its own registry without a network round trip, as a

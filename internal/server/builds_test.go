@@ -113,11 +113,12 @@ func TestBuildEnv(t *testing.T) {
 	env := buildEnv([]string{
 		"PATH=/usr/bin", "HOME=/h", "GOFLAGS=-toolexec=/bin/evil", "GOCACHE=/old", "GOMODCACHE=/oldmod",
 		"GOWORK=/w/go.work", "GIT_CONFIG_GLOBAL=/h/.gitconfig", "GIT_CONFIG_NOSYSTEM=0", "GOPROXY=http://127.0.0.1:1",
-	}, "/data/gocache", "/data/gomodcache")
+		"GIT_CEILING_DIRECTORIES=/",
+	}, "/data/gocache", "/data/gomodcache", "/data/builds")
 	want := []string{
 		"PATH=/usr/bin", "HOME=/h", "GOPROXY=http://127.0.0.1:1",
-		"GOCACHE=/data/gocache", "GOMODCACHE=/data/gomodcache", "GOWORK=off",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=" + os.DevNull,
+		"GOCACHE=/data/gocache", "GOMODCACHE=/data/gomodcache", "GOWORK=off", "GOFLAGS=-buildvcs=false",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=" + os.DevNull, "GIT_CEILING_DIRECTORIES=/data/builds",
 	}
 	if !slices.Equal(env, want) {
 		t.Errorf("buildEnv =\n%q\nwant\n%q", env, want)

@@ -1,7 +1,9 @@
 // Package server is cmd/server: its flags, the HTTP server and its limits
-// (connections, timeouts, pacing), health and version endpoints, and the
-// embedded registry over the store, with garbage collected on a schedule.
-// With --data it also runs the build service (internal/service) over
-// records, sources and kiln build's request: builds run the go command in
-// a process group of their own and push to this registry in process.
+// (connections, timeouts, pacing), health, readiness, version and metrics
+// endpoints, the embedded registry over the store (garbage collected on a
+// schedule), and, with --data, the build service: internal/service's API
+// wired to internal/records, internal/source and a Runner (builds.go) that
+// runs kiln build's request confined to the fetched source, runs the go
+// command in a process group of its own (exec.go), and pushes to the
+// server's own registry in process.
 package server

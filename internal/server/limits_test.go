@@ -337,12 +337,7 @@ func TestLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := &limitsEnv{data: t.TempDir(), clock: testutil.NewClock()}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.addr = ln.Addr().String()
-			ln.Close()
+			e.addr = testutil.FreeAddr(t)
 			e.url = "http://" + e.addr
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // serve runs the server with args on a free port until the test ends and
@@ -166,16 +167,13 @@ func TestRunWarnsAboutReadableTokenFile(t *testing.T) {
 	tokens := filepath.Join(dir, "tokens")
 	os.WriteFile(tokens, []byte(strings.Repeat("t", 40)+"\n"), 0o600)
 	os.Chmod(tokens, 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var log syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, []string{"--addr", addr, "--data", dir, "--token-file", tokens}, &log) }()
+	go func() {
+		done <- Run(ctx, []string{"--addr", addr, "--data", dir, "--token-file", tokens, "--log-format", "text"}, &log)
+	}()
 	for i := 0; i < 200; i++ {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()

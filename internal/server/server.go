@@ -285,6 +285,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		if err != nil {
 			return err
 		}
+		credentials := access.HasCredentials() // the users', before the service's own token
 		if !f.RegistryOnly && f.DataDir != "" && !access.AnonymousWrite {
 			// The build service pushes in process; where anonymous
 			// clients may not push, it presents a token of its own. (A
@@ -320,7 +321,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		}
 		defer reg.Close() // before the journal closes: deferred later, runs earlier
 		f.Registry = reg
-		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", access.HasCredentials(), "fsync", !f.noSync)
+		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", credentials, "fsync", !f.noSync)
 	}
 	if !f.RegistryOnly && f.DataDir != "" {
 		// The builds' own pushes, made in process, are counted too.

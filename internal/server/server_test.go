@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 func TestHandler(t *testing.T) {
@@ -57,17 +58,13 @@ func TestHealthzFailsWithoutData(t *testing.T) {
 }
 
 func TestRunServesAndStops(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var log strings.Builder
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, []string{"--addr", addr, "--data", t.TempDir()}, &log) }()
 	var resp *http.Response
+	var err error
 	for i := 0; i < 100; i++ {
 		if resp, err = http.Get("http://" + addr + "/healthz"); err == nil {
 			break

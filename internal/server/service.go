@@ -42,6 +42,7 @@ type buildFlags struct {
 	apiTokenFile    string
 	publicRead      bool
 	registryName    string
+	goCache         string
 }
 
 func (b *buildFlags) register(fs *flag.FlagSet) {
@@ -58,6 +59,7 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&b.keyPasswordFile, "signing-key-password-file", "", "file holding the signing key's password")
 	fs.StringVar(&b.apiTokenFile, "api-token-file", "", "file of bearer tokens, one a line, for the build API (without: the API answers loopback clients only)")
 	fs.BoolVar(&b.publicRead, "public-read", false, "let anyone read build records and logs")
+	fs.StringVar(&b.goCache, "go-cache", "", "the Go build cache the builds share (default DATA/gocache)")
 	fs.StringVar(&b.registryName, "registry-name", "", "HOST[:PORT] that builds name the server's registry by in their refs (default: the listen address, 127.0.0.1 for an unspecified host)")
 }
 
@@ -118,7 +120,10 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 	if err != nil {
 		return nil, fmt.Errorf("opening the build records: %w", err)
 	}
-	goEnv := buildEnv(os.Environ(), dirs["gocache"], dirs["gomodcache"])
+	if b.goCache != "" {
+		dirs["gocache"] = b.goCache
+	}
+	goEnv := buildEnv(os.Environ(), dirs["gocache"], dirs["gomodcache"], dirs["builds"])
 	fetcher := &source.Fetcher{
 		Workspace: b.workspace, UploadDir: dirs["uploads"],
 		Limits: source.Limits{MaxUpload: b.maxUpload, MaxFiles: b.maxFiles},
@@ -188,20 +193,22 @@ func (b *buildFlags) tokens(log *slog.Logger) ([]string, error) {
 }
 
 // buildEnv is the Go environment of the service's builds: the server's
-// own, with the caches under the data directory, workspaces off, and git
-// kept from configuration a source could bring.
-func buildEnv(environ []string, gocache, gomodcache string) []string {
-	env := make([]string, 0, len(environ)+6)
+// own, with the caches under the data directory and workspaces off. A
+// fetched source has no .git (source leaves it out), so git is kept from
+// finding one above the build directory (which would stamp the server's
+// own checkout into a build), and the go command stamps no VCS state.
+func buildEnv(environ []string, gocache, gomodcache, builds string) []string {
+	env := make([]string, 0, len(environ)+7)
 	for _, kv := range environ {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "GOCACHE", "GOMODCACHE", "GOWORK", "GOFLAGS", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL":
+		case "GOCACHE", "GOMODCACHE", "GOWORK", "GOFLAGS", "GIT_CONFIG_NOSYSTEM", "GIT_CONFIG_GLOBAL", "GIT_CEILING_DIRECTORIES":
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "GOCACHE="+gocache, "GOMODCACHE="+gomodcache, "GOWORK=off",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
+	return append(env, "GOCACHE="+gocache, "GOMODCACHE="+gomodcache, "GOWORK=off", "GOFLAGS=-buildvcs=false",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_CEILING_DIRECTORIES="+builds)
 }
 
 // registryName is how refs name a listener's registry.

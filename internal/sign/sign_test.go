@@ -3,10 +3,7 @@ package sign_test
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/base64"
@@ -14,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"math/big"
 	"net/http/httptest"
 	"reflect"
@@ -22,7 +18,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -30,6 +25,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // target is a store and a repository in it.
@@ -42,9 +38,7 @@ type target struct {
 // targets are an in-process registry and an OCI layout.
 func targets(t *testing.T) []target {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := testutil.Registry(t)
 	return []target{
 		{"registry", &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, host + "/test/app"},
 		{"layout", &sign.LayoutStore{Dir: t.TempDir()}, "kiln.local/app"},
@@ -54,18 +48,11 @@ func targets(t *testing.T) []target {
 // pushRandom stores a random image as repo:tag and returns its digest.
 func pushRandom(t *testing.T, tg target, tag string) v1.Hash {
 	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testutil.RandomImage(t, 256, 1)
 	if err := tg.st.Put(context.Background(), tg.repo, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return testutil.Digest(t, img)
 }
 
 type key struct {
@@ -76,14 +63,7 @@ type key struct {
 
 func newKey(t *testing.T) key {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := signature.LoadECDSASignerVerifier(k, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, sv := testutil.ECDSAKey(t)
 	return key{signer: sign.New(sv), sv: sv, pub: &k.PublicKey}
 }
 
@@ -514,7 +494,7 @@ func TestStores(t *testing.T) {
 
 func TestRegistryErrors(t *testing.T) {
 	ctx := context.Background()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewServer(testutil.QuietRegistry())
 	host := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close() // nothing listens any more
 	r := &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}

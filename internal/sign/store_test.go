@@ -3,14 +3,13 @@ package sign_test
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // TestLayoutGetChecks: a signature image read back from a layout is read
@@ -39,15 +38,7 @@ func TestLayoutGetChecks(t *testing.T) {
 			m, _ := img.Manifest()
 			sd, _ := img.Digest()
 			h := tc.target(m, sd)
-			path := filepath.Join(tg.st.(*sign.LayoutStore).Dir, "blobs", h.Algorithm, h.Hex)
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b[len(b)/2] ^= 1
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			testutil.EditFile(t, testutil.BlobPath(tg.st.(*sign.LayoutStore).Dir, h), func(b []byte) []byte { b[len(b)/2] ^= 1; return b })
 			img, err = tg.st.Get(ctx, tg.repo, sign.SignatureTag(d))
 			if tc.read && err == nil {
 				layers, _ := img.Layers()

@@ -212,6 +212,8 @@ func (l *Layout) writeBlobFile(h v1.Hash, open func() (io.ReadCloser, error), du
 	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
+	// Not renameio: an unsynced blob is linked, never renamed over a
+	// synced one (below), and the directory is synced after the rename.
 	tmp, err := os.CreateTemp(filepath.Dir(final), ".tmp-"+h.Hex[:12]+"-")
 	if err != nil {
 		return fmt.Errorf("writing blob %s: %w", h, err)
@@ -405,6 +407,10 @@ func (l *Layout) lock() (func(), error) {
 	}, nil
 }
 
+// writeFileAtomic replaces path with data through a synced temporary
+// sibling, then syncs the directory. It is not renameio's WriteFile, which
+// fsyncs always (DisableSyncUnsafe must turn every fsync off) and never
+// syncs the directory (the rename would not be durable).
 func (l *Layout) writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {

@@ -24,16 +24,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/store"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
-func randomImage(t testing.TB) v1.Image {
-	t.Helper()
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+func randomImage(t testing.TB) v1.Image { return testutil.RandomImage(t, 512, 2) }
 
 // platformImage is a random image whose config names linux/arm64/v8.
 func platformImage(t testing.TB) v1.Image {
@@ -60,41 +54,6 @@ func open(t testing.TB) (*store.Layout, string) {
 		t.Fatal(err)
 	}
 	return l, dir
-}
-
-func mustDigest(t testing.TB, a interface{ Digest() (v1.Hash, error) }) v1.Hash {
-	t.Helper()
-	h, err := a.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
-// tags reads index.json back with go-containerregistry: ref name → digest.
-func tags(t testing.TB, dir string) map[string]v1.Hash {
-	t.Helper()
-	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ii, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := ii.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]v1.Hash{}
-	for _, d := range im.Manifests {
-		n := d.Annotations[store.RefNameAnnotation]
-		if _, dup := out[n]; dup {
-			t.Errorf("ref name %q appears twice in index.json", n)
-		}
-		out[n] = d.Digest
-	}
-	return out
 }
 
 func TestOpen(t *testing.T) {
@@ -137,7 +96,7 @@ func TestPutImage(t *testing.T) {
 	want := v1.Descriptor{
 		MediaType: mt,
 		Size:      int64(len(raw)),
-		Digest:    mustDigest(t, img),
+		Digest:    testutil.Digest(t, img),
 		Platform:  &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"},
 	}
 	if desc.MediaType != want.MediaType || desc.Size != want.Size || desc.Digest != want.Digest || !desc.Platform.Equals(*want.Platform) {
@@ -179,7 +138,7 @@ func TestPutImage(t *testing.T) {
 	cfg, _ := img.ConfigName()
 	wantBlobs := []string{want.Digest.Hex, cfg.Hex}
 	for _, l := range layers {
-		wantBlobs = append(wantBlobs, mustDigest(t, l).Hex)
+		wantBlobs = append(wantBlobs, testutil.Digest(t, l).Hex)
 	}
 	slices.Sort(wantBlobs)
 	if got := listBlobs(t, dir); !slices.Equal(got, wantBlobs) {
@@ -208,15 +167,7 @@ func blobPaths(dir string, hexes []string) []string {
 
 func listBlobs(t testing.TB, dir string) []string {
 	t.Helper()
-	es, err := os.ReadDir(filepath.Join(dir, "blobs", "sha256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
+	return testutil.DirNames(t, filepath.Join(dir, "blobs", "sha256"))
 }
 
 func assertNoTemp(t testing.TB, dir string) {
@@ -243,7 +194,7 @@ func TestPutIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	mt, _ := idx.MediaType()
-	if desc.Digest != mustDigest(t, idx) || desc.MediaType != mt || desc.Platform != nil {
+	if desc.Digest != testutil.Digest(t, idx) || desc.MediaType != mt || desc.Platform != nil {
 		t.Errorf("Put = %+v, want the index's digest and media type %s, no platform", desc, mt)
 	}
 	p, err := layout.FromPath(dir)
@@ -264,7 +215,7 @@ func TestPutIndex(t *testing.T) {
 	if err := validate.Index(back); err != nil {
 		t.Errorf("validate.Index(stored index): %v", err)
 	}
-	if got := tags(t, dir); len(got) != 1 || got["app:multi"] != desc.Digest {
+	if _, got := testutil.RefNames(t, dir); len(got) != 1 || got["app:multi"] != desc.Digest {
 		t.Errorf("tags = %v", got)
 	}
 	// 3 images × (2 layers + config + manifest) + the index.
@@ -277,7 +228,7 @@ func TestPutIndex(t *testing.T) {
 func TestTagging(t *testing.T) {
 	ctx := context.Background()
 	a, b := randomImage(t), randomImage(t)
-	da, db := mustDigest(t, a), mustDigest(t, b)
+	da, db := testutil.Digest(t, a), testutil.Digest(t, b)
 	for _, tc := range []struct {
 		name string
 		puts []struct {
@@ -351,7 +302,7 @@ func TestTagging(t *testing.T) {
 			if len(im.Manifests) != tc.manifest {
 				t.Errorf("index.json lists %d manifests, want %d", len(im.Manifests), tc.manifest)
 			}
-			if got := tags(t, dir); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			if _, got := testutil.RefNames(t, dir); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("tags = %v, want %v", got, tc.want)
 			}
 		})
@@ -412,13 +363,13 @@ func TestConcurrentPut(t *testing.T) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	got := tags(t, dir)
+	_, got := testutil.RefNames(t, dir)
 	if len(got) != n {
 		t.Errorf("%d tags survived, want %d: %v", len(got), n, got)
 	}
 	for i, img := range imgs {
-		if name := fmt.Sprintf("app:t%d", i); got[name] != mustDigest(t, img) {
-			t.Errorf("%s = %s, want %s", name, got[name], mustDigest(t, img))
+		if name := fmt.Sprintf("app:t%d", i); got[name] != testutil.Digest(t, img) {
+			t.Errorf("%s = %s, want %s", name, got[name], testutil.Digest(t, img))
 		}
 	}
 	assertNoTemp(t, dir)
@@ -502,7 +453,7 @@ func TestPutSkipsPresentBlobs(t *testing.T) {
 			t.Errorf("blob %s was rewritten", b)
 		}
 	}
-	if got := tags(t, dir); len(got) != 2 {
+	if _, got := testutil.RefNames(t, dir); len(got) != 2 {
 		t.Errorf("tags = %v", got)
 	}
 }

@@ -1,5 +1,9 @@
-// Package testutil holds helpers shared by kiln's tests: fixture modules and
-// the rule that a missing outside program fails a test under CI=true.
+// Package testutil holds helpers shared by kiln's tests, so that a new test
+// is a few lines: fixture modules and files, random images, a quiet
+// in-process registry, signing keys, Go environments, readers of layers
+// and layouts, a clock, and the rule that a missing outside program fails a
+// test under CI=true. Only tests import it; it imports no kiln package
+// above layer -1.
 package testutil
 
 import (
@@ -8,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -64,9 +69,9 @@ func main() {
 	"broken/main.go":                "package main\n\nfunc main() { undefined() }\n",
 }
 
-// Files reads every regular file of img's flattened filesystem into a map
-// (path without leading slash → header); contents are returned for the
-// paths in want.
+// Files reads every entry of img's flattened filesystem into a map (path
+// without leading slash → header); contents are returned for the paths in
+// want. A later layer's entry replaces an earlier one's.
 func Files(t testing.TB, img v1.Image, want ...string) (map[string]*tar.Header, map[string][]byte) {
 	t.Helper()
 	layers, err := img.Layers()
@@ -75,35 +80,47 @@ func Files(t testing.TB, img v1.Image, want ...string) (map[string]*tar.Header, 
 	}
 	hdrs := map[string]*tar.Header{}
 	data := map[string][]byte{}
-	wanted := map[string]bool{}
-	for _, w := range want {
-		wanted[w] = true
-	}
 	for _, l := range layers {
-		rc, err := l.Uncompressed()
+		readLayer(t, l, hdrs, data, want)
+	}
+	return hdrs, data
+}
+
+// LayerFiles is Files for one layer.
+func LayerFiles(t testing.TB, l v1.Layer, want ...string) (map[string]*tar.Header, map[string][]byte) {
+	t.Helper()
+	hdrs := map[string]*tar.Header{}
+	data := map[string][]byte{}
+	readLayer(t, l, hdrs, data, want)
+	return hdrs, data
+}
+
+// readLayer adds l's entries to hdrs, and the contents of those in want
+// to data.
+func readLayer(t testing.TB, l v1.Layer, hdrs map[string]*tar.Header, data map[string][]byte, want []string) {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
+		name := filepath.Clean("/" + h.Name)[1:]
+		hdrs[name] = h
+		if slices.Contains(want, name) {
+			b, err := io.ReadAll(tr)
 			if err != nil {
 				t.Fatal(err)
 			}
-			name := filepath.Clean("/" + h.Name)[1:]
-			hdrs[name] = h
-			if wanted[name] {
-				b, err := io.ReadAll(tr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				data[name] = b
-			}
+			data[name] = b
 		}
-		rc.Close()
 	}
-	return hdrs, data
 }

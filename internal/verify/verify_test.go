@@ -3,31 +3,24 @@ package verify_test
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
-	"log"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/kilnbuild/kiln/internal/sign"
+	"github.com/kilnbuild/kiln/internal/testutil"
 	"github.com/kilnbuild/kiln/internal/verify"
 )
 
@@ -45,10 +38,8 @@ type fixture struct {
 // OCI layout.
 func fixtures(t *testing.T) map[string]*fixture {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
 	out := map[string]*fixture{
-		"registry": {st: &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, repo: strings.TrimPrefix(srv.URL, "http://") + "/test/app"},
+		"registry": {st: &sign.RegistryStore{Keychain: authn.NewMultiKeychain()}, repo: testutil.Registry(t) + "/test/app"},
 		"layout":   {st: &sign.LayoutStore{Dir: t.TempDir()}, repo: "kiln.local/app"},
 	}
 	for _, f := range out {
@@ -62,31 +53,17 @@ func fixtures(t *testing.T) map[string]*fixture {
 
 func newKey(t *testing.T) signature.SignerVerifier {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := signature.LoadECDSASignerVerifier(k, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, sv := testutil.ECDSAKey(t)
 	return sv
 }
 
 func (f *fixture) push(t *testing.T, tag string) v1.Hash {
 	t.Helper()
-	img, err := random.Image(128, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testutil.RandomImage(t, 128, 1)
 	if err := f.st.Put(context.Background(), f.repo, tag, img); err != nil {
 		t.Fatal(err)
 	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return testutil.Digest(t, img)
 }
 
 func must(t *testing.T, err error) {

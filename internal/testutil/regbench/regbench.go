@@ -141,17 +141,9 @@ func (c *Client) Push(ctx context.Context, repo name.Repository, blobs []Blob) e
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(c.Concurrency)
-	for _, b := range blobs {
-		g.Go(func() error {
-			if err := p.Upload(gctx, repo, b.Layer()); err != nil {
-				return fmt.Errorf("push %s: %w", b.Digest, err)
-			}
-			return nil
-		})
-	}
-	return g.Wait()
+	return c.each(ctx, blobs, "push", func(ctx context.Context, b Blob) error {
+		return p.Upload(ctx, repo, b.Layer())
+	})
 }
 
 // Pull downloads blobs from repo by digest and reads each to its end.
@@ -162,12 +154,19 @@ func (c *Client) Pull(ctx context.Context, repo name.Repository, blobs []Blob) e
 	if err != nil {
 		return err
 	}
+	return c.each(ctx, blobs, "pull", func(ctx context.Context, b Blob) error {
+		return pullOne(ctx, p, repo, b)
+	})
+}
+
+// each runs do for every blob, c.Concurrency at once.
+func (c *Client) each(ctx context.Context, blobs []Blob, what string, do func(context.Context, Blob) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.Concurrency)
 	for _, b := range blobs {
 		g.Go(func() error {
-			if err := pullOne(gctx, p, repo, b); err != nil {
-				return fmt.Errorf("pull %s: %w", b.Digest, err)
+			if err := do(gctx, b); err != nil {
+				return fmt.Errorf("%s %s: %w", what, b.Digest, err)
 			}
 			return nil
 		})

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
@@ -31,13 +30,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "child: refusing to serve")
 			os.Exit(3)
 		}
-		log.Fatal(http.ListenAndServe(os.Args[2], quietRegistry()))
+		log.Fatal(http.ListenAndServe(os.Args[2], testutil.QuietRegistry()))
 	}
 	os.Exit(m.Run())
-}
-
-func quietRegistry() http.Handler {
-	return registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 }
 
 // concurrency is the number of blobs in flight in every workload, for every
@@ -203,7 +198,7 @@ func BenchmarkRegistry(b *testing.B) {
 // TestWorkloadsAgainstInProcessRegistry runs the workload code, at small
 // sizes, against go-containerregistry's registry in this process.
 func TestWorkloadsAgainstInProcessRegistry(t *testing.T) {
-	ts := httptest.NewServer(quietRegistry())
+	ts := httptest.NewServer(testutil.QuietRegistry())
 	defer ts.Close()
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	c := NewClient(concurrency)
