@@ -213,6 +213,31 @@ func TestServiceKeepsRegistryOpen(t *testing.T) {
 	}
 }
 
+// TestServiceBuildsWithRegistryCredentials: where the registry has
+// credentials (and anonymous clients may not push), the service's builds
+// push with a token of their own.
+func TestServiceBuildsWithRegistryCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles a program: not in -short")
+	}
+	dir := t.TempDir()
+	testutil.WriteFiles(t, filepath.Join(dir, "ws", "hello"), testutil.HelloModule)
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte(strings.Repeat("k", 40)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	warmGoCache(t, data)
+	url := serve(t, http.DefaultClient, "http", "127.0.0.1", "--data", data, "--workspace", filepath.Join(dir, "ws"), "--token-file", tokens)
+	if got := status(t, url+"/v2/"); got != http.StatusUnauthorized {
+		t.Errorf("GET /v2/ without credentials = %d, want 401", got)
+	}
+	b := waitFinal(t, url, submit(t, url, `{"source":{"workspace":"hello"},"packages":["./cmd/hello"],"platforms":["linux/amd64"]}`).ID)
+	if b.State != records.Succeeded {
+		t.Fatalf("build %s: %+v", b.State, b.Error)
+	}
+}
+
 func status(t *testing.T, url string) int {
 	t.Helper()
 	resp, err := http.Get(url)
