@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/publish"
@@ -76,7 +77,9 @@ func (b *builder) output(out string) (string, error) {
 	if out == "" {
 		return b.registry, nil
 	}
-	if r, err := imageref.Parse(out, ""); err != nil || r.Kind != imageref.Registry {
+	// A path such as ./out parses as a repository on a host named ".":
+	// it is a directory, which the service never writes to.
+	if r, err := imageref.Parse(out, ""); err != nil || r.Kind != imageref.Registry || strings.HasPrefix(out, ".") || strings.HasPrefix(out, "/") {
 		return "", fmt.Errorf("%w: output %q: give a registry repository, e.g. registry.example/team", service.ErrInvalid, out)
 	}
 	if _, err := name.NewRepository(out); err != nil {
@@ -108,6 +111,8 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		Signatures: &sign.RegistryStore{Transport: tr},
 		Key:        b.key,
 		CacheDir:   b.cacheDir, Progress: log, KilnVersion: b.version,
+		// A cancelled build stops its compiler too.
+		Builder: &gobuild.Builder{Env: b.env, Runner: groupRunner{}},
 	}
 	outcomes, err := request.Run(ctx, env, f.Build)
 	if err != nil {
@@ -138,7 +143,8 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 }
 
 // ownRegistry publishes to the server's own registry, whose pushes are
-// always allowed (the service presents a token of its own), and whose
+// always allowed (anonymous on loopback, else the service presents a
+// token of its own), and whose
 // repository may be the bare host: images are named HOST/NAME.
 type ownRegistry struct{ *publish.ToRegistry }
 

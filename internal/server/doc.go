@@ -3,6 +3,7 @@
 // endpoints, the embedded registry over the store (garbage collected on a
 // schedule), and, with --data, the build service: internal/service's API
 // wired to internal/records, internal/source and a Runner (builds.go) that
-// runs kiln build's request confined to the fetched source and pushes to
-// the server's own registry in process.
+// runs kiln build's request confined to the fetched source, runs the go
+// command in a process group of its own (exec.go), and pushes to the
+// server's own registry in process.
 package server

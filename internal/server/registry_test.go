@@ -171,7 +171,9 @@ func TestRunWarnsAboutReadableTokenFile(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var log syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, []string{"--addr", addr, "--data", dir, "--token-file", tokens, "--log-format", "text"}, &log) }()
+	go func() {
+		done <- Run(ctx, []string{"--addr", addr, "--data", dir, "--token-file", tokens, "--log-format", "text"}, &log)
+	}()
 	for i := 0; i < 200; i++ {
 		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
 			resp.Body.Close()

@@ -286,8 +286,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 			return err
 		}
 		credentials := access.HasCredentials() // the users', before the service's own token
-		if !f.RegistryOnly && f.DataDir != "" {
-			// The build service pushes in process with a token of its own.
+		if !f.RegistryOnly && f.DataDir != "" && !access.AnonymousWrite {
+			// The build service pushes in process; where anonymous
+			// clients may not push, it presents a token of its own. (A
+			// token is a credential: /v2/ then asks clients for theirs,
+			// so it is not added to a registry open to anonymous pushes.)
 			pushToken = newPushToken()
 			access.Tokens = append(access.Tokens, pushToken)
 		}
@@ -321,16 +324,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, clock registry.Cl
 		log.Info("registry", "store", f.store, "anonymous_push", access.AnonymousWrite, "credentials", credentials, "fsync", !f.noSync)
 	}
 	if !f.RegistryOnly && f.DataDir != "" {
-		reg := f.Registry
-		b, err := startBuilds(ctx, f, ln, reg, pushToken, log)
+		// The builds' own pushes, made in process, are counted too.
+		bytesIn := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_received_bytes_total", Help: "Bytes of request bodies the registry read."})
+		bytesOut := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_sent_bytes_total", Help: "Bytes of responses the registry wrote."})
+		f.Registry = countBytes(f.Registry, bytesIn, bytesOut)
+		b, err := startBuilds(ctx, f, ln, f.Registry, pushToken, log)
 		if err != nil {
 			return err
 		}
 		defer b.db.Close()
-		bytesIn := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_received_bytes_total", Help: "Bytes of request bodies the registry read."})
-		bytesOut := prometheus.NewCounter(prometheus.CounterOpts{Name: "kiln_registry_sent_bytes_total", Help: "Bytes of responses the registry wrote."})
 		b.metrics.MustRegister(bytesIn, bytesOut)
-		f.Registry = countBytes(reg, bytesIn, bytesOut)
 		f.API, f.Ready, f.Metrics = b.svc.Handler(), b.ready, b.svc.MetricsHandler()
 		svc = b.svc
 	}

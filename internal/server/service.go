@@ -95,9 +95,15 @@ type builds struct {
 // minted for this run).
 func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handler, pushToken string, log *slog.Logger) (*builds, error) {
 	b := &f.builds
+	// The go command refuses a relative GOCACHE, and builds run in
+	// directories of their own: every path under --data is absolute.
+	data, err := filepath.Abs(f.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
 	dirs := map[string]string{}
 	for _, d := range []string{"uploads", "builds", "cache", "gocache", "gomodcache"} {
-		dirs[d] = filepath.Join(f.DataDir, d)
+		dirs[d] = filepath.Join(data, d)
 		if err := os.MkdirAll(dirs[d], 0o755); err != nil {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
@@ -110,7 +116,7 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 	if err != nil {
 		return nil, err
 	}
-	db, err := records.Open(ctx, filepath.Join(f.DataDir, "records.db"), records.WithMaxLogBytes(b.maxLog))
+	db, err := records.Open(ctx, filepath.Join(data, "records.db"), records.WithMaxLogBytes(b.maxLog))
 	if err != nil {
 		return nil, fmt.Errorf("opening the build records: %w", err)
 	}
@@ -143,9 +149,9 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 		db.Close()
 		return nil, err
 	}
-	log.Info("build service", "records", filepath.Join(f.DataDir, "records.db"), "registry", name,
+	log.Info("build service", "records", filepath.Join(data, "records.db"), "registry", name,
 		"workspace", b.workspace, "signing", key.Path != "", "api_tokens", len(tokens), "max_builds", b.maxBuilds)
-	return &builds{svc: svc, db: db, metrics: metrics, dir: f.DataDir}, nil
+	return &builds{svc: svc, db: db, metrics: metrics, dir: data}, nil
 }
 
 // key loads the signing key's path and password.
