@@ -153,7 +153,7 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	if err := f.ko.apply(&b); err != nil {
 		return nil, err
 	}
-	if err := f.ko.check(f, cfg); err != nil {
+	if err := f.ko.check(f); err != nil {
 		return nil, err
 	}
 	dest, err := publisherFor(inv, f)

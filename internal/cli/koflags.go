@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/logs"
@@ -15,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 
-	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/request"
 )
@@ -41,7 +39,7 @@ type koFlags struct {
 }
 
 func (k *koFlags) register(fl *pflag.FlagSet) {
-	fl.BoolVar(&k.tagOnly, "tag-only", false, "push only the tag and print REPO:TAG, no digest (one tag, not latest, one platform), as ko")
+	fl.BoolVar(&k.tagOnly, "tag-only", false, "print REPO:TAG, without the digest (one tag, not latest), as ko")
 	fl.BoolVar(&k.push, "push", true, "publish to the destination (--output, $KO_DOCKER_REPO or the store); --push=false only computes digests, or writes --tarball/--oci-layout-path")
 	fl.BoolVarP(&k.local, "local", "L", false, "load the images into the local podman (or docker) only, named ko.local/... unless $KO_DOCKER_REPO says otherwise, as ko")
 	fl.StringVar(&k.tarball, "tarball", "", "also write the images to this docker-archive file (alongside or, with --push=false, instead of the push)")
@@ -87,9 +85,8 @@ func keyValues(flag string, kvs []string) (map[string]string, error) {
 }
 
 // check refuses what ko refuses, and combinations kiln cannot honour,
-// before anything is built. platforms are --platform's, else the
-// config's.
-func (k *koFlags) check(f *buildFlags, cfg *config.Config) error {
+// before anything is built.
+func (k *koFlags) check(f *buildFlags) error {
 	if k.tagOnly {
 		if len(f.tags) != 1 {
 			return errors.New("--tag-only takes exactly one tag: give one with -t TAG")
@@ -97,13 +94,7 @@ func (k *koFlags) check(f *buildFlags, cfg *config.Config) error {
 		if f.tags[0] == "latest" {
 			return errors.New("--tag-only cannot use the latest tag: give a release tag with -t TAG")
 		}
-		platforms := f.platforms
-		if len(platforms) == 0 {
-			platforms = cfg.DefaultPlatforms
-		}
-		if len(platforms) > 1 || slices.Contains(platforms, "all") {
-			return fmt.Errorf("--tag-only with several platforms (%s): a tag-only reference names one image, so build one platform", strings.Join(platforms, ","))
-		}
+		// ko v0.19.1 takes several platforms too: the tag names the index.
 	}
 	if k.local {
 		for name, set := range map[string]bool{"--output": f.output != "", "--tarball": k.tarball != "", "--oci-layout-path": k.ociLayoutPath != "", "--load": f.load, "--push=false": !k.push} {

@@ -45,9 +45,6 @@ func TestBuildKoFlagsBadInput(t *testing.T) {
 		files map[string]string
 		want  string
 	}{
-		{"tag-only with several platforms", []string{"--tag-only", "-t", "v1", "--platform", "linux/amd64,linux/arm64"}, nil, "--tag-only with several platforms"},
-		{"tag-only with all platforms", []string{"--tag-only", "-t", "v1", "--platform", "all"}, nil, "--tag-only with several platforms"},
-		{"tag-only with the config's platforms", []string{"--tag-only", "-t", "v1"}, map[string]string{".ko.yaml": "defaultPlatforms: [linux/amd64, linux/arm64]\n"}, "--tag-only with several platforms"},
 		{"tag-only with latest", []string{"--tag-only"}, nil, "cannot use the latest tag"},
 		{"tag-only with two tags", []string{"--tag-only", "-t", "v1,v2"}, nil, "exactly one tag"},
 		{"label without =", []string{"--image-label", "team"}, nil, `--image-label "team": give KEY=VALUE`},
