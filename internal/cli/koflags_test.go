@@ -10,6 +10,7 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
@@ -359,4 +360,23 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatalf("printed %q: %v", s, err)
 	}
 	return r
+}
+
+// TestBuildLocal: -L loads the image into podman as REPO:HEX and its
+// tags, and prints REPO:HEX, as ko --local does.
+func TestBuildLocal(t *testing.T) {
+	needsCompile(t)
+	podman := testutil.RequireTool(t, "podman")
+	dir := helloDir(t)
+	repo := "ko.local/kiln-koflags-test"
+	ref, _ := koBuild(t, dir, []string{"KO_DOCKER_REPO=" + repo}, "-L", "-t", "koflags")
+	if !regexp.MustCompile("^" + regexp.QuoteMeta(helloName(repo)+":") + "[0-9a-f]{64}$").MatchString(ref) {
+		t.Fatalf("-L printed %q, want %s:<hex>", ref, helloName(repo))
+	}
+	t.Cleanup(func() { exec.Command(podman, "rmi", "-f", ref, helloName(repo)+":koflags").Run() })
+	for _, img := range []string{ref, helloName(repo) + ":koflags"} {
+		if out, err := exec.Command(podman, "image", "exists", img).CombinedOutput(); err != nil {
+			t.Errorf("podman has no %s: %v %s", img, err, out)
+		}
+	}
 }
