@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/publish"
+	"github.com/kilnbuild/kiln/internal/remoteopt"
 	"github.com/kilnbuild/kiln/internal/request"
 	"github.com/kilnbuild/kiln/internal/sign"
 )
@@ -38,6 +40,8 @@ type buildFlags struct {
 	key              string
 	sigFormat        string
 	remote           remoteFlags
+	ko               koFlags
+	imageRefs        string // kiln build's --image-refs (resolve has its own)
 }
 
 func newBuildCommand(inv Invocation) *cobra.Command {
@@ -64,6 +68,7 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 	}
 	f.register(cmd.Flags())
 	cmd.Flags().BoolVar(&f.json, "json", false, "print results as JSON instead of REF@sha256 lines")
+	cmd.Flags().StringVar(&f.imageRefs, "image-refs", "", "also write the image references, one a line, to this file (for an index: the index and each platform's manifest), as ko")
 	cmd.Flags().StringVar(&f.remote.url, "remote", "", "build on the build service at URL (kiln server) instead of here: the module is sent, the log follows, Ctrl-C cancels")
 	cmd.Flags().StringVar(&f.remote.token, "token", "", "the build service's bearer token for --remote (default: $KILN_TOKEN)")
 	return cmd
@@ -75,7 +80,13 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: .ko.yaml defaultPlatforms, else the host's linux arch)")
 	fl.IntVarP(&f.jobs, "jobs", "j", runtime.GOMAXPROCS(0), "compiles to run at once")
 	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE (default: $KO_DOCKER_REPO, else the local store)")
-	fl.StringSliceVarP(&f.tags, "tag", "t", []string{"latest"}, "tags to publish")
+	fl.StringSliceVarP(&f.tags, "tags", "t", []string{"latest"}, "tags to publish (also --tag)")
+	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "tag" { // kiln's first spelling; ko's is --tags
+			return "tags"
+		}
+		return pflag.NormalizedName(name)
+	})
 	fl.BoolVar(&f.bare, "bare", false, "name the image after the repository alone")
 	fl.BoolVarP(&f.baseImportPaths, "base-import-paths", "B", false, "name the image after the package's last path element")
 	fl.BoolVarP(&f.preserveImports, "preserve-import-paths", "P", false, "name the image after the full import path")
@@ -87,10 +98,16 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.sigFormat, "signature-format", "tags", "where --sign stores signatures and attestations: tags (cosign's sha256-<hex>.sig/.att) or referrers (Sigstore bundles as OCI 1.1 referrers, cosign v3's default)")
 	fl.StringVar(&f.key, "key", "", "cosign private key for --sign, password from $COSIGN_PASSWORD (also kiln.defaults.key)")
 	fl.StringVar(&f.store, "store", "", "local store directory (default: $KILN_STORE, else $XDG_DATA_HOME/kiln/store, else ~/.local/share/kiln/store)")
+	f.ko.register(fl)
 }
 
 func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) error {
 	if f.remote.url != "" {
+		for _, name := range koOnly {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--%s does not go with --remote: the build service publishes to its registry", name)
+			}
+		}
 		return runRemote(cmd, inv, f, args)
 	}
 	if f.remote.token != "" {
@@ -99,6 +116,11 @@ func runBuild(cmd *cobra.Command, inv Invocation, f *buildFlags, args []string) 
 	outcomes, err := buildPackages(cmd.Context(), inv, f, args)
 	if err != nil {
 		return err
+	}
+	if f.imageRefs != "" {
+		if err := writeImageRefs(abs(inv.Dir, f.imageRefs), outcomes); err != nil {
+			return err
+		}
 	}
 	if f.json {
 		enc := json.NewEncoder(inv.Stdout)
@@ -128,16 +150,34 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 		Compression: f.compression, CompressionLevel: f.compressionLevel,
 		Sign: f.sign, SignatureFormat: f.sigFormat, Jobs: f.jobs,
 	}
-	pub, repo, sigStore, err := publisherFor(inv, f)
+	if err := f.ko.apply(&b); err != nil {
+		return nil, err
+	}
+	if err := f.ko.check(f); err != nil {
+		return nil, err
+	}
+	dest, err := publisherFor(inv, f)
 	if err != nil {
 		return nil, err
 	}
-	return request.Run(ctx, request.Env{
-		Dir: inv.Dir, Env: inv.Env, Config: cfg,
-		Publisher: pub, Repo: repo, Signatures: sigStore,
-		Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
-		CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
-	}, b)
+	var outcomes []request.Outcome
+	err = withVerbose(f.ko.verbose, inv.Stderr, func() error {
+		outcomes, err = request.Run(ctx, request.Env{
+			Dir: inv.Dir, Env: inv.Env, Config: cfg,
+			Publisher: dest.pub, Repo: dest.repo, Signatures: dest.sigs, Transport: dest.transport,
+			Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
+			CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
+		}, b)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range outcomes {
+		o := &outcomes[i]
+		o.Ref = f.ko.ref(o.Repo, o.Digest, f.tags, dest.published)
+	}
+	return outcomes, nil
 }
 
 // loadConfig finds .ko.yaml (KO_CONFIG_PATH, else the working directory)
@@ -201,43 +241,65 @@ func CacheDir(getenv func(string) string) string {
 	return ""
 }
 
-// publisherFor turns --output (or KO_DOCKER_REPO, or the local store) into
-// a publisher, the repository images are named under, and where their
-// signatures go (nil when the destination cannot hold them).
-func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, sign.Store, error) {
+// destination is where a build publishes: the publisher, the repository
+// images are named under, where their signatures go (nil when the
+// destination cannot hold them), the transport for registries (nil: the
+// default) and whether anything is written at all (not with --push=false
+// alone).
+type destination struct {
+	pub       publish.Publisher
+	repo      string
+	sigs      sign.Store
+	transport http.RoundTripper
+	published bool
+}
+
+// publisherFor turns --output (or KO_DOCKER_REPO, or the local store), -L,
+// --push, --tarball and --oci-layout-path into a destination.
+func publisherFor(inv Invocation, f *buildFlags) (destination, error) {
+	var d destination
+	if f.ko.insecure {
+		d.transport = remoteopt.InsecureTransport()
+	}
 	repo := inv.getenv("KO_DOCKER_REPO")
+	if f.ko.local {
+		if repo == "" {
+			repo = koLocalRepo
+		}
+		d.pub, d.repo, d.published = hexTagged{&publish.Load{Env: inv.Env}}, repo, true
+		return d, nil
+	}
 	out := f.output
 	if out == "" && repo != "" {
 		out = repo
 	}
 	var pubs publish.Multi
-	var sigs sign.Store
 	switch {
 	case out == "":
 		dir := f.store
 		if dir == "" {
 			var err error
 			if dir, err = StoreDir(inv.getenv); err != nil {
-				return nil, "", nil, err
+				return d, err
 			}
 		}
 		pubs = append(pubs, &publish.ToLayout{Dir: dir})
-		sigs = &sign.LayoutStore{Dir: dir}
+		d.sigs = &sign.LayoutStore{Dir: dir}
 		repo = pipeline.LocalRepo
 	default:
 		dest, err := publish.ParseDestination(out)
 		if err != nil {
-			return nil, "", nil, err
+			return d, err
 		}
 		switch dest.Kind {
 		case "registry":
 			repo = dest.Repo
-			pubs = append(pubs, &publish.ToRegistry{Repo: dest.Repo, Jobs: f.jobs})
-			sigs = &sign.RegistryStore{}
+			pubs = append(pubs, &publish.ToRegistry{Repo: dest.Repo, Jobs: f.jobs, Transport: d.transport})
+			d.sigs = &sign.RegistryStore{Transport: d.transport}
 		case "oci":
 			dir := abs(inv.Dir, dest.Path)
 			pubs = append(pubs, &publish.ToLayout{Dir: dir})
-			sigs = &sign.LayoutStore{Dir: dir}
+			d.sigs = &sign.LayoutStore{Dir: dir}
 		case "oci-archive":
 			pubs = append(pubs, &publish.OCIArchive{File: abs(inv.Dir, dest.Path)})
 		case "docker-archive":
@@ -247,13 +309,23 @@ func publisherFor(inv Invocation, f *buildFlags) (publish.Publisher, string, sig
 			repo = pipeline.LocalRepo
 		}
 	}
+	if !f.ko.push {
+		pubs, d.sigs = nil, nil
+	}
 	if f.load {
 		pubs = append(pubs, &publish.Load{Env: inv.Env})
 	}
-	if len(pubs) == 1 {
-		return pubs[0], repo, sigs, nil
+	pubs = append(pubs, f.ko.publishers(inv.Dir)...)
+	d.repo, d.published = repo, len(pubs) > 0
+	switch len(pubs) {
+	case 0:
+		d.pub = discardPublisher{}
+	case 1:
+		d.pub = pubs[0]
+	default:
+		d.pub = pubs
 	}
-	return pubs, repo, sigs, nil
+	return d, nil
 }
 
 func abs(dir, p string) string {

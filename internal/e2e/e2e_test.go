@@ -86,7 +86,7 @@ func TestServerRunsInPodman(t *testing.T) {
 	env := kilnEnv(t)
 
 	ref := kiln(t, root, env, "build", "--load", "--platform", "linux/amd64", "-B", "--tag", "e2e", "./cmd/server")
-	image := strings.SplitN(ref, "@", 2)[0] + ":e2e"
+	image := strings.SplitN(ref, "@", 2)[0] // REPO:e2e, as ko prints one release tag
 
 	port := freePort(t)
 	cname := fmt.Sprintf("kiln-e2e-%d", port)
@@ -116,7 +116,7 @@ func TestServerRunsInPodman(t *testing.T) {
 	// The probe: a program asking the container what it can see.
 	probeDir := filepath.Join(root, "internal", "e2e", "testdata", "probe")
 	pref := kiln(t, probeDir, env, "build", "--load", "--platform", "linux/amd64", "-B", "--tag", "e2e", ".")
-	out := podman(t, runFlags(strings.SplitN(pref, "@", 2)[0]+":e2e")...)
+	out := podman(t, runFlags(strings.SplitN(pref, "@", 2)[0])...)
 	m := regexp.MustCompile(`uid=(\d+) gid=(\d+) certs=(\d+) tz=(.*)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("probe printed %q", out)

@@ -41,6 +41,15 @@ type Build struct {
 	SignatureFormat string `json:"signatureFormat,omitempty"`
 	// Jobs is how many compiles run at once; 0 means one.
 	Jobs int `json:"jobs,omitempty"`
+	// Labels, Annotations and User go into every image's config (labels,
+	// user) and manifest (annotations), over .ko.yaml's values, as ko's
+	// --image-label, --image-annotation and --image-user.
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	User        string            `json:"user,omitempty"`
+	// DisableOptimizations compiles with -gcflags=all=-N -l, as ko's
+	// --disable-optimizations, for a debugger.
+	DisableOptimizations bool `json:"disableOptimizations,omitempty"`
 }
 
 // ErrInvalid is what every error of Validate is (errors.Is), so that a
@@ -77,6 +86,15 @@ func (b Build) Validate() error {
 	}
 	if _, err := sign.ParseFormat(b.SignatureFormat); err != nil {
 		return invalidError{err}
+	}
+	if k, ok := badKey(b.Labels); !ok {
+		return invalid("label %q: give labels as KEY=VALUE with a non-empty KEY", k)
+	}
+	if k, ok := badKey(b.Annotations); !ok {
+		return invalid("annotation %q: give annotations as KEY=VALUE with a non-empty KEY", k)
+	}
+	if strings.ContainsAny(b.User, "\x00\r\n") {
+		return invalid("user %q is not a user: give NAME, UID or UID:GID", b.User)
 	}
 	if b.Jobs < 0 {
 		return invalid("jobs %d: give the number of compiles to run at once, 1 or more (0: one)", b.Jobs)

@@ -37,6 +37,13 @@ func TestValidate(t *testing.T) {
 		{"negative level", func(b *Build) { b.Compression, b.CompressionLevel = "zstd", -1 }, "level"},
 		{"unknown signature format", func(b *Build) { b.Sign, b.SignatureFormat = true, "bundle" }, `unknown signature format "bundle"`},
 		{"negative jobs", func(b *Build) { b.Jobs = -1 }, "jobs -1"},
+		{"image fields", func(b *Build) {
+			b.Labels, b.Annotations, b.User, b.DisableOptimizations = map[string]string{"a": "b=c"}, map[string]string{"x": ""}, "65532:65532", true
+		}, ""},
+		{"empty label key", func(b *Build) { b.Labels = map[string]string{"": "v"} }, `label ""`},
+		{"label key with =", func(b *Build) { b.Labels = map[string]string{"a=b": "v"} }, `label "a=b"`},
+		{"annotation key with a newline", func(b *Build) { b.Annotations = map[string]string{"a\nb": "v"} }, "annotation"},
+		{"user with a newline", func(b *Build) { b.User = "root\nx" }, "is not a user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := ok

@@ -2,6 +2,7 @@ package request
 
 import (
 	"io"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -37,6 +38,9 @@ type Env struct {
 	KilnVersion string    // recorded in SBOMs and provenance
 	// Builder runs the go command; nil means the real one with Env.
 	Builder *gobuild.Builder
+	// Transport carries the calls to registries for bases; nil means
+	// ggcr's default (see remoteopt.Insecure for --insecure-registry).
+	Transport http.RoundTripper
 }
 
 // Key is a cosign private key (ECDSA P-256, encrypted).

@@ -55,6 +55,7 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		c.DefaultBaseImage, c.BaseImageOverrides = b.Base, nil
 		cfg = &c
 	}
+	cfg = b.applyOverrides(cfg)
 	spec, _ := platform.Parse(b.Platforms) // checked by Validate
 	compress, _ := b.compression()         // checked by Validate
 	if env.Progress == nil {
@@ -82,6 +83,7 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		Progress:  env.Progress,
 		CacheDir:  env.CacheDir,
 	}
+	opts.Base.Transport = env.Transport
 	if s != nil {
 		opts.BeforePublish, opts.AfterPublish = s.before, s.after
 	}
