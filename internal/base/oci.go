@@ -7,13 +7,14 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/imageref"
 )
 
 // refNameAnnotation tags a manifest in an OCI layout's index.json.
-const refNameAnnotation = imageref.RefNameAnnotation
+const refNameAnnotation = specs.AnnotationRefName
 
 func resolveLayout(ref string) (*Base, error) {
 	invalid := func(err error) error { return &Error{Ref: ref, Kind: Invalid, Err: err} }

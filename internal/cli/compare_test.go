@@ -13,8 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-
-	"github.com/kilnbuild/kiln/internal/store"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestCompareCommand(t *testing.T) {
@@ -33,7 +32,7 @@ func TestCompareCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 		for n, img := range imgs {
-			if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{store.RefNameAnnotation: n})); err != nil {
+			if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{specs.AnnotationRefName: n})); err != nil {
 				t.Fatal(err)
 			}
 		}

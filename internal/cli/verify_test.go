@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/kilnbuild/kiln/internal/keys"
@@ -149,7 +150,7 @@ func (r rawDoc) put(dir, refName string) (v1.Descriptor, error) {
 		return v1.Descriptor{}, err
 	}
 	d := v1.Descriptor{MediaType: r.mt, Size: int64(len(r.raw)), Digest: h,
-		Annotations: map[string]string{store.RefNameAnnotation: refName}}
+		Annotations: map[string]string{specs.AnnotationRefName: refName}}
 	return d, p.AppendDescriptor(d)
 }
 

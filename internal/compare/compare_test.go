@@ -36,11 +36,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/compare"
 	"github.com/kilnbuild/kiln/internal/sbom"
 	"github.com/kilnbuild/kiln/internal/sign"
-	"github.com/kilnbuild/kiln/internal/store"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -301,7 +301,7 @@ func writeLayout(t testing.TB, dir string, imgs map[string]v1.Image) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if err := p.AppendImage(imgs[n], layout.WithAnnotations(map[string]string{store.RefNameAnnotation: n})); err != nil {
+		if err := p.AppendImage(imgs[n], layout.WithAnnotations(map[string]string{specs.AnnotationRefName: n})); err != nil {
 			t.Fatal(err)
 		}
 	}

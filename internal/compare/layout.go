@@ -12,10 +12,10 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/sign"
-	"github.com/kilnbuild/kiln/internal/store"
 )
 
 // openLayout finds nm in the OCI layout dir: a ref name as index.json
@@ -61,7 +61,7 @@ func openIndex(b checked.Blobs, raw []byte, where, nm, kind string, opt Options,
 	s := &Source{Kind: kind, attestation: func(_ context.Context, d v1.Hash) (v1.Image, error) {
 		tag := sign.AttestationTag(d)
 		for i := len(im.Manifests) - 1; i >= 0; i-- {
-			rn := im.Manifests[i].Annotations[store.RefNameAnnotation]
+			rn := im.Manifests[i].Annotations[specs.AnnotationRefName]
 			if rn == tag || strings.HasSuffix(rn, ":"+tag) {
 				return checked.Image(b, im.Manifests[i])
 			}
@@ -87,7 +87,7 @@ func openIndex(b checked.Blobs, raw []byte, where, nm, kind string, opt Options,
 
 // findInIndex picks the descriptor nm names among an index.json's.
 func findInIndex(ds []v1.Descriptor, nm string, inStore bool) (v1.Descriptor, error) {
-	refName := func(d v1.Descriptor) string { return d.Annotations[store.RefNameAnnotation] }
+	refName := func(d v1.Descriptor) string { return d.Annotations[specs.AnnotationRefName] }
 	if r, dg, ok := strings.Cut(nm, "@"); ok {
 		h, err := v1.NewHash(dg)
 		if err != nil {

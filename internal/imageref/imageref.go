@@ -11,10 +11,6 @@ import (
 // LocalRepo is the repository prefix of images in the local store.
 const LocalRepo = "kiln.local"
 
-// RefNameAnnotation holds, in an OCI layout's index.json, the name that
-// oci:DIR:NAME looks up.
-const RefNameAnnotation = "org.opencontainers.image.ref.name"
-
 // Kind says where a reference points.
 type Kind string
 

@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/store"
 )
@@ -49,7 +50,7 @@ func TestReadsTheStoreFormatOfBeforeTheSplit(t *testing.T) {
 	}
 	idx, _ := json.Marshal(v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{{
 		MediaType: types.OCIManifestSchema1, Size: int64(len(manifest)), Digest: mh,
-		Annotations: map[string]string{store.RefNameAnnotation: "team/app:v1"}}}})
+		Annotations: map[string]string{specs.AnnotationRefName: "team/app:v1"}}}})
 	write("index.json", idx)
 	for _, b := range [][]byte{config, layer, []byte("{}")} {
 		link(sha(b), "repositories/team/app/_blobs/"+sha(b).Hex)

@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
 )
@@ -309,7 +310,7 @@ func (rs *Repositories) untag(name string, drop func(tag string, d v1.Descriptor
 	}
 	kept := im.Manifests[:0]
 	for _, d := range im.Manifests {
-		if n, t, ok := splitRefName(d.Annotations[RefNameAnnotation]); ok && n == name && drop(t, d) {
+		if n, t, ok := splitRefName(d.Annotations[specs.AnnotationRefName]); ok && n == name && drop(t, d) {
 			continue
 		}
 		kept = append(kept, d)

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
 )
@@ -41,7 +42,7 @@ func (l *Layout) lookupLocked(refName string) (v1.Descriptor, error) {
 // lookupIn finds refName in im; the last descriptor so named wins.
 func lookupIn(im *v1.IndexManifest, refName, dir string) (v1.Descriptor, error) {
 	for i := len(im.Manifests) - 1; i >= 0; i-- {
-		if d := im.Manifests[i]; d.Annotations[RefNameAnnotation] == refName {
+		if d := im.Manifests[i]; d.Annotations[specs.AnnotationRefName] == refName {
 			return d, nil
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Repositories is the registry's storage: the layout served as
@@ -164,7 +165,7 @@ func (rs *Repositories) taggedIn(name string) (map[string]v1.Descriptor, error) 
 	}
 	tags := map[string]v1.Descriptor{}
 	for _, d := range im.Manifests {
-		if n, t, ok := splitRefName(d.Annotations[RefNameAnnotation]); ok && n == name {
+		if n, t, ok := splitRefName(d.Annotations[specs.AnnotationRefName]); ok && n == name {
 			tags[t] = d
 		}
 	}
@@ -201,7 +202,7 @@ func (rs *Repositories) Catalog() ([]string, error) {
 		return nil, err
 	}
 	for _, d := range im.Manifests {
-		if n, _, ok := splitRefName(d.Annotations[RefNameAnnotation]); ok && ValidName(n) == nil {
+		if n, _, ok := splitRefName(d.Annotations[specs.AnnotationRefName]); ok && ValidName(n) == nil {
 			seen[n] = true
 		}
 	}

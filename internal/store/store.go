@@ -18,10 +18,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// RefNameAnnotation names a manifest in index.json.
-const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
 // Layout is the OCI image layout that kiln build writes and podman,
 // skopeo and ko read (oci:DIR):
@@ -324,7 +322,7 @@ func (l *Layout) tagLocked(desc v1.Descriptor, refNames []string) error {
 	refNames = names
 	kept := im.Manifests[:0]
 	for _, d := range im.Manifests {
-		name := d.Annotations[RefNameAnnotation]
+		name := d.Annotations[specs.AnnotationRefName]
 		if drop[name] || (len(refNames) == 0 && name == "" && d.Digest == desc.Digest) {
 			continue
 		}
@@ -336,7 +334,7 @@ func (l *Layout) tagLocked(desc v1.Descriptor, refNames []string) error {
 	}
 	for _, n := range refNames {
 		d := desc
-		d.Annotations = map[string]string{RefNameAnnotation: n}
+		d.Annotations = map[string]string{specs.AnnotationRefName: n}
 		im.Manifests = append(im.Manifests, d)
 	}
 	return l.writeIndexLocked(im)

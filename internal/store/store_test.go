@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/store"
 	"github.com/kilnbuild/kiln/internal/testutil"
@@ -122,7 +123,7 @@ func TestPutImage(t *testing.T) {
 	if d.Digest != want.Digest || d.MediaType != mt || d.Size != want.Size || d.Platform == nil || d.Platform.Architecture != "arm64" {
 		t.Errorf("index.json descriptor = %+v", d)
 	}
-	if got := d.Annotations; len(got) != 1 || got[store.RefNameAnnotation] != "example.com/app:v1" {
+	if got := d.Annotations; len(got) != 1 || got[specs.AnnotationRefName] != "example.com/app:v1" {
 		t.Errorf("annotations = %v", got)
 	}
 	back, err := p.Image(want.Digest)
