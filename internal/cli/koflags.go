@@ -52,8 +52,11 @@ func (k *koFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVarP(&k.verbose, "verbose", "v", false, "also log every registry call on stderr")
 }
 
-// koOnly are the flags above that a build service does not take.
-var koOnly = []string{"tag-only", "push", "local", "tarball", "oci-layout-path", "image-label", "image-annotation", "image-user", "disable-optimizations", "insecure-registry", "image-refs"}
+// koOnly are the flags above that a build service does not take: they
+// choose local destinations or how this machine reaches registries. The
+// image flags (labels, annotations, user, optimizations) go with the
+// request.
+var koOnly = []string{"tag-only", "push", "local", "tarball", "oci-layout-path", "insecure-registry", "image-refs"}
 
 // apply puts the image flags into b; a KEY=VALUE without '=' is refused,
 // as ko refuses it.

@@ -56,7 +56,7 @@ func TestBuildKoFlagsBadInput(t *testing.T) {
 		{"local with an output", []string{"--local", "-o", "oci:out"}, nil, "drop --output"},
 		{"local with push=false", []string{"-L", "--push=false"}, nil, "drop --push=false"},
 		{"tarball with --remote", []string{"--remote", "http://127.0.0.1:1", "--tarball", "x.tar"}, nil, "--tarball does not go with --remote"},
-		{"image-user with --remote", []string{"--remote", "http://127.0.0.1:1", "--image-user", "0"}, nil, "--image-user does not go with --remote"},
+		{"image-refs with --remote", []string{"--remote", "http://127.0.0.1:1", "--image-refs", "refs.txt"}, nil, "--image-refs does not go with --remote"},
 		{"tarball directory missing", []string{"--push=false", "--tarball", "missing/x.tar"}, nil, "not writable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

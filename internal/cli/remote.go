@@ -58,6 +58,9 @@ func runRemote(cmd *cobra.Command, inv Invocation, f *buildFlags, pkgs []string)
 		Compression: f.compression, CompressionLevel: f.compressionLevel,
 		Sign: f.sign, SignatureFormat: f.sigFormat,
 	}}
+	if err := f.ko.apply(&req.Build); err != nil {
+		return err
+	}
 	if cmd.Flags().Changed("jobs") {
 		req.Jobs = f.jobs
 	}

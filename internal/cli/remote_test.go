@@ -93,7 +93,7 @@ func TestRemoteBuildMatchesLocal(t *testing.T) {
 	// standard library serves both builds.
 	url := startServer(t, "--go-cache", (Invocation{Env: env}).getenv("GOCACHE"))
 	dir := helloModule(t)
-	flags := []string{"--platform", "linux/amd64", "-B"}
+	flags := []string{"--platform", "linux/amd64", "-B", "--image-label", "team=core"} // the label must reach the remote build too
 	code, remote, stderr := kiln(t, filepath.Join(dir, "cmd"), env, append([]string{"build", "--remote", url, "./hello"}, flags...)...)
 	if code != 0 {
 		t.Fatalf("kiln build --remote: exit %d\n%s", code, stderr)
