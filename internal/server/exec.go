@@ -15,6 +15,8 @@ import (
 // group: the compiler and linker the go command started stop with it.
 // (exec.CommandContext kills the go command alone, and its compiler then
 // runs on, for minutes on a big package, after the build was cancelled.)
+// If the server itself dies, the go command is killed too (Pdeathsig); a
+// compile it had started finishes its one package and exits.
 type groupRunner struct{}
 
 var _ gobuild.Runner = groupRunner{}
@@ -22,7 +24,7 @@ var _ gobuild.Runner = groupRunner{}
 func (groupRunner) Run(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Env = dir, env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
