@@ -56,14 +56,7 @@ func (rs *Repositories) GC(ctx context.Context, grace time.Duration) (GCStats, e
 		rs.walk(d.Digest, d.MediaType, marked)
 	}
 	var links []string
-	root := filepath.Join(rs.layout.dir, "repositories")
-	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
+	err = rs.walkRoot(func(path string, d os.DirEntry) error {
 		if d.IsDir() {
 			return ctx.Err()
 		}

@@ -206,14 +206,8 @@ func (rs *Repositories) Catalog() ([]string, error) {
 			seen[n] = true
 		}
 	}
-	root := filepath.Join(rs.layout.dir, "repositories")
-	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil
-			}
-			return err
-		}
+	root := rs.root()
+	err = rs.walkRoot(func(path string, d os.DirEntry) error {
 		if !d.IsDir() || !strings.HasPrefix(d.Name(), "_") {
 			return nil
 		}
@@ -233,4 +227,20 @@ func (rs *Repositories) Catalog() ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// root is the directory of the repositories' links.
+func (rs *Repositories) root() string { return filepath.Join(rs.layout.dir, "repositories") }
+
+// walkRoot walks the repositories' tree (none yet is an empty walk).
+func (rs *Repositories) walkRoot(fn func(path string, d os.DirEntry) error) error {
+	return filepath.WalkDir(rs.root(), func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		return fn(path, d)
+	})
 }
