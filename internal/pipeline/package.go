@@ -71,7 +71,7 @@ func (r *run) buildPackage(ctx context.Context, idx int, pattern string) (Result
 	cb := builds[pkg.ImportPath]
 	b.image = o.Config.ImageFor(cb.ID, pkg.ImportPath)
 	baseRef := r.baseRef(pkg.ImportPath)
-	b.baseF = r.baseFor(ctx, baseRef)
+	b.baseF = r.baseFor(r.baseCtx, baseRef) // not ctx: the base is read until publishing ends
 	plats, err := r.platforms(b.baseF)
 	if err != nil {
 		return Result{}, err
