@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -473,4 +474,29 @@ func (g *goOnce) Run(ctx context.Context, dir string, env []string, name string,
 		}
 	}
 	return a.out, a.err
+}
+
+// A base that never answers does not hold up a build that fails: the
+// bases' context, which outlives the build's group, ends when Run returns.
+func TestFailedBuildDoesNotWaitForTheBase(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteFiles(t, dir, testutil.HelloModule)
+	env := testutil.HermeticGoEnv(t)
+	reg := testutil.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			<-r.Context().Done() // never answers
+			return
+		}
+		w.WriteHeader(http.StatusOK) // GET /v2/: no auth
+	}))
+	_, err := Run(context.Background(), Options{
+		Dir: dir, Env: env, Builder: &gobuild.Builder{Env: env},
+		Platforms: platform.Spec{Platforms: []v1.Platform{amd64}},
+		Naming:    Naming{Repo: LocalRepo},
+		Publisher: &publish.ToLayout{Dir: t.TempDir()},
+		Config:    &config.Config{DefaultBaseImage: reg + "/hangs:v1"},
+	}, []string{"./broken"})
+	if err == nil || !strings.Contains(err.Error(), "undefined") {
+		t.Fatalf("Run = %v, want the compile error", err)
+	}
 }
