@@ -67,7 +67,9 @@ type child struct {
 
 // Resolve finds the base image named by ref: "scratch", "static",
 // "oci:DIR[:TAG]" or a registry reference (tag or digest). Registry
-// manifests are fetched now; blobs are fetched lazily, using ctx.
+// manifests are fetched now; blobs are fetched lazily, using ctx, so ctx
+// must last until the base's layers have been read for the last time: until
+// the image is published, not just built.
 func Resolve(ctx context.Context, ref string, opts Options) (*Base, error) {
 	switch {
 	case ref == ScratchName:
@@ -78,15 +80,14 @@ func Resolve(ctx context.Context, ref string, opts Options) (*Base, error) {
 			return nil, err
 		}
 		return newIndexBase(ref, idx)
-	case strings.HasPrefix(ref, ociPrefix):
-		b, err := resolveLayout(ref)
-		if err != nil {
-			return nil, err
-		}
-		b.note = opts.Note
-		return b, nil
 	}
-	b, err := resolveRemote(ctx, ref, opts)
+	var b *Base
+	var err error
+	if strings.HasPrefix(ref, ociPrefix) {
+		b, err = resolveLayout(ref)
+	} else {
+		b, err = resolveRemote(ctx, ref, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
