@@ -37,6 +37,9 @@ type Options struct {
 	Transport http.RoundTripper // nil → remote.DefaultTransport
 	// LayerCache, when set, keeps the static base's layer between runs.
 	LayerCache *layer.Cache
+	// Note, when set, is told what kiln assumed about the base (a single
+	// image whose config names no platform); one line, no prefix.
+	Note func(msg string)
 }
 
 // Base is a resolved base image: an index or a single image.
@@ -48,6 +51,7 @@ type Base struct {
 	image     v1.Image      // set for single-image bases
 	digest    v1.Hash
 	hasDigest bool
+	note      func(string) // nil: notes are dropped
 
 	once     sync.Once
 	children []child // index bases: the usable manifests, in index order
@@ -63,7 +67,9 @@ type child struct {
 
 // Resolve finds the base image named by ref: "scratch", "static",
 // "oci:DIR[:TAG]" or a registry reference (tag or digest). Registry
-// manifests are fetched now; blobs are fetched lazily, using ctx.
+// manifests are fetched now; blobs are fetched lazily, using ctx, so ctx
+// must last until the base's layers have been read for the last time: until
+// the image is published, not just built.
 func Resolve(ctx context.Context, ref string, opts Options) (*Base, error) {
 	switch {
 	case ref == ScratchName:
@@ -74,10 +80,19 @@ func Resolve(ctx context.Context, ref string, opts Options) (*Base, error) {
 			return nil, err
 		}
 		return newIndexBase(ref, idx)
-	case strings.HasPrefix(ref, ociPrefix):
-		return resolveLayout(ref)
 	}
-	return resolveRemote(ctx, ref, opts)
+	var b *Base
+	var err error
+	if strings.HasPrefix(ref, ociPrefix) {
+		b, err = resolveLayout(ref)
+	} else {
+		b, err = resolveRemote(ctx, ref, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.note = opts.Note
+	return b, nil
 }
 
 func newIndexBase(ref string, idx v1.ImageIndex) (*Base, error) {
@@ -136,9 +151,6 @@ func (b *Base) Platforms() ([]v1.Platform, error) {
 		return nil, err
 	}
 	if b.index == nil {
-		if b.single == nil {
-			return nil, nil
-		}
 		return []v1.Platform{*b.single}, nil
 	}
 	out := make([]v1.Platform, 0, len(b.children))
@@ -153,8 +165,9 @@ func (b *Base) Platforms() ([]v1.Platform, error) {
 // Image returns the base image for p. For an index this is the child whose
 // os and architecture match and whose variant matches (any variant when p has
 // none; an exact match is preferred). A single image is returned when its
-// config's platform matches p. When nothing matches, the error wraps
-// ErrPlatformMissing.
+// config's platform matches p; a config that names no os or architecture is
+// taken as linux and amd64, as ko takes it. When nothing matches, the error
+// wraps ErrPlatformMissing.
 func (b *Base) Image(p v1.Platform) (v1.Image, error) {
 	if b.scratch {
 		return scratchImage(b.name, p)
@@ -163,16 +176,10 @@ func (b *Base) Image(p v1.Platform) (v1.Image, error) {
 		return nil, err
 	}
 	if b.index == nil {
-		if b.single != nil && platform.Matches(*b.single, p) {
+		if platform.Matches(*b.single, p) {
 			return b.image, nil
 		}
-		e := &missingError{base: b.name, want: p}
-		if b.single != nil {
-			e.have = []v1.Platform{*b.single}
-		} else {
-			e.hasText = "a single image with no platform in its config"
-		}
-		return nil, e
+		return nil, &missingError{base: b.name, want: p, have: []v1.Platform{*b.single}}
 	}
 	best := -1
 	for i, c := range b.children {
@@ -207,7 +214,10 @@ func (b *Base) load() error {
 				b.err = classify(b.name, fmt.Errorf("reading image config: %w", err))
 				return
 			}
-			b.single = cf.Platform()
+			b.single = singlePlatform(cf)
+			if b.single.OS != cf.OS || b.single.Architecture != cf.Architecture {
+				b.notef("base %q names no platform in its config: using it as %s, as ko does", b.name, platformString(*b.single))
+			}
 			return
 		}
 		b.children, b.err = indexChildren(b.index)
@@ -216,6 +226,26 @@ func (b *Base) load() error {
 		}
 	})
 	return b.err
+}
+
+// singlePlatform is the platform of a single-image base: its config's, with
+// ko's defaults (linux, amd64) for a missing os or architecture. Tools that
+// make an image from nothing (`crane append` without a base) leave both out.
+func singlePlatform(cf *v1.ConfigFile) *v1.Platform {
+	p := v1.Platform{OS: cf.OS, Architecture: cf.Architecture, Variant: cf.Variant, OSVersion: cf.OSVersion, OSFeatures: cf.OSFeatures}
+	if p.OS == "" {
+		p.OS = "linux"
+	}
+	if p.Architecture == "" {
+		p.Architecture = "amd64"
+	}
+	return &p
+}
+
+func (b *Base) notef(format string, args ...any) {
+	if b.note != nil {
+		b.note(fmt.Sprintf(format, args...))
+	}
 }
 
 // indexChildren lists the platform images of idx. Entries without a platform

@@ -72,7 +72,7 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	cb := builds[pkg.ImportPath]
 	b.image = o.Config.ImageFor(cb.ID, pkg.ImportPath)
 	baseRef := r.baseRef(pkg.ImportPath)
-	b.baseF = r.baseFor(ctx, baseRef)
+	b.baseF = r.baseFor(r.baseCtx, baseRef) // not ctx: the base is read until publishing ends
 	plats, err := r.platforms(b.baseF)
 	if err != nil {
 		return Result{}, err
@@ -97,7 +97,7 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	if baseRef != base.StaticName && baseRef != base.ScratchName {
 		// A remote or layout base can be missing, refused or lack a
 		// platform: that is found out beside the compiles, and stops them.
-		g.Go(func() error { return checkBase(b.baseF, plats) })
+		g.Go(func() error { return checkBase(gctx, b.baseF, plats) })
 	}
 	g.Go(func() error {
 		defer close(sharedReady)
@@ -179,8 +179,15 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	return res, nil
 }
 
-// checkBase fails when the base cannot be had or lacks one of plats.
-func checkBase(baseF *future[*base.Base], plats []v1.Platform) error {
+// checkBase fails when the base cannot be had or lacks one of plats. It
+// stops waiting when ctx ends: a failed compile does not wait for a slow
+// registry (the base's own context lasts until the run ends).
+func checkBase(ctx context.Context, baseF *future[*base.Base], plats []v1.Platform) error {
+	select {
+	case <-baseF.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	bs, err := baseF.wait()
 	if err != nil {
 		return err

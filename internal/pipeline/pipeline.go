@@ -159,6 +159,12 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	})
 	r.builds = goFuture(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
 	defer r.wait() // no go or git process outlives the run
+	// A base's blobs are read lazily, while publishing, after gctx has
+	// ended with g.Wait: the bases live for the run, and stop (before
+	// r.wait) when it returns, early when the build fails.
+	var stopBases context.CancelFunc
+	r.baseCtx, stopBases = context.WithCancel(ctx)
+	defer stopBases()
 
 	results := make([]Result, len(patterns))
 	for i, pat := range patterns {
@@ -228,6 +234,9 @@ type buildRun struct {
 
 	mu    sync.Mutex
 	bases map[string]*future[*base.Base]
+	// baseCtx bounds the bases: their manifests and their lazily read
+	// blobs, through publishing. It is the one context a run keeps.
+	baseCtx context.Context
 }
 
 func (r *buildRun) publish(ctx context.Context, res *Result) error {

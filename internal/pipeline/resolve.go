@@ -25,6 +25,7 @@ func (r *buildRun) baseFor(ctx context.Context, ref string) *future[*base.Base] 
 	f := goFuture(func() (*base.Base, error) {
 		o := r.opts.Base
 		o.Dir, o.LayerCache = r.tmp, r.layers
+		o.Note = func(msg string) { r.p.printf("%s", msg) }
 		if ref == base.StaticName {
 			goroot, err := r.goroot.wait()
 			if err != nil {
