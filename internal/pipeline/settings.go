@@ -162,21 +162,16 @@ func imageBytes(img v1.Image) (int64, error) {
 }
 
 // binaryPath is where a platform's binary is linked. With a cache it is a
-// stable path per package (by import path), platform and settings, so `go
-// build` finds its earlier output up to date and does not link again; a
-// lock keeps two kiln processes from writing it at once. The package's
-// directory is not part of the key, so that the build service, which
-// builds each request in a fresh directory, keeps one slot per package
-// instead of adding a binary per build. go links again for a new
-// directory; two checkouts of one package share the slot and relink when
-// the other built last.
+// stable path per package, platform and settings, so `go build` finds its
+// earlier output up to date and does not link again; a lock keeps two kiln
+// processes from writing it at once.
 func (r *buildRun) binaryPath(idx, i int, binName string, pkg gobuild.Package, p v1.Platform, env, flags, ldflags []string) (string, func(), error) {
 	if r.opts.CacheDir == "" {
 		bin := filepath.Join(r.tmp, fmt.Sprintf("bin-%d-%d", idx, i), binName)
 		return bin, func() {}, os.MkdirAll(filepath.Dir(bin), 0o755)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%q\x00%q\x00%q", pkg.ImportPath, platform.String(p), env, flags, ldflags)
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%q\x00%q", pkg.Dir, pkg.ImportPath, platform.String(p), env, flags, ldflags)
 	dir := filepath.Join(r.opts.CacheDir, "bin", hex.EncodeToString(h.Sum(nil))[:32])
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", nil, fmt.Errorf("build cache: %w", err)
