@@ -70,13 +70,16 @@ func (l *sendfileListener) wait(client string) sent {
 type sendfileConn struct {
 	net.Conn
 	l    *sendfileListener
-	sent sent // the server writes a response from one goroutine
+	mu   sync.Mutex // sent: the server writes, and closes from another goroutine
+	sent sent
 	once sync.Once
 }
 
 func (c *sendfileConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
+	c.mu.Lock()
 	c.sent.written += int64(n)
+	c.mu.Unlock()
 	return n, err
 }
 
@@ -86,6 +89,8 @@ func (c *sendfileConn) ReadFrom(r io.Reader) (int64, error) {
 		src = lr.R
 	}
 	n, err := c.Conn.(io.ReaderFrom).ReadFrom(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	// *os.File, or os's fileWithoutWriteTo around one: both have Fd.
 	if _, ok := src.(interface{ Fd() uintptr }); ok {
 		c.sent.fromFile += n
@@ -98,8 +103,11 @@ func (c *sendfileConn) ReadFrom(r io.Reader) (int64, error) {
 func (c *sendfileConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.mu.Lock()
+		sent := c.sent
+		c.mu.Unlock()
 		c.l.mu.Lock()
-		c.l.closed[c.RemoteAddr().String()] = c.sent
+		c.l.closed[c.RemoteAddr().String()] = sent
 		c.l.mu.Unlock()
 		c.l.cond.Broadcast()
 	})
