@@ -24,7 +24,7 @@ var ErrNoKubectl = errors.New("kubectl not found on PATH: install kubectl to use
 // the result to kubectl VERB -f -.
 func newApplyCommand(inv Invocation, verb string) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   verb + " -f FILE|DIR|- [flags] [-- KUBECTL FLAGS]",
+		Use:   verb + " -f FILE|DIR|- | -k DIR [flags] [-- KUBECTL FLAGS]",
 		Short: "Resolve like kiln resolve, then pipe the result to kubectl " + verb,
 		Long: `Resolve the inputs as kiln resolve does, then run kubectl ` + verb + ` -f - with
 the result on its standard input. kubectl runs only when every image is

@@ -16,14 +16,16 @@ import (
 
 func newResolveCommand(inv Invocation) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "resolve -f FILE|DIR|- [flags]",
+		Use:   "resolve -f FILE|DIR|- | -k DIR [flags]",
 		Short: "Build the ko:// images that Kubernetes YAML or JSON names and print it with their digests",
 		Long: `Read YAML and JSON (-f: files, directories' .yaml, .yml and .json files,
-- for stdin; -R recurses), build every Go main package written as
+- for stdin; -R recurses) or the output of kustomize run in-process on a
+kustomization directory (-k), build every Go main package written as
 ko://IMPORTPATH once, and print the documents with each such string replaced
 by REPO/NAME@sha256:... . Everything else is printed byte for byte as read:
-comments, key order, anchors, quoting and line endings. Nothing is printed
-unless every package builds. The build flags are kiln build's.`,
+comments, key order, anchors, quoting and line endings (kustomize's output
+has no comments to keep: kustomize drops them). Nothing is printed unless
+every package builds. The build flags are kiln build's.`,
 		Args: cobra.NoArgs,
 	}
 	r := addResolveFlags(inv, cmd)
@@ -42,6 +44,7 @@ unless every package builds. The build flags are kiln build's.`,
 // build's.
 type resolveFlags struct {
 	files     []string
+	kustomize string
 	recursive bool
 	selector  string
 	strict    bool
@@ -59,6 +62,7 @@ func addResolveFlags(inv Invocation, cmd *cobra.Command) *resolver {
 	r := &resolver{inv: inv}
 	fl := cmd.Flags()
 	fl.StringSliceVarP(&r.f.files, "filename", "f", nil, "file, directory or - (stdin) to resolve; repeatable")
+	fl.StringVarP(&r.f.kustomize, "kustomize", "k", "", "kustomization directory: run kustomize on it in-process and resolve its output (not with -f)")
 	fl.BoolVarP(&r.f.recursive, "recursive", "R", false, "read the directories given to -f recursively")
 	fl.StringVarP(&r.f.selector, "selector", "l", "", "keep only objects whose labels match: a=b, a!=b, a in (x,y), a notin (x,y), a, !a (comma means and)")
 	fl.BoolVar(&r.f.strict, "strict", true, "only ko:// strings are images: always on, as in ko v0.19; accepted for older scripts")
@@ -78,7 +82,7 @@ func (r *resolver) resolve(ctx context.Context) (resolve.Result, error) {
 	if err != nil {
 		return resolve.Result{}, err
 	}
-	inputs, err := resolve.ReadInputs(r.f.files, r.f.recursive, r.inv.Dir, r.inv.Stdin)
+	inputs, err := r.inputs()
 	if err != nil {
 		return resolve.Result{}, err
 	}
@@ -133,6 +137,22 @@ func (r *resolver) resolve(ctx context.Context) (resolve.Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// inputs are what -f names, or kustomize's output for -k: one or the
+// other, as kubectl takes them.
+func (r *resolver) inputs() ([]resolve.Input, error) {
+	if r.f.kustomize == "" {
+		return resolve.ReadInputs(r.f.files, r.f.recursive, r.inv.Dir, r.inv.Stdin)
+	}
+	if len(r.f.files) > 0 {
+		return nil, errors.New("-k and -f together: give one of them (-k DIR runs kustomize on DIR; -f reads plain YAML)")
+	}
+	in, err := resolve.Kustomize(r.f.kustomize, r.inv.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return []resolve.Input{in}, nil
 }
 
 // builder builds packages for another command (resolve, apply, run) with

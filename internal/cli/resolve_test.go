@@ -185,6 +185,7 @@ func TestKubectlCommandsWithoutBuild(t *testing.T) {
 func TestResolveBadInput(t *testing.T) {
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, map[string]string{"go.mod": "module example.com/m\n", "syntax.yaml": "a: 1\nb: [\n", "plain.yaml": "a: ko://example.com/m/x\n  folded\n"})
+	testutil.WriteFiles(t, dir, map[string]string{"k/ok/kustomization.yaml": "resources: []\n", "k/broken/kustomization.yaml": "resources: [missing.yaml]\n"})
 	env := testEnv(t)
 	for _, tt := range []struct {
 		name string
@@ -198,10 +199,13 @@ func TestResolveBadInput(t *testing.T) {
 		{"bad selector", []string{"resolve", "-f", "syntax.yaml", "-l", "a in b"}, "bad label selector"},
 		{"not strict", []string{"resolve", "-f", "syntax.yaml", "--strict=false"}, "replaces only ko:// strings"},
 		{"positional", []string{"resolve", "x.yaml"}, "unknown command"},
+		{"-k without a kustomization", []string{"resolve", "-k", "."}, "-k .: no kustomization.yaml, kustomization.yml or Kustomization in it"},
+		{"-k with -f", []string{"resolve", "-k", "k/ok", "-f", "syntax.yaml"}, "-k and -f together"},
+		{"a kustomization error", []string{"resolve", "-k", "k/broken"}, "-k k/broken: kustomize: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := kiln(t, dir, env, tt.args...)
-			if code != 1 || !strings.Contains(stderr, tt.want) || stdout != "" {
+			if code != 1 || !strings.Contains(stderr, tt.want) || stdout != "" || strings.Count(stderr, "\n") != 1 {
 				t.Errorf("exit %d, stdout %q, stderr %q, want an error with %q", code, stdout, stderr, tt.want)
 			}
 		})
