@@ -9,6 +9,7 @@ TOOLS="${KILN_TOOLS:-$HOME/.cache/kiln/tools}"
 KO_VERSION=v0.19.1
 CRANE_VERSION=v0.22.1
 COSIGN_VERSION=v3.1.3
+HELM_VERSION=v3.22.0
 CONFORMANCE_MODULE=github.com/opencontainers/distribution-spec/conformance
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 
@@ -73,6 +74,7 @@ for w in $want; do
     ko) paths+=("$(go_tool ko github.com/google/ko "$KO_VERSION")") ;;
     crane) paths+=("$(go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION")") ;;
     cosign) paths+=("$(go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_VERSION")") ;;
+    helm) paths+=("$(go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION")") ;;
     conformance) paths+=("$(conformance_tool "$CONFORMANCE_VERSION")") ;;
     *) log "unknown tool $w"; exit 2 ;;
   esac

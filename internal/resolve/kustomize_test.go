@@ -3,7 +3,9 @@ package resolve
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +216,25 @@ func TestKustomizeBadInput(t *testing.T) {
 				t.Errorf("error %v is not %v", err, tt.target)
 			}
 		})
+	}
+}
+
+// TestKustomizeBuildTagDropsPlugins guards the Makefile's build tag: with
+// it, kustomize leaves out its Go-plugin loader, whose import of package
+// plugin makes a cgo build export every symbol (+7 MB, +13 MB resident).
+// A kustomize upgrade that renames the tag fails here.
+func TestKustomizeBuildTagDropsPlugins(t *testing.T) {
+	goBin := testutil.RequireTool(t, "go")
+	for _, tt := range []struct {
+		tags string
+		want bool
+	}{{"", true}, {"kustomize_disable_go_plugin_support", false}} {
+		out, err := exec.Command(goBin, "list", "-deps", "-tags", tt.tags, ".").CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list: %v\n%s", err, out)
+		}
+		if got := slices.Contains(strings.Fields(string(out)), "plugin"); got != tt.want {
+			t.Errorf("-tags %q: package plugin linked = %v, want %v", tt.tags, got, tt.want)
+		}
 	}
 }
