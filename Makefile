@@ -19,8 +19,8 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 # kustomize (kiln resolve -k) imports Go's plugin package, which with cgo
-# makes the linker export every symbol: +7 MB and +13 MB resident at each
-# start. kiln never loads kustomize plugins; the tag leaves that code out.
+# makes the linker export every symbol: +7 MB of binary and +6 to +13 MB
+# resident at each start. kiln never loads kustomize plugins; the tag leaves that code out.
 GOTAGS ?= kustomize_disable_go_plugin_support
 
 build: ## compile kiln and the server into bin/
