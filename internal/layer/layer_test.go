@@ -68,6 +68,7 @@ var compressions = []struct {
 	{"gzip-9", layer.Compression{Algorithm: layer.Gzip, Level: 9}},
 	{"zstd-default", layer.Compression{Algorithm: layer.Zstd}},
 	{"zstd-19", layer.Compression{Algorithm: layer.Zstd, Level: 19}},
+	{"none", layer.Compression{Algorithm: layer.None}},
 }
 
 func build(t testing.TB, entries []layer.Entry, c layer.Compression) v1.Layer {
@@ -575,7 +576,7 @@ func TestParseAlgorithm(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("ParseAlgorithm(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
-		if err != nil && !strings.Contains(err.Error(), "use gzip or zstd") {
+		if err != nil && !strings.Contains(err.Error(), "use gzip, zstd, none or auto") {
 			t.Errorf("ParseAlgorithm(%q) error %q does not say what to use", tc.in, err)
 		}
 	}
