@@ -667,10 +667,16 @@ func removeLayer(b *testing.B, dir string) {
 	}
 }
 
+var benchBinary = flag.String("binary", "", "the Go binary BenchmarkCompression layers (default: this test binary)")
+
 // BenchmarkCompression compares the algorithms on a real Go binary (this
-// test binary), reporting throughput and compressed/uncompressed ratio.
+// test binary, or -binary FILE), reporting throughput and
+// compressed/uncompressed ratio.
 func BenchmarkCompression(b *testing.B) {
 	exe, err := os.Executable()
+	if *benchBinary != "" {
+		exe, err = *benchBinary, nil
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -686,6 +692,7 @@ func BenchmarkCompression(b *testing.B) {
 		{"gzip-1", layer.Compression{Algorithm: layer.Gzip, Level: 1}},
 		{"gzip-6", layer.Compression{Algorithm: layer.Gzip, Level: 6}},
 		{"zstd-default", layer.Compression{Algorithm: layer.Zstd}},
+		{"none", layer.Compression{Algorithm: layer.None}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			out := b.TempDir()
