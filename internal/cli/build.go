@@ -90,7 +90,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.bare, "bare", false, "name the image after the repository alone")
 	fl.BoolVarP(&f.baseImportPaths, "base-import-paths", "B", false, "name the image after the package's last path element")
 	fl.BoolVarP(&f.preserveImports, "preserve-import-paths", "P", false, "name the image after the full import path")
-	fl.StringVar(&f.compression, "compression", "", "layer compression: gzip or zstd (default: .ko.yaml, else gzip)")
+	fl.StringVar(&f.compression, "compression", "", "layer compression: gzip, zstd, none, or auto: none for the store, oci:, --load and loopback registries, gzip elsewhere (so the digest depends on the destination) (default: .ko.yaml, else gzip)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0: the default)")
 	fl.BoolVar(&f.load, "load", false, "also load the images into podman (or docker) through its CLI")
 	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")

@@ -55,7 +55,7 @@ type Image struct {
 	User             string            `yaml:"user"`
 	Workdir          string            `yaml:"workdir"`
 	Files            []File            `yaml:"files"`
-	Compression      string            `yaml:"compression"`      // "", "gzip" or "zstd"
+	Compression      string            `yaml:"compression"`      // "", "gzip", "zstd", "none" or "auto"
 	CompressionLevel int               `yaml:"compressionLevel"` // 0 = the algorithm's default
 	Sign             bool              `yaml:"sign"`             // reserved for the signing feature
 	Key              string            `yaml:"key"`              // reserved for the signing feature

@@ -236,7 +236,9 @@ func TestParseErrors(t *testing.T) {
 		{"relative file path", "kiln:\n  defaults:\n    files:\n    - source: a\n      path: etc/a\n", "5:13", `kiln.defaults.files[0].path: "etc/a" is not an absolute path`},
 		{"file without source", "kiln:\n  defaults:\n    files:\n    - path: /a\n", "4:7", "kiln.defaults.files[0]: source is missing"},
 		{"file without path", "kiln:\n  defaults:\n    files:\n    - source: a\n", "4", "kiln.defaults.files[0]: path is missing"},
-		{"unknown compression", "kiln:\n  defaults:\n    compression: brotli\n", "3", `unknown compression "brotli"; use gzip or zstd`},
+		{"unknown compression", "kiln:\n  defaults:\n    compression: brotli\n", "3", `unknown compression "brotli"; use gzip, zstd, none or auto`},
+		{"none with a level", "kiln:\n  defaults:\n    compression: none\n    compressionLevel: 3\n", "4", "compression none takes no level (got 3)"},
+		{"auto level too high", "kiln:\n  defaults:\n    compression: auto\n    compressionLevel: 10\n", "4", "compression level 10 is out of range for auto; use 1 to 9"},
 		{"gzip level too high", "kiln:\n  defaults:\n    compression: gzip\n    compressionLevel: 10\n", "4", "compression level 10 is out of range for gzip"},
 		{"default gzip level too high", "kiln:\n  defaults:\n    compressionLevel: 12\n", "3", "out of range for gzip (the default compression)"},
 		{"zstd level too high", "kiln:\n  builds:\n    app:\n      compression: zstd\n      compressionLevel: 23\n", "5", "compression level 23 is out of range for zstd; use 1 to 22"},
@@ -560,4 +562,18 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("error is not one line: %q", err)
 		}
 	})
+}
+
+// none and auto are compressions .ko.yaml can name; auto takes gzip's levels.
+func TestParseNoneAndAuto(t *testing.T) {
+	for _, src := range []string{
+		"kiln:\n  defaults:\n    compression: none\n",
+		"kiln:\n  defaults:\n    compression: auto\n",
+		"kiln:\n  defaults:\n    compression: auto\n    compressionLevel: 9\n",
+		"kiln:\n  defaults:\n    compression: gzip\n    compressionLevel: 9\n  builds:\n    app:\n      compression: auto\n",
+	} {
+		if _, err := Parse(".ko.yaml", []byte(src)); err != nil {
+			t.Errorf("%q: %v", src, err)
+		}
+	}
 }

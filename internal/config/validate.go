@@ -12,6 +12,8 @@ import (
 var levels = map[string]struct{ min, max int }{
 	"gzip": {1, 9},
 	"zstd": {1, 22},
+	"auto": {1, 9}, // gzip's, for destinations elsewhere
+	"none": {0, 0},
 }
 
 // validate checks what decoding cannot: the values themselves.
@@ -98,7 +100,7 @@ func (d *doc) checkImage(img, defaults Image, where ...any) error {
 	}
 	if img.Compression != "" {
 		if _, ok := levels[img.Compression]; !ok {
-			return d.errorAt(with(where, "compression"), "unknown compression %q; use gzip or zstd", img.Compression)
+			return d.errorAt(with(where, "compression"), "unknown compression %q; use gzip, zstd, none or auto", img.Compression)
 		}
 	}
 	return d.checkLevel(img, defaults, where)
@@ -123,6 +125,9 @@ func (d *doc) checkLevel(img, defaults Image, where []any) error {
 	field := "compressionLevel"
 	if img.CompressionLevel == 0 {
 		field = "compression"
+	}
+	if algo == "none" {
+		return d.errorAt(with(where, field), "compression none takes no level (got %d); remove compressionLevel, or pick gzip or zstd", level)
 	}
 	return d.errorAt(with(where, field), "compression level %d is out of range for %s; use %d to %d, or 0 for %s's default",
 		level, name, r.min, r.max, algo)

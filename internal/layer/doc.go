@@ -1,2 +1,2 @@
-// Package layer writes deterministic, compressed tar layers in one streaming pass.
+// Package layer writes deterministic tar layers, compressed or not, in one streaming pass.
 package layer

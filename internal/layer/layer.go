@@ -57,6 +57,11 @@ type Algorithm string
 const (
 	Gzip Algorithm = "gzip"
 	Zstd Algorithm = "zstd"
+	// None stores the tar as it is: the layer's digest is its diffID.
+	None Algorithm = "none"
+	// Auto is None for a destination on this machine and Gzip for any
+	// other; Resolve picks one before a layer is built.
+	Auto Algorithm = "auto"
 )
 
 // Compression selects the algorithm and level; Level 0 means the algorithm's default.
@@ -70,16 +75,33 @@ func ParseAlgorithm(s string) (Algorithm, error) {
 	switch Algorithm(s) {
 	case "", Gzip:
 		return Gzip, nil
-	case Zstd:
-		return Zstd, nil
+	case Zstd, None, Auto:
+		return Algorithm(s), nil
 	}
-	return "", fmt.Errorf("unknown compression %q: use gzip or zstd", s)
+	return "", fmt.Errorf("unknown compression %q: use gzip, zstd, none or auto", s)
+}
+
+// Resolve turns Auto into what a destination gets: None when nearby (the
+// destination is on this machine, where compressing costs more time than
+// the bytes it saves), else Gzip at c's level. Other algorithms are kept.
+// The image's digest depends on the pick, so on the destination.
+func (c Compression) Resolve(nearby bool) Compression {
+	if c.Algorithm != Auto {
+		return c
+	}
+	if nearby {
+		return Compression{Algorithm: None}
+	}
+	return Compression{Algorithm: Gzip, Level: c.Level}
 }
 
 // MediaType is the OCI layer media type for the compression.
 func (c Compression) MediaType() types.MediaType {
-	if c.Algorithm == Zstd {
+	switch c.Algorithm {
+	case Zstd:
 		return types.OCILayerZStd
+	case None:
+		return types.OCIUncompressedLayer
 	}
 	return types.OCILayer
 }
@@ -94,9 +116,10 @@ type Options struct {
 }
 
 // Build writes entries, sorted by path and with missing parent directories
-// added (0755, root), as one compressed tar file under opts.Dir. The tar, its
-// diffID and the compressed digest are computed in a single pass; file sources
-// are streamed, never held whole in memory.
+// added (0755, root), as one tar file under opts.Dir, compressed unless the
+// algorithm is None (Auto must be resolved first). The tar, its diffID and
+// the compressed digest are computed in a single pass (one hash when
+// uncompressed); file sources are streamed, never held whole in memory.
 func Build(ctx context.Context, entries []Entry, opts Options) (v1.Layer, error) {
 	sorted, err := normalize(entries)
 	if err != nil {
@@ -129,8 +152,13 @@ func Build(ctx context.Context, entries []Entry, opts Options) (v1.Layer, error)
 		}
 	}()
 	mtime := modTime(opts.ModTime)
-	diffHash := sha256.New()
-	tw := tar.NewWriter(io.MultiWriter(comp, diffHash))
+	diffHash := compHash // uncompressed, the tar is hashed once: digest = diffID
+	tarOut := io.Writer(comp)
+	if opts.Compression.Algorithm != None {
+		diffHash = sha256.New()
+		tarOut = io.MultiWriter(comp, diffHash)
+	}
+	tw := tar.NewWriter(tarOut)
 	for _, e := range sorted {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -313,9 +341,17 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 		return zw, nil
 	case Zstd:
 		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(c.EffectiveLevel())), zstd.WithEncoderConcurrency(1))
+	case None:
+		return nopCloser{w}, nil
+	case Auto:
+		return nil, errors.New("internal error: compression auto was not resolved for a destination (Compression.Resolve)")
 	}
-	return nil, fmt.Errorf("unknown compression %q: use gzip or zstd", c.Algorithm)
+	return nil, fmt.Errorf("unknown compression %q: use gzip, zstd, none or auto", c.Algorithm)
 }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // ctxReader stops a long file copy when ctx is done.
 type ctxReader struct {
@@ -360,6 +396,8 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	switch l.algorithm {
+	case None:
+		return f, nil
 	case Zstd:
 		zr, err := zstd.NewReader(f)
 		if err != nil {
@@ -386,13 +424,16 @@ func (r *readCloser) Close() error { return r.close() }
 
 // EffectiveLevel is the level used: Level, or the algorithm's default for 0
 // (gzip 6: about 10 % smaller than level 1, a cost paid once per binary
-// since layers are cached; zstd 3).
+// since layers are cached; zstd 3; none 0).
 func (c Compression) EffectiveLevel() int {
 	if c.Level != 0 {
 		return c.Level
 	}
-	if c.Algorithm == Zstd {
+	switch c.Algorithm {
+	case Zstd:
 		return 3
+	case None:
+		return 0
 	}
 	return 6
 }
@@ -408,8 +449,16 @@ func (c Compression) Validate() error {
 		if c.Level < 0 || c.Level > 22 {
 			return fmt.Errorf("zstd compression level %d is out of range: use 1 to 22", c.Level)
 		}
+	case None:
+		if c.Level != 0 {
+			return fmt.Errorf("compression none takes no level (got %d): drop the level, or pick gzip or zstd", c.Level)
+		}
+	case Auto:
+		if c.Level < 0 || c.Level > 9 {
+			return fmt.Errorf("compression auto's level is gzip's (for destinations elsewhere): %d is out of range: use 1 to 9", c.Level)
+		}
 	default:
-		return fmt.Errorf("unknown compression %q: use gzip or zstd", c.Algorithm)
+		return fmt.Errorf("unknown compression %q: use gzip, zstd, none or auto", c.Algorithm)
 	}
 	return nil
 }

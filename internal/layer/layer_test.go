@@ -68,6 +68,7 @@ var compressions = []struct {
 	{"gzip-9", layer.Compression{Algorithm: layer.Gzip, Level: 9}},
 	{"zstd-default", layer.Compression{Algorithm: layer.Zstd}},
 	{"zstd-19", layer.Compression{Algorithm: layer.Zstd, Level: 19}},
+	{"none", layer.Compression{Algorithm: layer.None}},
 }
 
 func build(t testing.TB, entries []layer.Entry, c layer.Compression) v1.Layer {
@@ -575,7 +576,7 @@ func TestParseAlgorithm(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("ParseAlgorithm(%q) = %q, %v; want %q, error %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
-		if err != nil && !strings.Contains(err.Error(), "use gzip or zstd") {
+		if err != nil && !strings.Contains(err.Error(), "use gzip, zstd, none or auto") {
 			t.Errorf("ParseAlgorithm(%q) error %q does not say what to use", tc.in, err)
 		}
 	}
@@ -666,10 +667,16 @@ func removeLayer(b *testing.B, dir string) {
 	}
 }
 
+var benchBinary = flag.String("binary", "", "the Go binary BenchmarkCompression layers (default: this test binary)")
+
 // BenchmarkCompression compares the algorithms on a real Go binary (this
-// test binary), reporting throughput and compressed/uncompressed ratio.
+// test binary, or -binary FILE), reporting throughput and
+// compressed/uncompressed ratio.
 func BenchmarkCompression(b *testing.B) {
 	exe, err := os.Executable()
+	if *benchBinary != "" {
+		exe, err = *benchBinary, nil
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -685,6 +692,7 @@ func BenchmarkCompression(b *testing.B) {
 		{"gzip-1", layer.Compression{Algorithm: layer.Gzip, Level: 1}},
 		{"gzip-6", layer.Compression{Algorithm: layer.Gzip, Level: 6}},
 		{"zstd-default", layer.Compression{Algorithm: layer.Zstd}},
+		{"none", layer.Compression{Algorithm: layer.None}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			out := b.TempDir()

@@ -18,18 +18,22 @@ import (
 	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/vcs"
 )
 
+// compression is the image's layer compression, with auto resolved for
+// the destination (publish.Nearby).
 func (r *buildRun) compression(s config.Image) (layer.Compression, error) {
 	if r.opts.Compress != nil {
-		return *r.opts.Compress, nil
+		return r.opts.Compress.Resolve(publish.Nearby(r.opts.Publisher)), nil
 	}
 	alg, err := layer.ParseAlgorithm(s.Compression)
 	if err != nil {
 		return layer.Compression{}, err
 	}
-	return layer.Compression{Algorithm: alg, Level: s.CompressionLevel}, nil
+	c := layer.Compression{Algorithm: alg, Level: s.CompressionLevel}
+	return c.Resolve(publish.Nearby(r.opts.Publisher)), nil
 }
 
 // settings is how one package is compiled: flags and ldflags expanded.

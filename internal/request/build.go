@@ -31,7 +31,8 @@ type Build struct {
 	Bare                bool `json:"bare,omitempty"`
 	BaseImportPaths     bool `json:"baseImportPaths,omitempty"`
 	PreserveImportPaths bool `json:"preserveImportPaths,omitempty"`
-	// Compression (gzip, zstd) and level; "" and 0 keep .ko.yaml's.
+	// Compression (gzip, zstd, none, auto) and level; "" and 0 keep
+	// .ko.yaml's. Auto is resolved by the destination (publish.Nearby).
 	Compression      string `json:"compression,omitempty"`
 	CompressionLevel int    `json:"compressionLevel,omitempty"`
 	// Sign signs every image and attaches a signed SBOM and provenance

@@ -35,6 +35,8 @@ func TestValidate(t *testing.T) {
 		{"unknown compression", func(b *Build) { b.Compression = "brotli" }, `unknown compression "brotli"`},
 		{"gzip level too high", func(b *Build) { b.Compression, b.CompressionLevel = "gzip", 10 }, "level"},
 		{"negative level", func(b *Build) { b.Compression, b.CompressionLevel = "zstd", -1 }, "level"},
+		{"none with a level", func(b *Build) { b.Compression, b.CompressionLevel = "none", 1 }, "compression none takes no level"},
+		{"auto level too high", func(b *Build) { b.Compression, b.CompressionLevel = "auto", 10 }, "auto's level is gzip's"},
 		{"unknown signature format", func(b *Build) { b.Sign, b.SignatureFormat = true, "bundle" }, `unknown signature format "bundle"`},
 		{"negative jobs", func(b *Build) { b.Jobs = -1 }, "jobs -1"},
 		{"image fields", func(b *Build) {
