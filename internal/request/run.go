@@ -82,6 +82,7 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		Builder:   env.Builder,
 		Progress:  env.Progress,
 		CacheDir:  env.CacheDir,
+		KoData:    env.KoData,
 	}
 	opts.Base.Transport = env.Transport
 	if s != nil {
