@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/publish"
@@ -144,8 +146,16 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	if err != nil {
 		return nil, err
 	}
+	platforms, err := koPlatforms(inv, f.platforms, cfg)
+	if err != nil {
+		return nil, err
+	}
+	kodata, err := koData(inv)
+	if err != nil {
+		return nil, err
+	}
 	b := request.Build{
-		Packages: pkgs, Platforms: f.platforms, Base: f.base, Tags: f.tags,
+		Packages: pkgs, Platforms: platforms, Base: f.base, Tags: f.tags,
 		Bare: f.bare, BaseImportPaths: f.baseImportPaths, PreserveImportPaths: f.preserveImports,
 		Compression: f.compression, CompressionLevel: f.compressionLevel,
 		Sign: f.sign, SignatureFormat: f.sigFormat, Jobs: f.jobs,
@@ -160,6 +170,8 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	if err != nil {
 		return nil, err
 	}
+	bases := &engineBases{inv: inv}
+	defer bases.Close()
 	var outcomes []request.Outcome
 	err = withVerbose(f.ko.verbose, inv.Stderr, func() error {
 		outcomes, err = request.Run(ctx, request.Env{
@@ -167,6 +179,7 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 			Publisher: dest.pub, Repo: dest.repo, Signatures: dest.sigs, Transport: dest.transport,
 			Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
 			CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
+			KoData: kodata, Builder: goBuilder(inv), Engine: bases.read,
 		}, b)
 		return err
 	})
@@ -176,6 +189,11 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	for i := range outcomes {
 		o := &outcomes[i]
 		o.Ref = f.ko.ref(o.Repo, o.Digest, f.tags, dest.published)
+		if dest.engine != nil {
+			if o.Ref, err = engineRef(o.Repo, o.Artifact, *dest.engine); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return outcomes, nil
 }
@@ -203,9 +221,17 @@ func sourceDateEpoch(s string) (time.Time, error) {
 	if s == "" {
 		return time.Unix(0, 0).UTC(), nil
 	}
+	return epochEnv("SOURCE_DATE_EPOCH", s)
+}
+
+// parseEpoch reads a Unix time in whole seconds, not before 1970.
+func parseEpoch(s string) (time.Time, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds", s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if n < 0 {
+		return time.Time{}, errors.New("before 1970")
 	}
 	return time.Unix(n, 0).UTC(), nil
 }
@@ -226,11 +252,13 @@ func StoreDir(getenv func(string) string) (string, error) {
 }
 
 // CacheDir is where binaries and layers are kept between builds:
-// $KILN_CACHE, else $XDG_CACHE_HOME/kiln, else $HOME/.cache/kiln; "" (no
-// cache) when none is set.
+// $KILN_CACHE, else ko's $KOCACHE, else $XDG_CACHE_HOME/kiln, else
+// $HOME/.cache/kiln; "" (no cache) when none is set.
 func CacheDir(getenv func(string) string) string {
-	if d := getenv("KILN_CACHE"); d != "" {
-		return d
+	for _, k := range []string{"KILN_CACHE", "KOCACHE"} {
+		if d := getenv(k); d != "" {
+			return d
+		}
 	}
 	if d := getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "kiln")
@@ -244,14 +272,16 @@ func CacheDir(getenv func(string) string) string {
 // destination is where a build publishes: the publisher, the repository
 // images are named under, where their signatures go (nil when the
 // destination cannot hold them), the transport for registries (nil: the
-// default) and whether anything is written at all (not with --push=false
-// alone).
+// default), whether anything is written at all (not with --push=false
+// alone) and, for a local engine or kind, the platform loaded out of an
+// index.
 type destination struct {
 	pub       publish.Publisher
 	repo      string
 	sigs      sign.Store
 	transport http.RoundTripper
 	published bool
+	engine    *v1.Platform
 }
 
 // publisherFor turns --output (or KO_DOCKER_REPO, or the local store), -L,
@@ -266,12 +296,23 @@ func publisherFor(inv Invocation, f *buildFlags) (destination, error) {
 		if repo == "" {
 			repo = koLocalRepo
 		}
-		d.pub, d.repo, d.published = hexTagged{&publish.Load{Env: inv.Env}}, repo, true
+		p := enginePlatform(inv)
+		d.pub = &publish.Load{Env: inv.Env, Engine: publish.Engine{Platform: &p, DigestTags: true}}
+		d.repo, d.published, d.engine = repo, true, &p
 		return d, nil
 	}
-	out := f.output
+	out, from := f.output, "--output"
 	if out == "" && repo != "" {
-		out = repo
+		out, from = repo, "KO_DOCKER_REPO"
+	}
+	if pub, p, ok := enginePublisher(inv, out); ok {
+		for name, set := range map[string]bool{"--tarball": f.ko.tarball != "", "--oci-layout-path": f.ko.ociLayoutPath != "", "--load": f.load, "--push=false": !f.ko.push} {
+			if set {
+				return d, fmt.Errorf("%s=%s loads into the local engine or kind only, as ko's: drop %s", from, out, name)
+			}
+		}
+		d.pub, d.repo, d.published, d.engine = pub, out, true, p
+		return d, nil
 	}
 	var pubs publish.Multi
 	switch {

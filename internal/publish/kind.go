@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 )
@@ -22,7 +24,8 @@ var ErrNoKind = errors.New("the kind CLI is not on PATH")
 type Kind struct {
 	// Cluster is the kind cluster; "" means DefaultKindCluster.
 	Cluster string
-	// Env is kind's environment (nil: inherit).
+	// Env is kind's environment, and its PATH is where kind is looked
+	// for (nil: the process's).
 	Env     []string
 	TempDir string
 	// Engine picks one platform of an index; DigestTags is always on.
@@ -39,12 +42,42 @@ func (k *Kind) cluster() string {
 	return k.Cluster
 }
 
+// tool finds kind on Env's PATH (the process's when Env is nil).
+func (k *Kind) tool() (string, error) {
+	p, err := lookPath(k.Env, "kind")
+	if err != nil {
+		return "", fmt.Errorf("%w: install kind to load into cluster %q, or publish elsewhere", ErrNoKind, k.cluster())
+	}
+	return p, nil
+}
+
+// lookPath is exec.LookPath over env's PATH; the process's when env is nil.
+func lookPath(env []string, file string) (string, error) {
+	if env == nil {
+		return exec.LookPath(file)
+	}
+	var path string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue // as exec.LookPath, no lookups relative to the working directory
+		}
+		p := filepath.Join(dir, file)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
+
 // Check implements Publisher: kind must be on PATH before anything builds.
 func (k *Kind) Check(context.Context) error {
-	if _, err := exec.LookPath("kind"); err != nil {
-		return fmt.Errorf("%w: install kind to load into cluster %q, or publish elsewhere", ErrNoKind, k.cluster())
-	}
-	return nil
+	_, err := k.tool()
+	return err
 }
 
 // Publish implements Publisher. It returns a's own digest, also when an
@@ -60,7 +93,8 @@ func (k *Kind) Close(ctx context.Context) error {
 	if len(k.staged.archive.items) == 0 {
 		return nil
 	}
-	if err := k.Check(ctx); err != nil {
+	tool, err := k.tool()
+	if err != nil {
 		return err
 	}
 	dir, file, err := k.staged.write(ctx, k.TempDir, "kiln-kind-*")
@@ -68,5 +102,5 @@ func (k *Kind) Close(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	return runTool(ctx, k.Env, "kind", "load", "image-archive", file, "--name", k.cluster())
+	return runTool(ctx, k.Env, tool, "load", "image-archive", file, "--name", k.cluster())
 }

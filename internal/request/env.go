@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/image"
@@ -43,6 +44,9 @@ type Env struct {
 	// Transport carries the calls to registries for bases; nil means
 	// ggcr's default (see remoteopt.Insecure for --insecure-registry).
 	Transport http.RoundTripper
+	// Engine reads ko.local/… bases from the local podman or docker; nil
+	// refuses them (a build service has no engine of its caller's).
+	Engine base.EngineReader
 }
 
 // Key is a cosign private key (ECDSA P-256, encrypted).
