@@ -79,9 +79,9 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 // register adds kiln build's flags (but --json) to fl: kiln build's own,
 // and those of the commands that build first (resolve, apply, run).
 func (f *buildFlags) register(fl *pflag.FlagSet) {
-	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: .ko.yaml defaultPlatforms, else the host's linux arch)")
+	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: $KO_DEFAULTPLATFORMS, else .ko.yaml defaultPlatforms, else $GOOS/$GOARCH, else the host's linux arch)")
 	fl.IntVarP(&f.jobs, "jobs", "j", runtime.GOMAXPROCS(0), "compiles to run at once")
-	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE (default: $KO_DOCKER_REPO, else the local store)")
+	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE, ko.local[/…] (podman or docker), kind.local[/…] (default: $KO_DOCKER_REPO, else the local store)")
 	fl.StringSliceVarP(&f.tags, "tags", "t", []string{"latest"}, "tags to publish (also --tag)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "tag" { // kiln's first spelling; ko's is --tags
@@ -95,7 +95,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.compression, "compression", "", "layer compression: gzip or zstd (default: .ko.yaml, else gzip)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0: the default)")
 	fl.BoolVar(&f.load, "load", false, "also load the images into podman (or docker) through its CLI")
-	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
+	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF, oci:DIR[:TAG] or ko.local/NAME[:TAG] from podman or docker (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
 	fl.BoolVar(&f.sign, "sign", false, "sign every image pushed, and attach a signed SPDX SBOM and SLSA provenance (also kiln.defaults.sign in .ko.yaml)")
 	fl.StringVar(&f.sigFormat, "signature-format", "tags", "where --sign stores signatures and attestations: tags (cosign's sha256-<hex>.sig/.att) or referrers (Sigstore bundles as OCI 1.1 referrers, cosign v3's default)")
 	fl.StringVar(&f.key, "key", "", "cosign private key for --sign, password from $COSIGN_PASSWORD (also kiln.defaults.key)")
