@@ -151,24 +151,12 @@ func TestKindLocal(t *testing.T) {
 	}
 }
 
-// podmanStorage is podman's environment with a storage of the test's own.
-func podmanStorage(t *testing.T) []string {
-	t.Helper()
-	d := t.TempDir()
-	conf := filepath.Join(d, "storage.conf")
-	text := "[storage]\ndriver = \"vfs\"\ngraphroot = \"" + filepath.Join(d, "root") + "\"\nrunroot = \"" + filepath.Join(d, "run") + "\"\n"
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"CONTAINERS_STORAGE_CONF=" + conf}
-}
-
 // TestKoLocalPodman: KO_DOCKER_REPO=ko.local/sub loads into podman as
 // REPO:HEX and its tags; a ko.local/… base is read back out of podman.
 func TestKoLocalPodman(t *testing.T) {
 	needsCompile(t)
 	podman := testutil.RequireTool(t, "podman")
-	storage := podmanStorage(t)
+	storage := []string{testutil.PodmanStorage(t)}
 	dir := helloDir(t)
 	env := append(append(fastEnv(t), storage...), "KO_DOCKER_REPO=ko.local/sub")
 	ref, _ := koBuild(t, dir, env, "-t", "v1")
