@@ -110,6 +110,16 @@ func TestKindFailures(t *testing.T) {
 			t.Errorf("Check = %v", err)
 		}
 	})
+	t.Run("kind is looked for on Env's PATH", func(t *testing.T) {
+		dir := fakeTool(t, "kind", "")
+		if err := (&publish.Kind{Env: []string{"PATH=" + t.TempDir()}}).Check(ctx); !errors.Is(err, publish.ErrNoKind) {
+			t.Errorf("kind on the process's PATH only: Check = %v, want ErrNoKind", err)
+		}
+		t.Setenv("PATH", t.TempDir())
+		if err := (&publish.Kind{Env: []string{"PATH=relative:" + filepath.Join(dir, "bin")}}).Check(ctx); err != nil {
+			t.Errorf("kind on Env's PATH: Check = %v", err)
+		}
+	})
 	t.Run("kind fails", func(t *testing.T) {
 		fakeTool(t, "kind", "echo 'ERROR: no nodes found for cluster \"kind\"' >&2; exit 1")
 		k := &publish.Kind{TempDir: t.TempDir()}
