@@ -27,6 +27,7 @@ type Options struct {
 	ConfigPath  string // .ko.yaml used, "" for none
 	Jobs        int
 	Created     time.Time
+	KoDataTime  time.Time // kodata's mtime when set apart from Created (KO_DATA_DATE_EPOCH)
 }
 
 // Result signs res's image (and each platform's manifest for an index) and
@@ -98,6 +99,10 @@ func (o Options) provenance(res pipeline.Result) provenance.Predicate {
 		Package: res.ImportPath, Platforms: rec.Platforms, Flags: rec.Flags, Ldflags: rec.Ldflags,
 		Env: rec.EnvNames, GOFLAGS: rec.GOFLAGS, Base: rec.BaseRef, SourceDateEpoch: o.Created.Unix(),
 		Compression: string(rec.Compression.Algorithm), CompressionLevel: rec.Compression.EffectiveLevel(),
+	}
+	if !o.KoDataTime.IsZero() {
+		t := o.KoDataTime.Unix()
+		params.KoDataDateEpoch = &t
 	}
 	if root := git.Root; root != "" {
 		params.Workdir = rel(root, o.Dir)

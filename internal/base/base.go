@@ -40,6 +40,9 @@ type Options struct {
 	// Note, when set, is told what kiln assumed about the base (a single
 	// image whose config names no platform); one line, no prefix.
 	Note func(msg string)
+	// Engine reads ko.local/… bases from the local container engine; nil
+	// refuses them.
+	Engine EngineReader
 }
 
 // Base is a resolved base image: an index or a single image.
@@ -66,7 +69,8 @@ type child struct {
 }
 
 // Resolve finds the base image named by ref: "scratch", "static",
-// "oci:DIR[:TAG]" or a registry reference (tag or digest). Registry
+// "oci:DIR[:TAG]", ko.local/NAME[:TAG] (the local engine's, through
+// opts.Engine) or a registry reference (tag or digest). Registry
 // manifests are fetched now; blobs are fetched lazily, using ctx, so ctx
 // must last until the base's layers have been read for the last time: until
 // the image is published, not just built.
@@ -83,9 +87,12 @@ func Resolve(ctx context.Context, ref string, opts Options) (*Base, error) {
 	}
 	var b *Base
 	var err error
-	if strings.HasPrefix(ref, ociPrefix) {
+	switch {
+	case strings.HasPrefix(ref, ociPrefix):
 		b, err = resolveLayout(ref)
-	} else {
+	case isEngineRef(ref):
+		b, err = resolveEngine(ctx, ref, opts.Engine)
+	default:
 		b, err = resolveRemote(ctx, ref, opts)
 	}
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/publish"
@@ -77,9 +79,9 @@ oci-archive:FILE, docker-archive:FILE; by default the local store.`,
 // register adds kiln build's flags (but --json) to fl: kiln build's own,
 // and those of the commands that build first (resolve, apply, run).
 func (f *buildFlags) register(fl *pflag.FlagSet) {
-	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: .ko.yaml defaultPlatforms, else the host's linux arch)")
+	fl.StringSliceVar(&f.platforms, "platform", nil, "platforms to build: linux/amd64,linux/arm64,linux/arm/v7 | all | local (default: $KO_DEFAULTPLATFORMS, else .ko.yaml defaultPlatforms, else $GOOS/$GOARCH, else the host's linux arch)")
 	fl.IntVarP(&f.jobs, "jobs", "j", runtime.GOMAXPROCS(0), "compiles to run at once")
-	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE (default: $KO_DOCKER_REPO, else the local store)")
+	fl.StringVarP(&f.output, "output", "o", "", "where to publish: REGISTRY/REPO, oci:DIR, oci-archive:FILE, docker-archive:FILE, ko.local[/…] (podman or docker), kind.local[/…] (default: $KO_DOCKER_REPO, else the local store)")
 	fl.StringSliceVarP(&f.tags, "tags", "t", []string{"latest"}, "tags to publish (also --tag)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "tag" { // kiln's first spelling; ko's is --tags
@@ -93,7 +95,7 @@ func (f *buildFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.compression, "compression", "", "layer compression: gzip, zstd, none, or auto: none for the store, oci:, --load and loopback registries, gzip elsewhere (so the digest depends on the destination) (default: .ko.yaml, else gzip)")
 	fl.IntVar(&f.compressionLevel, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0: the default)")
 	fl.BoolVar(&f.load, "load", false, "also load the images into podman (or docker) through its CLI")
-	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF or oci:DIR[:TAG] (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
+	fl.StringVar(&f.base, "base", "", "base image for every package: static, scratch, REF, oci:DIR[:TAG] or ko.local/NAME[:TAG] from podman or docker (default: .ko.yaml, $KO_DEFAULTBASEIMAGE, else static)")
 	fl.BoolVar(&f.sign, "sign", false, "sign every image pushed, and attach a signed SPDX SBOM and SLSA provenance (also kiln.defaults.sign in .ko.yaml)")
 	fl.StringVar(&f.sigFormat, "signature-format", "tags", "where --sign stores signatures and attestations: tags (cosign's sha256-<hex>.sig/.att) or referrers (Sigstore bundles as OCI 1.1 referrers, cosign v3's default)")
 	fl.StringVar(&f.key, "key", "", "cosign private key for --sign, password from $COSIGN_PASSWORD (also kiln.defaults.key)")
@@ -144,8 +146,16 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	if err != nil {
 		return nil, err
 	}
+	platforms, err := koPlatforms(inv, f.platforms, cfg)
+	if err != nil {
+		return nil, err
+	}
+	kodata, err := koData(inv)
+	if err != nil {
+		return nil, err
+	}
 	b := request.Build{
-		Packages: pkgs, Platforms: f.platforms, Base: f.base, Tags: f.tags,
+		Packages: pkgs, Platforms: platforms, Base: f.base, Tags: f.tags,
 		Bare: f.bare, BaseImportPaths: f.baseImportPaths, PreserveImportPaths: f.preserveImports,
 		Compression: f.compression, CompressionLevel: f.compressionLevel,
 		Sign: f.sign, SignatureFormat: f.sigFormat, Jobs: f.jobs,
@@ -160,6 +170,8 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	if err != nil {
 		return nil, err
 	}
+	bases := &engineBases{inv: inv}
+	defer bases.Close()
 	var outcomes []request.Outcome
 	err = withVerbose(f.ko.verbose, inv.Stderr, func() error {
 		outcomes, err = request.Run(ctx, request.Env{
@@ -167,6 +179,7 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 			Publisher: dest.pub, Repo: dest.repo, Signatures: dest.sigs, Transport: dest.transport,
 			Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
 			CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
+			KoData: kodata, Builder: goBuilder(inv), Engine: bases.read,
 		}, b)
 		return err
 	})
@@ -176,6 +189,11 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 	for i := range outcomes {
 		o := &outcomes[i]
 		o.Ref = f.ko.ref(o.Repo, o.Digest, f.tags, dest.published)
+		if dest.engine != nil {
+			if o.Ref, err = engineRef(o.Repo, o.Artifact, *dest.engine); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return outcomes, nil
 }
@@ -203,9 +221,17 @@ func sourceDateEpoch(s string) (time.Time, error) {
 	if s == "" {
 		return time.Unix(0, 0).UTC(), nil
 	}
+	return epochEnv("SOURCE_DATE_EPOCH", s)
+}
+
+// parseEpoch reads a Unix time in whole seconds, not before 1970.
+func parseEpoch(s string) (time.Time, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds", s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if n < 0 {
+		return time.Time{}, errors.New("before 1970")
 	}
 	return time.Unix(n, 0).UTC(), nil
 }
@@ -226,11 +252,13 @@ func StoreDir(getenv func(string) string) (string, error) {
 }
 
 // CacheDir is where binaries and layers are kept between builds:
-// $KILN_CACHE, else $XDG_CACHE_HOME/kiln, else $HOME/.cache/kiln; "" (no
-// cache) when none is set.
+// $KILN_CACHE, else ko's $KOCACHE, else $XDG_CACHE_HOME/kiln, else
+// $HOME/.cache/kiln; "" (no cache) when none is set.
 func CacheDir(getenv func(string) string) string {
-	if d := getenv("KILN_CACHE"); d != "" {
-		return d
+	for _, k := range []string{"KILN_CACHE", "KOCACHE"} {
+		if d := getenv(k); d != "" {
+			return d
+		}
 	}
 	if d := getenv("XDG_CACHE_HOME"); d != "" {
 		return filepath.Join(d, "kiln")
@@ -244,14 +272,16 @@ func CacheDir(getenv func(string) string) string {
 // destination is where a build publishes: the publisher, the repository
 // images are named under, where their signatures go (nil when the
 // destination cannot hold them), the transport for registries (nil: the
-// default) and whether anything is written at all (not with --push=false
-// alone).
+// default), whether anything is written at all (not with --push=false
+// alone) and, for a local engine or kind, the platform loaded out of an
+// index.
 type destination struct {
 	pub       publish.Publisher
 	repo      string
 	sigs      sign.Store
 	transport http.RoundTripper
 	published bool
+	engine    *v1.Platform
 }
 
 // publisherFor turns --output (or KO_DOCKER_REPO, or the local store), -L,
@@ -266,12 +296,23 @@ func publisherFor(inv Invocation, f *buildFlags) (destination, error) {
 		if repo == "" {
 			repo = koLocalRepo
 		}
-		d.pub, d.repo, d.published = hexTagged{&publish.Load{Env: inv.Env}}, repo, true
+		p := enginePlatform(inv)
+		d.pub = &publish.Load{Env: inv.Env, Engine: publish.Engine{Platform: &p, DigestTags: true}}
+		d.repo, d.published, d.engine = repo, true, &p
 		return d, nil
 	}
-	out := f.output
+	out, from := f.output, "--output"
 	if out == "" && repo != "" {
-		out = repo
+		out, from = repo, "KO_DOCKER_REPO"
+	}
+	if pub, p, ok := enginePublisher(inv, out); ok {
+		for name, set := range map[string]bool{"--tarball": f.ko.tarball != "", "--oci-layout-path": f.ko.ociLayoutPath != "", "--load": f.load, "--push=false": !f.ko.push} {
+			if set {
+				return d, fmt.Errorf("%s=%s loads into the local engine or kind only, as ko's: drop %s", from, out, name)
+			}
+		}
+		d.pub, d.repo, d.published, d.engine = pub, out, true, p
+		return d, nil
 	}
 	var pubs publish.Multi
 	switch {

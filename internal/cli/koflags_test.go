@@ -65,15 +65,7 @@ func TestBuildKoFlagsBadInput(t *testing.T) {
 			testutil.WriteFiles(t, dir, tc.files)
 			args := append(append([]string{"build"}, tc.args...), "./cmd/hello")
 			code, stdout, stderr := kiln(t, dir, testEnv(t), args...)
-			if code != 1 {
-				t.Fatalf("exit %d, want 1; stderr:\n%s", code, stderr)
-			}
-			if stdout != "" {
-				t.Errorf("stdout = %q, want nothing", stdout)
-			}
-			if !strings.HasPrefix(stderr, "kiln: ") || !strings.Contains(stderr, tc.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
-				t.Errorf("stderr = %q, want one kiln: line containing %q", stderr, tc.want)
-			}
+			badInput(t, code, stdout, stderr, tc.want)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package image
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -67,98 +66,6 @@ func FileEntries(files []File) ([]layer.Entry, error) {
 		entries = append(entries, layer.Entry{Path: f.Path, Kind: layer.File, Mode: f.Mode, Source: f.Source})
 	}
 	return entries, nil
-}
-
-// ErrKoDataEscape is returned for a kodata symlink that leaves the module.
-var ErrKoDataEscape = errors.New("kodata symlink leaves the module")
-
-// KoDataEntries lists the package's kodata directory for /var/run/ko. Symlinks
-// are followed and their targets copied in, but only when the target stays
-// inside moduleDir. A missing kodata directory yields no entries.
-func KoDataEntries(kodata, moduleDir string) ([]layer.Entry, error) {
-	st, err := os.Stat(kodata)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading kodata: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("kodata %s is not a directory", kodata)
-	}
-	root, err := filepath.EvalSymlinks(moduleDir)
-	if err != nil {
-		return nil, fmt.Errorf("resolving module directory: %w", err)
-	}
-	real, err := filepath.EvalSymlinks(kodata)
-	if err != nil {
-		return nil, fmt.Errorf("reading kodata: %w", err)
-	}
-	if !within(root, real) {
-		return nil, fmt.Errorf("%w: %s is %s, outside %s", ErrKoDataEscape, kodata, real, root)
-	}
-	w := &kodataWalker{root: root, seen: map[string]bool{}}
-	if err := w.walk(kodata, KoDataPath); err != nil {
-		return nil, err
-	}
-	return w.entries, nil
-}
-
-type kodataWalker struct {
-	root    string
-	seen    map[string]bool // real directories being walked, to stop cycles
-	entries []layer.Entry
-}
-
-func (w *kodataWalker) walk(dir, imageDir string) error {
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return fmt.Errorf("reading kodata %s: %w", dir, err)
-	}
-	if w.seen[real] {
-		return fmt.Errorf("kodata %s: symlink cycle", dir)
-	}
-	w.seen[real] = true
-	defer delete(w.seen, real)
-
-	w.entries = append(w.entries, layer.Entry{Path: imageDir, Kind: layer.Dir, Mode: 0o755})
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("reading kodata: %w", err)
-	}
-	for _, de := range des {
-		src := filepath.Join(dir, de.Name())
-		dst := path.Join(imageDir, de.Name())
-		if de.Type()&fs.ModeSymlink != 0 {
-			target, err := filepath.EvalSymlinks(src)
-			if err != nil {
-				return fmt.Errorf("kodata symlink %s: %w", src, err)
-			}
-			if !within(w.root, target) {
-				return fmt.Errorf("%w: %s points to %s, outside %s: copy the file into the module instead", ErrKoDataEscape, src, target, w.root)
-			}
-			src = target
-		}
-		st, err := os.Stat(src)
-		if err != nil {
-			return fmt.Errorf("reading kodata: %w", err)
-		}
-		switch {
-		case st.IsDir():
-			if err := w.walk(src, dst); err != nil {
-				return err
-			}
-		case st.Mode().IsRegular():
-			mode := fs.FileMode(0o644)
-			if st.Mode()&0o111 != 0 {
-				mode = 0o755
-			}
-			w.entries = append(w.entries, layer.Entry{Path: dst, Kind: layer.File, Mode: mode, Source: src})
-		default:
-			return fmt.Errorf("kodata %s: not a regular file or directory", src)
-		}
-	}
-	return nil
 }
 
 func within(root, p string) bool {

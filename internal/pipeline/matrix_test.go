@@ -337,13 +337,7 @@ func sameImage(t *testing.T, img v1.Image, built publish.Artifact) v1.Image {
 // (vfs, under a temporary directory), so loads touch no other storage.
 func podmanEnv(t *testing.T) []string {
 	t.Helper()
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "storage.conf")
-	text := "[storage]\ndriver = \"vfs\"\ngraphroot = \"" + filepath.Join(dir, "root") + "\"\nrunroot = \"" + filepath.Join(dir, "run") + "\"\n"
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return append(os.Environ(), "CONTAINERS_STORAGE_CONF="+conf)
+	return append(os.Environ(), testutil.PodmanStorage(t))
 }
 
 // fromLayout reads the image or index h from the OCI layout dir.

@@ -283,7 +283,7 @@ func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Pl
 // sharedLayers are the layers every platform gets: kodata, then extra files.
 func (b *pkgBuild) sharedLayers(ctx context.Context) ([]image.Layer, error) {
 	var shared []image.Layer
-	kodata, err := image.KoDataEntries(filepath.Join(b.pkg.Dir, "kodata"), b.pkg.ModuleDir)
+	kodata, err := b.r.opts.KoData.Entries(filepath.Join(b.pkg.Dir, "kodata"), b.pkg.ModuleDir)
 	if err != nil {
 		return nil, err
 	}
@@ -295,14 +295,19 @@ func (b *pkgBuild) sharedLayers(ctx context.Context) ([]image.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
+	kodataOpts := b.lopts
+	if t := b.r.opts.KoData.ModTime; !t.IsZero() {
+		kodataOpts.ModTime = t
+	}
 	for _, part := range []struct {
 		entries []layer.Entry
 		comment string
-	}{{kodata, "kodata"}, {fileEntries, "files"}} {
+		opts    layer.Options
+	}{{kodata, "kodata", kodataOpts}, {fileEntries, "files", b.lopts}} {
 		if len(part.entries) == 0 {
 			continue
 		}
-		l, err := layer.Build(ctx, part.entries, b.lopts)
+		l, err := layer.Build(ctx, part.entries, part.opts)
 		if err != nil {
 			return nil, err
 		}

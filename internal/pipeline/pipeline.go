@@ -15,6 +15,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/platform"
 	"github.com/kilnbuild/kiln/internal/publish"
@@ -44,6 +45,9 @@ type Options struct {
 	// CacheDir keeps binaries and layers between runs, so an unchanged
 	// package is neither relinked nor recompressed; "" disables it.
 	CacheDir string
+	// KoData is where kodata symlinks may point and kodata's mtime (ko's
+	// KO_DATA_PATH_ALLOWED_ROOT and KO_DATA_DATE_EPOCH).
+	KoData   image.KoData
 	Progress io.Writer // human-readable progress; nil discards
 	// BeforePublish, when set, runs once after every package has built and
 	// before anything is published, with the results as they will be

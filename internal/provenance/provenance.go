@@ -42,6 +42,10 @@ type ExternalParameters struct {
 	Compression      string   `json:"compression"`
 	CompressionLevel int      `json:"compressionLevel"`
 	Config           string   `json:"config,omitempty"` // .ko.yaml path relative to the source root
+
+	// KoDataDateEpoch is the kodata layer's mtime when it is not
+	// SourceDateEpoch (ko's KO_DATA_DATE_EPOCH).
+	KoDataDateEpoch *int64 `json:"koDataDateEpoch,omitempty"`
 }
 
 // InternalParameters are builder details that do not change the result.

@@ -3,6 +3,7 @@ package publish
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Load hands images to a container engine's CLI (`podman load` or
@@ -20,10 +22,100 @@ type Load struct {
 	// Env is the tool's environment (nil: inherit).
 	Env     []string
 	TempDir string
-	archive DockerArchive
+	// Engine says how images are staged: whether an index is loaded as one
+	// platform's image and whether each image is also tagged by its digest.
+	Engine
+	staged localImages
 }
 
 var _ Publisher = (*Load)(nil)
+
+// Engine is how ko hands images to a local engine (ko.local) or to kind
+// (kind.local): one image per package, named REPO:HEX after its own
+// digest besides the tags.
+type Engine struct {
+	// Platform, when set, makes an index loadable: its image for this os
+	// and architecture is loaded instead, as ko does. nil: an index is
+	// refused with ErrMultiPlatform.
+	Platform *v1.Platform
+	// DigestTags also tags each image REPO:HEX, its manifest digest's hex.
+	DigestTags bool
+}
+
+// localImages stages what a local engine or kind gets, as a docker archive.
+type localImages struct{ archive DockerArchive }
+
+func (s *localImages) publish(ctx context.Context, e Engine, a Artifact, repo string, tags []string) (name.Digest, error) {
+	ref, err := digestRef(repo, a)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if e.Platform != nil {
+		if a, err = PlatformImage(a, *e.Platform); err != nil {
+			return name.Digest{}, err
+		}
+	}
+	if e.DigestTags {
+		h, err := a.Digest()
+		if err != nil {
+			return name.Digest{}, err
+		}
+		tags = append([]string{h.Hex}, tags...)
+	}
+	if _, err := s.archive.Publish(ctx, a, repo, tags); err != nil {
+		return name.Digest{}, err
+	}
+	return ref, nil
+}
+
+// write writes the staged archive into a new directory under tempDir and
+// returns the file; the caller removes dir. "" when nothing was staged.
+func (s *localImages) write(ctx context.Context, tempDir, prefix string) (dir, file string, err error) {
+	if len(s.archive.items) == 0 {
+		return "", "", nil
+	}
+	dir, err = os.MkdirTemp(tempDir, prefix)
+	if err != nil {
+		return "", "", err
+	}
+	s.archive.File = filepath.Join(dir, "images.tar")
+	if err := s.archive.Close(ctx); err != nil {
+		os.RemoveAll(dir)
+		return "", "", err
+	}
+	return dir, s.archive.File, nil
+}
+
+// PlatformImage is a as one image: a itself when it is an image, else the
+// index's first image whose os and architecture are p's (the variant is
+// not looked at), as ko picks what it loads into a daemon or kind.
+func PlatformImage(a Artifact, p v1.Platform) (v1.Image, error) {
+	switch a := a.(type) {
+	case v1.Image:
+		return a, nil
+	case v1.ImageIndex:
+		m, err := a.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		var have []string
+		for _, d := range m.Manifests {
+			if d.Platform == nil {
+				continue
+			}
+			if d.Platform.OS == p.OS && d.Platform.Architecture == p.Architecture {
+				return a.Image(d.Digest)
+			}
+			have = append(have, d.Platform.String())
+		}
+		return nil, fmt.Errorf("%w: the index has no %s/%s image to load (it has %s): add that platform", ErrNoPlatformImage, p.OS, p.Architecture, strings.Join(have, ", "))
+	}
+	return nil, fmt.Errorf("cannot load a %T", a)
+}
+
+// ErrNoPlatformImage means an index has no image for the platform a local
+// engine or kind is loaded with.
+var ErrNoPlatformImage = errors.New("no image for the platform to load")
 
 func (l *Load) tool() (string, error) {
 	if l.Tool != "" {
@@ -43,35 +135,38 @@ func (l *Load) Check(context.Context) error {
 	return err
 }
 
-// Publish implements Publisher.
+// Publish implements Publisher. It returns a's own digest, also when an
+// index is loaded as one of its images.
 func (l *Load) Publish(ctx context.Context, a Artifact, repo string, tags []string) (name.Digest, error) {
-	return l.archive.Publish(ctx, a, repo, tags)
+	return l.staged.publish(ctx, l.Engine, a, repo, tags)
 }
 
 // Close implements Publisher: it writes the archive and runs `TOOL load`.
 func (l *Load) Close(ctx context.Context) error {
-	if len(l.archive.items) == 0 {
+	if len(l.staged.archive.items) == 0 {
 		return nil
 	}
 	tool, err := l.tool()
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp(l.TempDir, "kiln-load-*")
+	dir, file, err := l.staged.write(ctx, l.TempDir, "kiln-load-*")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	l.archive.File = filepath.Join(dir, "images.tar")
-	if err := l.archive.Close(ctx); err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, tool, "load", "-i", l.archive.File)
-	cmd.Env = l.Env
+	return runTool(ctx, l.Env, tool, "load", "-i", file)
+}
+
+// runTool runs tool with args and env (nil: inherit); a failure carries
+// the tool's output.
+func runTool(ctx context.Context, env []string, tool string, args ...string) error {
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s load: %v: %s", filepath.Base(tool), err, strings.TrimSpace(out.String()))
+		return fmt.Errorf("%s %s: %v: %s", filepath.Base(tool), args[0], err, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

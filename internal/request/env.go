@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/sign"
 )
@@ -32,15 +34,19 @@ type Env struct {
 	Signatures sign.Store        // where signatures go; nil when the destination cannot hold them
 	Key        Key               // the signing key, for requests that sign
 
-	CacheDir    string    // binaries, layers and remembered public keys between runs; "" for none
-	Created     time.Time // image creation time and layer mtimes; zero means the Unix epoch
-	Progress    io.Writer // the build's log; nil discards
-	KilnVersion string    // recorded in SBOMs and provenance
+	CacheDir    string       // binaries, layers and remembered public keys between runs; "" for none
+	Created     time.Time    // image creation time and layer mtimes; zero means the Unix epoch
+	KoData      image.KoData // kodata's allowed symlink root and mtime (KO_DATA_PATH_ALLOWED_ROOT, KO_DATA_DATE_EPOCH)
+	Progress    io.Writer    // the build's log; nil discards
+	KilnVersion string       // recorded in SBOMs and provenance
 	// Builder runs the go command; nil means the real one with Env.
 	Builder *gobuild.Builder
 	// Transport carries the calls to registries for bases; nil means
 	// ggcr's default (see remoteopt.Insecure for --insecure-registry).
 	Transport http.RoundTripper
+	// Engine reads ko.local/… bases from the local podman or docker; nil
+	// refuses them (a build service has no engine of its caller's).
+	Engine base.EngineReader
 }
 
 // Key is a cosign private key (ECDSA P-256, encrypted).

@@ -82,8 +82,9 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		Builder:   env.Builder,
 		Progress:  env.Progress,
 		CacheDir:  env.CacheDir,
+		KoData:    env.KoData,
 	}
-	opts.Base.Transport = env.Transport
+	opts.Base.Transport, opts.Base.Engine = env.Transport, env.Engine
 	if s != nil {
 		opts.BeforePublish, opts.AfterPublish = s.before, s.after
 	}

@@ -141,6 +141,7 @@ func (s *signing) before(ctx context.Context, results []pipeline.Result) error {
 	s.opts = attest.Options{
 		Signer: sign.New(l.sv).WithFormat(s.format), Store: s.env.Signatures, KilnVersion: s.env.KilnVersion,
 		Dir: s.env.Dir, ConfigPath: s.cfg.Path, Jobs: s.jobs, Created: s.env.Created,
+		KoDataTime: s.env.KoData.ModTime,
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/platform"
@@ -95,6 +96,10 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
 	}
 	defer os.RemoveAll(out)
 	env := append(append([]string{}, o.Env...), "GOFLAGS="+p.GOFLAGS)
+	var kodata image.KoData
+	if p.KoDataDateEpoch != nil {
+		kodata.ModTime = time.Unix(*p.KoDataDateEpoch, 0).UTC()
+	}
 	res, err := pipeline.Run(ctx, pipeline.Options{
 		Dir: dir, Env: env, Config: cfg, Platforms: spec, Jobs: 2,
 		Compress:  &layer.Compression{Algorithm: alg, Level: p.CompressionLevel},
@@ -103,6 +108,7 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
 		Publisher: &publish.ToLayout{Dir: out},
 		Builder:   &gobuild.Builder{Env: env},
 		CacheDir:  o.CacheDir,
+		KoData:    kodata,
 	}, []string{p.Package})
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuilding %s at %s: %w", p.Package, commit, err)
