@@ -30,6 +30,10 @@ func (r *ToRegistry) Nearby() bool { return LoopbackRegistry(r.Repo) }
 // host, like DOCKER_HOST=ssh://…, is taken for nearby too).
 func (l *Load) Nearby() bool { return true }
 
+// Nearby is true: kind's nodes run on this machine and take the archive
+// from a file here.
+func (k *Kind) Nearby() bool { return true }
+
 // Nearby is false: an archive is made to be carried elsewhere.
 func (o *OCIArchive) Nearby() bool { return false }
 

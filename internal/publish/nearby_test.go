@@ -49,6 +49,7 @@ func TestNearby(t *testing.T) {
 		{"oci-archive", &publish.OCIArchive{File: "x.tar"}, false},
 		{"docker-archive", &publish.DockerArchive{File: "x.tar"}, false},
 		{"load", &publish.Load{}, true},
+		{"kind", &publish.Kind{}, true},
 		{"all nearby", publish.Multi{loop, &publish.Load{}}, true},
 		{"one far", publish.Multi{loop, far}, false},
 		{"none at all", publish.Multi{}, true},
