@@ -166,7 +166,7 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 			Dir: inv.Dir, Env: inv.Env, Config: cfg,
 			Publisher: dest.pub, Repo: dest.repo, Signatures: dest.sigs, Transport: dest.transport,
 			Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
-			CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
+			CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version, SBOMDir: f.ko.sbomDir,
 		}, b)
 		return err
 	})

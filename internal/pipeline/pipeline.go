@@ -45,6 +45,9 @@ type Options struct {
 	// package is neither relinked nor recompressed; "" disables it.
 	CacheDir string
 	Progress io.Writer // human-readable progress; nil discards
+	// Debugger, when set, goes into every image and starts the program
+	// (kiln build --debug).
+	Debugger Debugger
 	// BeforePublish, when set, runs once after every package has built and
 	// before anything is published, with the results as they will be
 	// published (Repo and Digest set, Ref not yet); an error stops the run
