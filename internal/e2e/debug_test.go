@@ -1,11 +1,17 @@
 package e2e
 
 import (
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -62,9 +68,15 @@ func TestDebugImage(t *testing.T) {
 	if !slices.Equal(cf.Config.Entrypoint, want) {
 		t.Errorf("entrypoint %q, want ko's %q", cf.Config.Entrypoint, want)
 	}
-	hdrs, _ := testutil.Files(t, img, "ko-app/dlv")
+	hdrs, files := testutil.Files(t, img, "ko-app/dlv", "ko-app/hello")
 	if h := hdrs["ko-app/dlv"]; h == nil || h.Mode&0o111 == 0 || h.Size < 1<<20 {
 		t.Errorf("ko-app/dlv in the image: %+v, want an executable", h)
+	}
+	// The program keeps its DWARF (kiln's default -s -w would drop it).
+	if f, err := elf.NewFile(bytes.NewReader(files["ko-app/hello"])); err != nil {
+		t.Error(err)
+	} else if _, err := f.DWARF(); err != nil {
+		t.Errorf("/ko-app/hello has no DWARF for Delve: %v", err)
 	}
 
 	testutil.RequireTool(t, "podman")
@@ -74,5 +86,30 @@ func TestDebugImage(t *testing.T) {
 	v := podman(t, append(runFlags(image, "--entrypoint", "/ko-app/dlv"), "version")...)
 	if !strings.Contains(v, "Delve Debugger") || !strings.Contains(v, "Version: "+strings.TrimPrefix(delve.Version, "v")) {
 		t.Errorf("dlv version in the container:\n%s", v)
+	}
+	// Started as the image says, Delve listens on its port (unless another
+	// program on this host holds it).
+	if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", delve.Port)); err != nil {
+		t.Logf("port %d is taken on this host: not starting the container: %v", delve.Port, err)
+		return
+	} else {
+		l.Close()
+	}
+	cname := fmt.Sprintf("kiln-e2e-debug-%d", os.Getpid())
+	podman(t, runFlags(image, "-d", "--name", cname, "--network", "host")...)
+	t.Cleanup(func() { exec.Command("podman", "rm", "-f", cname).Run() })
+	var conn net.Conn
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if conn, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", delve.Port)); err == nil {
+			conn.Close()
+			break
+		}
+	}
+	if err != nil {
+		logs, _ := exec.Command("podman", "logs", cname).CombinedOutput()
+		t.Fatalf("Delve never listened on %d: %v\n%s", delve.Port, err, logs)
+	}
+	if logs, _ := exec.Command("podman", "logs", cname).CombinedOutput(); strings.Contains(string(logs), "no debug info found") {
+		t.Errorf("Delve found no debug info:\n%s", logs)
 	}
 }

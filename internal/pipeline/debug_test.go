@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"context"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -31,6 +33,22 @@ func (s *stubDebugger) Binary(context.Context, v1.Platform) (string, bool, error
 }
 func (s *stubDebugger) Entrypoint(dbg, app string) []string { return []string{dbg, "exec", "--", app} }
 
+// argsGo is fakeGo that records the arguments of each go build.
+type argsGo struct {
+	*fakeGo
+	mu     sync.Mutex
+	builds [][]string
+}
+
+func (f *argsGo) Run(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
+	if args[0] == "build" {
+		f.mu.Lock()
+		f.builds = append(f.builds, args)
+		f.mu.Unlock()
+	}
+	return f.fakeGo.Run(ctx, dir, env, name, args...)
+}
+
 // TestDebuggerWrapsTheProgram: with a Debugger, each platform it runs on
 // gets it at /ko-app/dlv (0555) in a layer after the program's, and an
 // entrypoint that starts the program under it; another platform is built
@@ -38,7 +56,7 @@ func (s *stubDebugger) Entrypoint(dbg, app string) []string { return []string{db
 func TestDebuggerWrapsTheProgram(t *testing.T) {
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, map[string]string{"go.mod": "module example.com/big\n\ngo 1.22\n", "cmd/big/.keep": ""})
-	fake := newFakeGo(t, dir, 1<<20)
+	fake := &argsGo{fakeGo: newFakeGo(t, dir, 1<<20)}
 	dbg := &stubDebugger{self: fake.self}
 	out := t.TempDir()
 	res, err := Run(context.Background(), Options{
@@ -51,6 +69,12 @@ func TestDebuggerWrapsTheProgram(t *testing.T) {
 	}, []string{"./cmd/big"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// A debugger needs the symbols and DWARF that kiln's default -s -w drop.
+	for _, args := range fake.builds {
+		if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "-ldflags=") && strings.Contains(a, "-s") }) {
+			t.Errorf("go %q: a debug build must keep symbols and DWARF", args)
+		}
 	}
 	if n := dbg.calls.Load(); n != 1 {
 		t.Errorf("%d debugger builds, want 1 (amd64)", n)

@@ -57,8 +57,9 @@ type Build struct {
 	// --sbom: spdx, cyclonedx, go.version-m or none ("" is none).
 	SBOM string `json:"sbom,omitempty"`
 	// Debug puts Delve into every image and starts the program under it
-	// (listening on port 40000), compiled with -gcflags=all=-N -l, as ko's
-	// --debug; platforms Delve does not run on are built without it.
+	// (listening on port 40000), compiled with -gcflags=all=-N -l and
+	// without the default -s -w, as ko's --debug; platforms Delve does not
+	// run on are built without it.
 	Debug bool `json:"debug,omitempty"`
 }
 
