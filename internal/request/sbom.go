@@ -116,19 +116,13 @@ func (w *sbomWriter) put(ctx context.Context, res pipeline.Result, h v1.Hash, do
 	return nil
 }
 
-// chainAfter runs each non-nil hook in turn.
+// chainAfter runs each hook in turn; nil when there is none.
 func chainAfter(hooks ...func(context.Context, pipeline.Result) error) func(context.Context, pipeline.Result) error {
-	var hs []func(context.Context, pipeline.Result) error
-	for _, h := range hooks {
-		if h != nil {
-			hs = append(hs, h)
-		}
-	}
-	if len(hs) == 0 {
+	if len(hooks) == 0 {
 		return nil
 	}
 	return func(ctx context.Context, res pipeline.Result) error {
-		for _, h := range hs {
+		for _, h := range hooks {
 			if err := h(ctx, res); err != nil {
 				return err
 			}
