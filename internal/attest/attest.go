@@ -75,21 +75,28 @@ func (o Options) attach(ctx context.Context, res pipeline.Result, img pipeline.P
 }
 
 func (o Options) attest(ctx context.Context, res pipeline.Result, img pipeline.PlatformResult, d v1.Hash, pred provenance.Predicate) error {
+	in := SBOMInput(res, img, d, o.Created, o.KilnVersion, o.GOROOT)
+	if err := o.Signer.Attest(ctx, o.Store, res.Repo, d, sbom.PredicateType, sbom.Generate(in)); err != nil {
+		return err
+	}
+	return o.Signer.Attest(ctx, o.Store, res.Repo, d, provenance.PredicateType, pred)
+}
+
+// SBOMInput is what the SBOM of res's image img, published as d, says:
+// signed here, or attached unsigned (kiln build --sbom). goroot, when
+// set, overrides the build's for the static base's contents.
+func SBOMInput(res pipeline.Result, img pipeline.PlatformResult, d v1.Hash, created time.Time, kilnVersion, goroot string) sbom.Input {
 	in := sbom.Input{
 		Image: res.Repo + "@" + d.String(), Platform: img.Platform, BuildInfo: img.BuildInfo,
-		Base: res.Base, BaseDigest: res.BaseDigest, Created: o.Created, Tool: "kiln-" + o.KilnVersion,
+		Base: res.Base, BaseDigest: res.BaseDigest, Created: created, Tool: "kiln-" + kilnVersion,
 	}
 	if res.Base == base.StaticName {
-		goroot := o.GOROOT
 		if goroot == "" {
 			goroot = res.Record.GOROOT
 		}
 		in.BaseContents = base.StaticContents(goroot)
 	}
-	if err := o.Signer.Attest(ctx, o.Store, res.Repo, d, sbom.PredicateType, sbom.Generate(in)); err != nil {
-		return err
-	}
-	return o.Signer.Attest(ctx, o.Store, res.Repo, d, provenance.PredicateType, pred)
+	return in
 }
 
 func (o Options) provenance(res pipeline.Result) provenance.Predicate {

@@ -179,7 +179,7 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 			Publisher: dest.pub, Repo: dest.repo, Signatures: dest.sigs, Transport: dest.transport,
 			Key:      request.Key{Path: f.key, Password: []byte(inv.getenv("COSIGN_PASSWORD")), FromConfig: true},
 			CacheDir: CacheDir(inv.getenv), Created: created, Progress: inv.Stderr, KilnVersion: Version,
-			KoData: kodata, Builder: goBuilder(inv), Engine: bases.read,
+			KoData: kodata, Builder: goBuilder(inv), Engine: bases.read, SBOMDir: f.ko.sbomDir,
 		}, b)
 		return err
 	})

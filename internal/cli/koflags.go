@@ -36,6 +36,9 @@ type koFlags struct {
 	disableOpt    bool
 	insecure      bool
 	verbose       bool
+	sbom          string
+	sbomDir       string
+	debug         bool
 }
 
 func (k *koFlags) register(fl *pflag.FlagSet) {
@@ -50,13 +53,16 @@ func (k *koFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&k.disableOpt, "disable-optimizations", false, "compile with -gcflags=all=-N -l, for a debugger")
 	fl.BoolVar(&k.insecure, "insecure-registry", false, "do not verify registries' TLS certificates, and use plain http where a registry speaks it (pushes, bases, signatures)")
 	fl.BoolVarP(&k.verbose, "verbose", "v", false, "also log every registry call on stderr")
+	fl.StringVar(&k.sbom, "sbom", "spdx", "the unsigned SBOM attached to every image pushed (cosign's sha256-<hex>.sbom tag), as ko: spdx, cyclonedx (1.5 JSON), go.version-m or none")
+	fl.StringVar(&k.sbomDir, "sbom-dir", "", "also write every SBOM to this directory, as NAME-PLATFORM.spdx.json (.cyclonedx.json, .go.version-m; NAME-index.* for an index)")
+	fl.BoolVar(&k.debug, "debug", false, "put Delve into the image and start the program under it, listening on port 40000 (linux/amd64 and linux/arm64); compiles with -gcflags=all=-N -l")
 }
 
 // koOnly are the flags above that a build service does not take: they
 // choose local destinations or how this machine reaches registries. The
 // image flags (labels, annotations, user, optimizations) go with the
 // request.
-var koOnly = []string{"tag-only", "push", "local", "tarball", "oci-layout-path", "insecure-registry", "image-refs"}
+var koOnly = []string{"tag-only", "push", "local", "tarball", "oci-layout-path", "insecure-registry", "image-refs", "sbom-dir"}
 
 // apply puts the image flags into b; a KEY=VALUE without '=' is refused,
 // as ko refuses it.
@@ -69,6 +75,7 @@ func (k *koFlags) apply(b *request.Build) error {
 		return err
 	}
 	b.User, b.DisableOptimizations = k.user, k.disableOpt
+	b.SBOM, b.Debug = k.sbom, k.debug
 	return nil
 }
 

@@ -58,6 +58,11 @@ func TestBuildKoFlagsBadInput(t *testing.T) {
 		{"tarball with --remote", []string{"--remote", "http://127.0.0.1:1", "--tarball", "x.tar"}, nil, "--tarball does not go with --remote"},
 		{"image-refs with --remote", []string{"--remote", "http://127.0.0.1:1", "--image-refs", "refs.txt"}, nil, "--image-refs does not go with --remote"},
 		{"tarball directory missing", []string{"--push=false", "--tarball", "missing/x.tar"}, nil, "not writable"},
+		{"unknown sbom kind", []string{"--sbom", "xml"}, nil, `--sbom "xml": unknown SBOM kind: use spdx, cyclonedx, go.version-m or none`},
+		{"sbom kind in capitals", []string{"--sbom", "SPDX"}, nil, `--sbom "SPDX"`},
+		{"sbom-dir not writable", []string{"--sbom-dir", "file.txt/sboms"}, map[string]string{"file.txt": "x"}, "--sbom-dir file.txt/sboms: "},
+		{"sbom-dir with --remote", []string{"--remote", "http://127.0.0.1:1", "--sbom-dir", "sboms"}, nil, "--sbom-dir does not go with --remote"},
+		{"debug on no platform Delve runs on", []string{"--debug", "--platform", "linux/s390x,linux/arm/v7"}, nil, "--debug: Delve runs on linux/amd64 and linux/arm64 only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

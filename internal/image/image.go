@@ -38,7 +38,10 @@ type Layer struct {
 
 // Config is what the image's config and manifest get on top of the base.
 type Config struct {
-	Name        string            // binary name; the entrypoint is /ko-app/<Name>
+	Name string // binary name; the entrypoint is /ko-app/<Name>
+	// Entrypoint replaces /ko-app/<Name> as the entrypoint when set: a
+	// debugger that starts the program (kiln build --debug).
+	Entrypoint  []string
 	Env         []string          // KEY=VALUE, applied after PATH and KO_DATA_PATH
 	Labels      map[string]string // merged over the base's labels
 	Annotations map[string]string // manifest annotations
@@ -81,6 +84,9 @@ func Assemble(base v1.Image, layers []Layer, cfg Config) (v1.Image, error) {
 
 	c := &cf.Config
 	c.Entrypoint = []string{path.Join(AppDir, cfg.Name)}
+	if len(cfg.Entrypoint) > 0 {
+		c.Entrypoint = cfg.Entrypoint
+	}
 	c.Cmd = cfg.Args
 	c.Env = setEnv(c.Env, "PATH", appendPath(envValue(c.Env, "PATH"), AppDir))
 	c.Env = setEnv(c.Env, "KO_DATA_PATH", KoDataPath)

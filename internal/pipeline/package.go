@@ -121,6 +121,10 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 			if err != nil {
 				return err
 			}
+			dl, entrypoint, err := b.debugger(gctx, p)
+			if err != nil {
+				return err
+			}
 			bs, err := b.baseF.wait()
 			if err != nil {
 				return err
@@ -137,8 +141,11 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 			meta.once.Do(func() { meta.labels, meta.annotations = b.metadata(bs) })
 			defer b.layers.since(time.Now())
 			layers := append(append([]image.Layer{}, shared...), image.Layer{Layer: bl, CreatedBy: "kiln build " + pkg.ImportPath, Comment: "binary"})
+			if dl != nil {
+				layers = append(layers, *dl)
+			}
 			img, err := image.Assemble(baseImg, layers, image.Config{
-				Name: b.binName, Env: b.image.Env, Labels: meta.labels, Annotations: meta.annotations,
+				Name: b.binName, Entrypoint: entrypoint, Env: b.image.Env, Labels: meta.labels, Annotations: meta.annotations,
 				Args: b.image.Args, User: b.image.User, Workdir: b.image.Workdir,
 				Created: o.Created, Platform: p,
 			})

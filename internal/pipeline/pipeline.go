@@ -49,6 +49,9 @@ type Options struct {
 	// KO_DATA_PATH_ALLOWED_ROOT and KO_DATA_DATE_EPOCH).
 	KoData   image.KoData
 	Progress io.Writer // human-readable progress; nil discards
+	// Debugger, when set, goes into every image and starts the program
+	// (kiln build --debug).
+	Debugger Debugger
 	// BeforePublish, when set, runs once after every package has built and
 	// before anything is published, with the results as they will be
 	// published (Repo and Digest set, Ref not yet); an error stops the run

@@ -59,6 +59,9 @@ func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(f
 		flags = b.Flags
 	}
 	ldflags := []string{"-s", "-w"}
+	if r.opts.Debugger != nil {
+		ldflags = nil // a debugger needs the symbols and DWARF that -s -w drop
+	}
 	if len(c.DefaultLdflags) > 0 {
 		ldflags = c.DefaultLdflags
 	}

@@ -3,13 +3,16 @@ package request
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/kilnbuild/kiln/internal/delve"
 	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/platform"
+	"github.com/kilnbuild/kiln/internal/sbom"
 	"github.com/kilnbuild/kiln/internal/sign"
 )
 
@@ -51,6 +54,14 @@ type Build struct {
 	// DisableOptimizations compiles with -gcflags=all=-N -l, as ko's
 	// --disable-optimizations, for a debugger.
 	DisableOptimizations bool `json:"disableOptimizations,omitempty"`
+	// SBOM is the unsigned SBOM attached to every image pushed, as ko's
+	// --sbom: spdx, cyclonedx, go.version-m or none ("" is none).
+	SBOM string `json:"sbom,omitempty"`
+	// Debug puts Delve into every image and starts the program under it
+	// (listening on port 40000), compiled with -gcflags=all=-N -l and
+	// without the default -s -w, as ko's --debug; platforms Delve does not
+	// run on are built without it.
+	Debug bool `json:"debug,omitempty"`
 }
 
 // ErrInvalid is what every error of Validate is (errors.Is), so that a
@@ -68,7 +79,14 @@ func (b Build) Validate() error {
 			return invalid("package %q is not an import path or a ./dir path", p)
 		}
 	}
-	if _, err := platform.Parse(b.Platforms); err != nil {
+	spec, err := platform.Parse(b.Platforms)
+	if err != nil {
+		return invalidError{err}
+	}
+	if b.Debug && len(spec.Platforms) > 0 && !slices.ContainsFunc(spec.Platforms, delve.Supports) {
+		return invalid("--debug: Delve runs on linux/amd64 and linux/arm64 only, and no platform asked for is one: add one")
+	}
+	if _, err := sbom.ParseKind(b.SBOM); err != nil {
 		return invalidError{err}
 	}
 	if strings.ContainsAny(b.Base, "\x00\r\n\t ") {

@@ -46,6 +46,11 @@ func TestValidate(t *testing.T) {
 		{"label key with =", func(b *Build) { b.Labels = map[string]string{"a=b": "v"} }, `label "a=b"`},
 		{"annotation key with a newline", func(b *Build) { b.Annotations = map[string]string{"a\nb": "v"} }, "annotation"},
 		{"user with a newline", func(b *Build) { b.User = "root\nx" }, "is not a user"},
+		{"sbom kinds and debug", func(b *Build) { b.SBOM, b.Debug = "cyclonedx", true }, ""},
+		{"debug with one platform Delve runs on", func(b *Build) { b.Debug, b.Platforms = true, []string{"linux/s390x,linux/arm64"} }, ""},
+		{"debug with the config's platforms", func(b *Build) { b.Debug = true }, ""},
+		{"unknown sbom kind", func(b *Build) { b.SBOM = "spdx-tag-value" }, `--sbom "spdx-tag-value": unknown SBOM kind`},
+		{"debug on no platform Delve runs on", func(b *Build) { b.Debug, b.Platforms = true, []string{"linux/arm/v7"} }, "Delve runs on linux/amd64 and linux/arm64 only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := ok

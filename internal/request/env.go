@@ -33,6 +33,9 @@ type Env struct {
 	Repo       string            // the repository images are named under (pipeline.LocalRepo for files)
 	Signatures sign.Store        // where signatures go; nil when the destination cannot hold them
 	Key        Key               // the signing key, for requests that sign
+	// SBOMDir, when set, receives every SBOM the request asks for (ko's
+	// --sbom-dir); relative to Dir.
+	SBOMDir string
 
 	CacheDir    string       // binaries, layers and remembered public keys between runs; "" for none
 	Created     time.Time    // image creation time and layer mtimes; zero means the Unix epoch

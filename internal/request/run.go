@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"time"
 
 	"github.com/kilnbuild/kiln/internal/attest"
+	"github.com/kilnbuild/kiln/internal/delve"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/platform"
@@ -55,6 +57,9 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		c.DefaultBaseImage, c.BaseImageOverrides = b.Base, nil
 		cfg = &c
 	}
+	if b.Debug {
+		b.DisableOptimizations = true // Delve needs it, as in ko
+	}
 	cfg = b.applyOverrides(cfg)
 	spec, _ := platform.Parse(b.Platforms) // checked by Validate
 	compress, _ := b.compression()         // checked by Validate
@@ -65,6 +70,10 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		env.Builder = &gobuild.Builder{Env: env.Env}
 	}
 	s, err := newSigning(env, b, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sw, err := newSBOMWriter(env, b)
 	if err != nil {
 		return nil, err
 	}
@@ -85,9 +94,25 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		KoData:    env.KoData,
 	}
 	opts.Base.Transport, opts.Base.Engine = env.Transport, env.Engine
-	if s != nil {
-		opts.BeforePublish, opts.AfterPublish = s.before, s.after
+	if b.Debug {
+		d := &delve.Builder{Go: env.Builder, CacheDir: env.CacheDir}
+		if d.CacheDir == "" {
+			if d.TempDir, err = os.MkdirTemp("", "kiln-delve-*"); err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(d.TempDir)
+		}
+		opts.Debugger = d
 	}
+	var after []func(context.Context, pipeline.Result) error
+	if sw != nil {
+		after = append(after, sw.after)
+	}
+	if s != nil {
+		opts.BeforePublish = s.before
+		after = append(after, s.after)
+	}
+	opts.AfterPublish = chainAfter(after...)
 	results, err := pipeline.Run(ctx, opts, b.Packages)
 	if err != nil {
 		return nil, err

@@ -46,16 +46,7 @@ func Generate(in Input) *Document {
 	}
 	imageID := "SPDXRef-Image"
 	repo, digest, _ := strings.Cut(in.Image, "@")
-	img := Package{
-		Name: repo, SPDXID: imageID, VersionInfo: digest, DownloadLocation: noAssertion,
-		LicenseConcluded: noAssertion, LicenseDeclared: noAssertion, CopyrightText: noAssertion,
-		PrimaryPurpose: "CONTAINER", Comment: "platform " + in.Platform,
-		ExternalRefs: []ExternalRef{{Category: "PACKAGE-MANAGER", Type: "purl", Locator: ociPurl(repo, digest, in.Platform, "")}},
-	}
-	if h, ok := strings.CutPrefix(digest, "sha256:"); ok {
-		img.Checksums = []Checksum{{Algorithm: "SHA256", Value: h}}
-	}
-	doc.add(img)
+	doc.add(imagePackage(repo, digest, in.Platform, imageID, "platform "+in.Platform))
 	doc.DocumentDescribes = []string{imageID}
 	doc.relate("SPDXRef-DOCUMENT", "DESCRIBES", imageID)
 
