@@ -203,17 +203,3 @@ func (discardPublisher) Publish(_ context.Context, a publish.Artifact, repo stri
 	}
 	return name.NewDigest(repo + "@" + h.String())
 }
-
-// hexTagged adds the digest's hex as a tag, as ko names what it loads
-// into the local engine (REPO:HEX), besides the tags asked for.
-type hexTagged struct{ publish.Publisher }
-
-func (h hexTagged) Publish(ctx context.Context, a publish.Artifact, repo string, tags []string) (name.Digest, error) {
-	d, err := a.Digest()
-	if err != nil {
-		return name.Digest{}, err
-	}
-	return h.Publisher.Publish(ctx, a, repo, append([]string{d.Hex}, tags...))
-}
-
-func (h hexTagged) Nearby() bool { return publish.Nearby(h.Publisher) }

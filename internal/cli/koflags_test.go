@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"crypto/md5"
 	"debug/buildinfo"
 	"encoding/hex"
@@ -21,12 +20,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -307,31 +304,6 @@ func TestKoRef(t *testing.T) {
 		if got := tc.k.ref(repo, dig, tc.tags, tc.published); got != tc.want {
 			t.Errorf("%+v tags %v published %v: %q, want %q", tc.k, tc.tags, tc.published, got, tc.want)
 		}
-	}
-}
-
-// recorder is a publisher that records the tags it was given.
-type recorder struct {
-	discardPublisher
-	tags []string
-}
-
-func (r *recorder) Publish(ctx context.Context, a publish.Artifact, repo string, tags []string) (name.Digest, error) {
-	r.tags = tags
-	return r.discardPublisher.Publish(ctx, a, repo, tags)
-}
-
-// TestHexTagged: -L names the image REPO:HEX besides its tags, as ko
-// names what it loads.
-func TestHexTagged(t *testing.T) {
-	img, _ := random.Image(16, 1)
-	h, _ := img.Digest()
-	rec := &recorder{}
-	if _, err := (hexTagged{rec}).Publish(context.Background(), img, "ko.local/app", []string{"latest"}); err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{h.Hex, "latest"}; !slices.Equal(rec.tags, want) {
-		t.Errorf("tags %v, want %v", rec.tags, want)
 	}
 }
 
