@@ -76,7 +76,7 @@ type registryProcess struct {
 	port int
 	log  string
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testutil.Process
 }
 
 func newRegistryProcess(t *testing.T) *registryProcess {
@@ -102,57 +102,20 @@ func startRegistryProcess(t *testing.T, args ...string) *registryProcess {
 	return p
 }
 
-func (p *registryProcess) logTail() string {
-	b, _ := os.ReadFile(p.log)
-	return tail(string(b), 4000)
-}
+func (p *registryProcess) logTail() string { return testutil.LogTail(p.log, 4000) }
 
 func (p *registryProcess) url() string  { return "http://127.0.0.1:" + strconv.Itoa(p.port) }
 func (p *registryProcess) host() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
 func (p *registryProcess) start() {
-	t := p.t
-	t.Helper()
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(buildServer(t), append([]string{"--addr", p.host(), "--data", p.data, "--registry-only"}, p.args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	p.done = make(chan struct{})
-	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
-	client := &http.Client{Timeout: 2 * time.Second}
-	status := "no answer"
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-p.done:
-			t.Fatalf("the registry exited before serving (%v):\n%s", p.cmd.ProcessState, p.logTail())
-		default:
-		}
-		resp, err := client.Get(p.url() + "/v2/")
-		if err != nil {
-			status = err.Error()
-			continue
-		}
-		resp.Body.Close()
-		// 401: the registry has credentials, and is up.
-		if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-			return
-		}
-		status = resp.Status
-	}
-	t.Fatalf("the registry never answered GET /v2/ with 200 or 401 (last: %s):\n%s", status, p.logTail())
+	p.t.Helper()
+	p.cmd = exec.Command(buildServer(p.t), append([]string{"--addr", p.host(), "--data", p.data, "--registry-only"}, p.args...)...)
+	// 401: the registry has credentials, and is up.
+	p.proc = testutil.StartProcess(p.t, p.cmd, p.log, p.url()+"/v2/", http.StatusOK, http.StatusUnauthorized)
 }
 
 // kill ends the server with SIGKILL: no shutdown code runs.
-func (p *registryProcess) kill() {
-	p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *registryProcess) kill() { p.proc.Kill() }
 
 // stalledRequest sends method to url with a body of which only the first
 // part arrives, and returns once the server has read some of it. The
