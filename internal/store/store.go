@@ -338,9 +338,8 @@ func (l *Layout) writeIndexLocked(im *v1.IndexManifest) error {
 	return l.writeFileAtomic(filepath.Join(l.dir, "index.json"), raw)
 }
 
-// Index reads index.json (an empty index when there is none yet).
-func (l *Layout) Index() (*v1.IndexManifest, error) { return l.readIndex() }
-
+// readIndex is index.json (an empty index when there is none yet), a copy
+// the caller may edit.
 func (l *Layout) readIndex() (*v1.IndexManifest, error) {
 	cached, err := l.sharedIndex()
 	if err != nil {
