@@ -257,10 +257,14 @@ func TestRegistrySurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("redoing the push: %v", err)
 	}
 
-	// Killed while clients push: every tag that survived is whole.
+	// Killed while clients push: every tag that survived is whole. The
+	// kill comes once round+1 pushes have finished (not after a fixed
+	// time, which a loaded machine outlasts before the first push ends),
+	// while the next is under way.
 	for round := range 3 {
 		stop := make(chan struct{})
 		pushed := make(chan struct{})
+		finished := make(chan struct{}, round+1)
 		go func() {
 			defer close(pushed)
 			for i := 0; ; i++ {
@@ -271,10 +275,22 @@ func TestRegistrySurvivesSIGKILL(t *testing.T) {
 				}
 				img, _ := random.Image(4096, 3)
 				r, _ := name.ParseReference(fmt.Sprintf("%s/crash/loop:r%d-%d", p.host(), round, i))
-				remote.Write(r, img)
+				if remote.Write(r, img) == nil {
+					select {
+					case finished <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}()
-		time.Sleep(time.Duration(200+round*170) * time.Millisecond)
+		for range round + 1 {
+			select {
+			case <-finished:
+			case <-time.After(2 * time.Minute):
+				close(stop)
+				t.Fatalf("round %d: no push finished in 2 minutes:\n%s", round, p.logTail())
+			}
+		}
 		p.kill()
 		close(stop)
 		<-pushed
