@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -50,23 +51,11 @@ func Walk(ctx context.Context, a any, opts WalkOptions) (Report, error) {
 		rep.Manifests++
 		switch v := a.(type) {
 		case v1.ImageIndex:
-			im, err := v.IndexManifest()
+			children, err := Children(v)
 			if err != nil {
 				return err
 			}
-			for _, d := range im.Manifests {
-				var child any
-				switch {
-				case d.MediaType.IsIndex():
-					child, err = v.ImageIndex(d.Digest)
-				case d.MediaType.IsImage():
-					child, err = v.Image(d.Digest)
-				default:
-					return fmt.Errorf("index child %s is a %q, not a manifest", d.Digest, d.MediaType)
-				}
-				if err != nil {
-					return err
-				}
+			for _, child := range children {
 				if err := visit(child); err != nil {
 					return err
 				}
@@ -120,6 +109,43 @@ func Walk(ctx context.Context, a any, opts WalkOptions) (Report, error) {
 		})
 	}
 	return rep, g.Wait()
+}
+
+// Manifest is an image or an index: what an index's children are.
+type Manifest interface {
+	Digest() (v1.Hash, error)
+	MediaType() (types.MediaType, error)
+	Size() (int64, error)
+	RawManifest() ([]byte, error)
+}
+
+// Children returns the manifests idx lists, in its order, each as idx
+// hands it out: a v1.ImageIndex from ImageIndex or a v1.Image from Image,
+// as its descriptor's media type says. A child of any other media type is
+// refused, since it can be read as neither. Walk and the store's writes
+// go down an index by it.
+func Children(idx v1.ImageIndex) ([]Manifest, error) {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	children := make([]Manifest, 0, len(im.Manifests))
+	for _, d := range im.Manifests {
+		var child Manifest
+		switch {
+		case d.MediaType.IsIndex():
+			child, err = idx.ImageIndex(d.Digest)
+		case d.MediaType.IsImage():
+			child, err = idx.Image(d.Digest)
+		default:
+			return nil, fmt.Errorf("index child %s is a %q, not a manifest", d.Digest, d.MediaType)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", d.Digest, err)
+		}
+		children = append(children, child)
+	}
+	return children, nil
 }
 
 // chunk is how much a layer is read at a time: the memory Walk holds per

@@ -132,6 +132,26 @@ func TestServerRunsInPodman(t *testing.T) {
 	}
 }
 
+// pushStaticBase pushes kiln's static base, built from the host's Go, to
+// reg as kiln/static:latest and returns its reference: the base that ko
+// (and kiln beside it) build on offline. It stays here, not in testutil,
+// because testutil may import no package above layer -1.
+func pushStaticBase(t *testing.T, reg string) string {
+	t.Helper()
+	idx, err := base.Static(context.Background(), base.Options{GOROOT: testutil.GOROOT(t), Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(reg + "/kiln/static:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	return ref.String()
+}
+
 // TestKoBuildsThisRepo proves the repository is ko-compatible: the real ko
 // builds ./cmd/server from this .ko.yaml, on a base kiln pushed.
 func TestKoBuildsThisRepo(t *testing.T) {
@@ -141,26 +161,11 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	ko := testutil.RequireTool(t, "ko")
 	root := repoRoot(t)
 	reg := testutil.Serve(t, newKilnRegistry(t)) // ko pushes to kiln's registry
-
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := base.Static(context.Background(), base.Options{GOROOT: strings.TrimSpace(string(goroot)), Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	baseRef, err := name.ParseReference(reg + "/kiln/static:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(baseRef, idx); err != nil {
-		t.Fatal(err)
-	}
+	koEnv := append(os.Environ(), "KO_DOCKER_REPO="+reg+"/server", "KO_DEFAULTBASEIMAGE="+pushStaticBase(t, reg), "KO_CONFIG_PATH="+filepath.Join(root, ".ko.yaml"))
 
 	cmd := exec.Command(ko, "build", "--bare", "./cmd/server")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "KO_DOCKER_REPO="+reg+"/server", "KO_DEFAULTBASEIMAGE="+baseRef.String(), "KO_CONFIG_PATH="+filepath.Join(root, ".ko.yaml"))
+	cmd.Env = koEnv
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -188,7 +193,7 @@ func TestKoBuildsThisRepo(t *testing.T) {
 	// ko resolve -f config: the deployment names the image ko just built.
 	cmd = exec.Command(ko, "resolve", "--bare", "-f", "config")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "KO_DOCKER_REPO="+reg+"/server", "KO_DEFAULTBASEIMAGE="+baseRef.String(), "KO_CONFIG_PATH="+filepath.Join(root, ".ko.yaml"))
+	cmd.Env = koEnv
 	stdout.Reset()
 	stderr.Reset()
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

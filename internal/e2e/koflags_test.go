@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/cli"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
@@ -41,24 +40,9 @@ func newKoDiff(t *testing.T) *koDiff {
 	t.Helper()
 	ko := testutil.RequireTool(t, "ko")
 	reg := testutil.Registry(t)
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := base.Static(context.Background(), base.Options{GOROOT: strings.TrimSpace(string(goroot)), Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	baseRef, err := name.ParseReference(reg + "/kiln/static:latest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(baseRef, idx); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, testutil.HelloModule)
-	return &koDiff{t: t, ko: ko, dir: dir, reg: reg, baseRef: baseRef.String(), goEnv: testutil.HermeticGoEnv(t),
+	return &koDiff{t: t, ko: ko, dir: dir, reg: reg, baseRef: pushStaticBase(t, reg), goEnv: testutil.HermeticGoEnv(t),
 		koRepo: reg + "/ko", kilnRepo: reg + "/kiln"}
 }
 

@@ -76,7 +76,7 @@ type registryProcess struct {
 	port int
 	log  string
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testutil.Process
 }
 
 func newRegistryProcess(t *testing.T) *registryProcess {
@@ -102,57 +102,20 @@ func startRegistryProcess(t *testing.T, args ...string) *registryProcess {
 	return p
 }
 
-func (p *registryProcess) logTail() string {
-	b, _ := os.ReadFile(p.log)
-	return tail(string(b), 4000)
-}
+func (p *registryProcess) logTail() string { return testutil.LogTail(p.log, 4000) }
 
 func (p *registryProcess) url() string  { return "http://127.0.0.1:" + strconv.Itoa(p.port) }
 func (p *registryProcess) host() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
 func (p *registryProcess) start() {
-	t := p.t
-	t.Helper()
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(buildServer(t), append([]string{"--addr", p.host(), "--data", p.data, "--registry-only"}, p.args...)...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	p.done = make(chan struct{})
-	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
-	client := &http.Client{Timeout: 2 * time.Second}
-	status := "no answer"
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-p.done:
-			t.Fatalf("the registry exited before serving (%v):\n%s", p.cmd.ProcessState, p.logTail())
-		default:
-		}
-		resp, err := client.Get(p.url() + "/v2/")
-		if err != nil {
-			status = err.Error()
-			continue
-		}
-		resp.Body.Close()
-		// 401: the registry has credentials, and is up.
-		if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-			return
-		}
-		status = resp.Status
-	}
-	t.Fatalf("the registry never answered GET /v2/ with 200 or 401 (last: %s):\n%s", status, p.logTail())
+	p.t.Helper()
+	p.cmd = exec.Command(buildServer(p.t), append([]string{"--addr", p.host(), "--data", p.data, "--registry-only"}, p.args...)...)
+	// 401: the registry has credentials, and is up.
+	p.proc = testutil.StartProcess(p.t, p.cmd, p.log, p.url()+"/v2/", http.StatusOK, http.StatusUnauthorized)
 }
 
 // kill ends the server with SIGKILL: no shutdown code runs.
-func (p *registryProcess) kill() {
-	p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *registryProcess) kill() { p.proc.Kill() }
 
 // stalledRequest sends method to url with a body of which only the first
 // part arrives, and returns once the server has read some of it. The
@@ -294,10 +257,14 @@ func TestRegistrySurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("redoing the push: %v", err)
 	}
 
-	// Killed while clients push: every tag that survived is whole.
+	// Killed while clients push: every tag that survived is whole. The
+	// kill comes once round+1 pushes have finished (not after a fixed
+	// time, which a loaded machine outlasts before the first push ends),
+	// while the next is under way.
 	for round := range 3 {
 		stop := make(chan struct{})
 		pushed := make(chan struct{})
+		finished := make(chan struct{}, round+1)
 		go func() {
 			defer close(pushed)
 			for i := 0; ; i++ {
@@ -308,10 +275,22 @@ func TestRegistrySurvivesSIGKILL(t *testing.T) {
 				}
 				img, _ := random.Image(4096, 3)
 				r, _ := name.ParseReference(fmt.Sprintf("%s/crash/loop:r%d-%d", p.host(), round, i))
-				remote.Write(r, img)
+				if remote.Write(r, img) == nil {
+					select {
+					case finished <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}()
-		time.Sleep(time.Duration(200+round*170) * time.Millisecond)
+		for range round + 1 {
+			select {
+			case <-finished:
+			case <-time.After(2 * time.Minute):
+				close(stop)
+				t.Fatalf("round %d: no push finished in 2 minutes:\n%s", round, p.logTail())
+			}
+		}
 		p.kill()
 		close(stop)
 		<-pushed

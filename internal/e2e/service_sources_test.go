@@ -10,11 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -58,33 +54,12 @@ func TestServiceUploadSource(t *testing.T) {
 // TestServiceGitSource builds a commit of a repository served by git's
 // own http-backend, by branch name; the record holds the commit.
 func TestServiceGitSource(t *testing.T) {
-	gitBin := testutil.RequireTool(t, "git")
+	repo := testutil.NewGitRepo(t)
 	p := startService(t, nil)
-	root := t.TempDir()
-	work := filepath.Join(root, "work")
-	env := append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	git := func(dir string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(gitBin, args...)
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	testutil.WriteFiles(t, work, testutil.HelloModule)
-	git(root, "init", "-q", "-b", "main", work)
-	git(work, "add", ".")
-	git(work, "commit", "-q", "-m", "hello")
-	commit := git(work, "rev-parse", "HEAD")
-	git(root, "clone", "-q", "--bare", work, filepath.Join(root, "hello.git"))
-	srv := httptest.NewServer(&cgi.Handler{Path: gitBin, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"}})
-	defer srv.Close()
+	commit := repo.Commit(testutil.HelloModule, "hello")
+	_, url := repo.Serve("hello")
 
-	b := p.succeeded(p.submit(`{"source":{"git":{"url":"` + srv.URL + `/hello.git","ref":"main"}},` + helloPackages + `}`).ID)
+	b := p.succeeded(p.submit(`{"source":{"git":{"url":"` + url + `","ref":"main"}},` + helloPackages + `}`).ID)
 	if b.Source.Kind != "git" || b.Source.Revision != commit {
 		t.Errorf("source recorded as %+v, want git at %s", b.Source, commit)
 	}

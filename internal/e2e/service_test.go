@@ -63,7 +63,7 @@ type serviceProcess struct {
 	port int
 	log  string
 	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testutil.Process
 }
 
 // startService starts a build service with a workspace directory (see
@@ -96,7 +96,7 @@ func newService(t *testing.T, env []string, args ...string) *serviceProcess {
 	}
 	t.Cleanup(func() { makeWritable(filepath.Join(p.data, "gomodcache")) })
 	t.Cleanup(func() {
-		if p.cmd != nil {
+		if p.proc != nil {
 			p.kill()
 		}
 		killLeftovers(p.data)
@@ -118,65 +118,26 @@ func (p *serviceProcess) workspace(name string, files map[string]string) string 
 func (p *serviceProcess) url() string  { return "http://127.0.0.1:" + strconv.Itoa(p.port) }
 func (p *serviceProcess) host() string { return "127.0.0.1:" + strconv.Itoa(p.port) }
 
-func (p *serviceProcess) logTail() string {
-	b, _ := os.ReadFile(p.log)
-	return tail(string(b), 6000)
-}
+func (p *serviceProcess) logTail() string { return testutil.LogTail(p.log, 6000) }
 
 // start runs the server and returns once /readyz says it is ready.
 func (p *serviceProcess) start() {
-	t := p.t
-	t.Helper()
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(buildServer(t), append([]string{"--addr", p.host(), "--data", p.data}, p.args...)...)
+	p.t.Helper()
+	p.cmd = exec.Command(buildServer(p.t), append([]string{"--addr", p.host(), "--data", p.data}, p.args...)...)
 	p.cmd.Env = append(os.Environ(), p.env...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	p.done = make(chan struct{})
-	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
-	client := &http.Client{Timeout: 2 * time.Second}
-	last := "no answer"
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		select {
-		case <-p.done:
-			t.Fatalf("the server exited before it was ready (%v):\n%s", p.cmd.ProcessState, p.logTail())
-		default:
-		}
-		resp, err := client.Get(p.url() + "/readyz")
-		if err != nil {
-			last = err.Error()
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return
-		}
-		last = resp.Status
-	}
-	t.Fatalf("the server never answered /readyz with 200 (last: %s):\n%s", last, p.logTail())
+	p.proc = testutil.StartProcess(p.t, p.cmd, p.log, p.url()+"/readyz", http.StatusOK)
 }
 
 // stop ends the server with SIGTERM and waits for it: running builds get
 // their grace.
 func (p *serviceProcess) stop() {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.done
-	if !p.cmd.ProcessState.Success() {
+	if !p.proc.Stop() {
 		p.t.Errorf("the server exited with %v after SIGTERM", p.cmd.ProcessState)
 	}
 }
 
 // kill ends the server with SIGKILL: no shutdown code runs.
-func (p *serviceProcess) kill() {
-	p.cmd.Process.Kill()
-	<-p.done
-}
+func (p *serviceProcess) kill() { p.proc.Kill() }
 
 // killLeftovers ends the processes (go build, compile) that a killed
 // server left running in its data directory, by their IDs.

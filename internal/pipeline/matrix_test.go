@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kilnbuild/kiln/internal/base"
+	"github.com/kilnbuild/kiln/internal/checked"
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/platform"
@@ -294,9 +295,9 @@ func matrixOutputs() []matrixOutput {
 					t.Fatalf("the store's tag names %s, want %s", desc.Digest, h)
 				}
 				if desc.MediaType.IsIndex() {
-					return must(s.ImageIndex(h))
+					return must(checked.Index(s, desc))
 				}
-				return must(s.Image(h))
+				return must(checked.Image(s, desc))
 			}
 		}},
 		{name: "load", single: true, tool: "podman", make: func(t *testing.T) (publish.Publisher, string, readBack) {

@@ -265,33 +265,34 @@ func (s sources) SaveUpload(ctx context.Context, r io.Reader) (string, error) {
 func countBytes(h http.Handler, in, out prometheus.Counter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
-			r.Body = &countingBody{r.Body, in}
+			r.Body = &countingBody{r.Body, counter{in}}
 		}
-		h.ServeHTTP(&countingWriter{ResponseWriter: w, c: out}, r)
+		h.ServeHTTP(&countingWriter{w, counter{out}}, r)
 	})
+}
+
+// counter adds what a read or a write moved. The body and the writer
+// below are two types only because they wrap two interfaces.
+type counter struct{ prometheus.Counter }
+
+func (c counter) add(n int, err error) (int, error) {
+	c.Add(float64(n))
+	return n, err
 }
 
 type countingBody struct {
 	io.ReadCloser
-	c prometheus.Counter
+	c counter
 }
 
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.c.Add(float64(n))
-	return n, err
-}
+func (b *countingBody) Read(p []byte) (int, error) { return b.c.add(b.ReadCloser.Read(p)) }
 
 type countingWriter struct {
 	http.ResponseWriter
-	c prometheus.Counter
+	c counter
 }
 
-func (w *countingWriter) Write(p []byte) (int, error) {
-	n, err := w.ResponseWriter.Write(p)
-	w.c.Add(float64(n))
-	return n, err
-}
+func (w *countingWriter) Write(p []byte) (int, error) { return w.c.add(w.ResponseWriter.Write(p)) }
 
 // Unwrap lets http.ResponseController reach the connection.
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -2,12 +2,8 @@ package source
 
 import (
 	"context"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/kilnbuild/kiln/internal/testutil"
@@ -18,42 +14,12 @@ import (
 // side-band and peeled tags: the depth-1 path and the fallback for a
 // commit below the tips (which git refuses to send alone) run for real.
 func TestGitHTTPBackend(t *testing.T) {
-	gitBin := testutil.RequireTool(t, "git")
-	root := t.TempDir()
-	repo := filepath.Join(root, "repo.git")
-	work := filepath.Join(root, "work")
-	env := append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-	run := func(dir string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(gitBin, args...)
-		cmd.Dir, cmd.Env = dir, env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	testutil.WriteFiles(t, work, map[string]string{"go.mod": "module example.com/h\n", "main.go": "package main\n"})
-	run(root, "init", "-q", "-b", "main", work)
-	run(work, "add", ".")
-	run(work, "commit", "-q", "-m", "one")
-	first := run(work, "rev-parse", "HEAD")
-	testutil.WriteFiles(t, work, map[string]string{"two.go": "package main\n"})
-	run(work, "add", ".")
-	run(work, "commit", "-q", "-m", "two")
-	second := run(work, "rev-parse", "HEAD")
-	testutil.WriteFiles(t, work, map[string]string{"three.go": "package main\n"})
-	run(work, "add", ".")
-	run(work, "commit", "-q", "-m", "three")
-	third := run(work, "rev-parse", "HEAD")
-	run(work, "tag", "-a", "-m", "v1", "v1.0.0", second)
-	run(root, "clone", "-q", "--bare", work, repo)
-
-	srv := httptest.NewServer(&cgi.Handler{Path: gitBin, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"}})
-	defer srv.Close()
-	url := srv.URL + "/repo.git"
+	repo := testutil.NewGitRepo(t)
+	first := repo.Commit(map[string]string{"go.mod": "module example.com/h\n", "main.go": "package main\n"}, "one")
+	second := repo.Commit(map[string]string{"two.go": "package main\n"}, "two")
+	third := repo.Commit(map[string]string{"three.go": "package main\n"}, "three")
+	repo.Git("tag", "-a", "-m", "v1", "v1.0.0", second)
+	srv, url := repo.Serve("repo")
 	f := &Fetcher{HTTP: srv.Client()}
 	ctx := context.Background()
 	for _, c := range []struct {

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/kilnbuild/kiln/internal/checked"
@@ -30,7 +29,10 @@ func (l *Layout) Lookup(refName string) (v1.Descriptor, error) {
 }
 
 // lookupLocked reads index.json, which is replaced atomically, so it is
-// safe with or without the lock.
+// safe with or without the lock. It differs from Lookup on purpose: it
+// reads what the store's writes read (the shared parse, unbounded), so
+// that a writer finds every tag it may rewrite; Lookup reads any layout,
+// bounded, as a reader of what no digest names must.
 func (l *Layout) lookupLocked(refName string) (v1.Descriptor, error) {
 	im, err := l.readIndex()
 	if err != nil {
@@ -58,16 +60,4 @@ func (l *Layout) Blob(h v1.Hash) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%w: %q", ErrDigestInvalid, h.String())
 	}
 	return os.Open(l.blobPath(h))
-}
-
-// Image reads the image manifest with digest h, its config and (as they
-// are read) its layers, each checked against its digest.
-func (l *Layout) Image(h v1.Hash) (v1.Image, error) {
-	return checked.Image(l, v1.Descriptor{Digest: h})
-}
-
-// ImageIndex reads the index manifest with digest h, checked against it;
-// its children are checked as they are read.
-func (l *Layout) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
-	return checked.Index(l, v1.Descriptor{Digest: h, MediaType: types.OCIImageIndex})
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/kilnbuild/kiln/internal/checked"
 )
 
 // Layout is the OCI image layout that kiln build writes and podman,
@@ -73,12 +75,7 @@ func Open(dir string) (*Layout, error) {
 func (l *Layout) Dir() string { return l.dir }
 
 // Artifact is an image or an index.
-type Artifact interface {
-	Digest() (v1.Hash, error)
-	MediaType() (types.MediaType, error)
-	Size() (int64, error)
-	RawManifest() ([]byte, error)
-}
+type Artifact = checked.Manifest
 
 // Put writes every blob of a (an image or an index and its children) and
 // then points each of refNames at it in index.json.
@@ -110,20 +107,11 @@ func (l *Layout) writeArtifact(ctx context.Context, a Artifact) error {
 	}
 	switch v := a.(type) {
 	case v1.ImageIndex:
-		im, err := v.IndexManifest()
+		children, err := checked.Children(v)
 		if err != nil {
 			return err
 		}
-		for _, d := range im.Manifests {
-			var child Artifact
-			if d.MediaType.IsIndex() {
-				child, err = v.ImageIndex(d.Digest)
-			} else {
-				child, err = v.Image(d.Digest)
-			}
-			if err != nil {
-				return fmt.Errorf("reading %s: %w", d.Digest, err)
-			}
+		for _, child := range children {
 			if err := l.writeArtifact(ctx, child); err != nil {
 				return err
 			}
@@ -350,9 +338,8 @@ func (l *Layout) writeIndexLocked(im *v1.IndexManifest) error {
 	return l.writeFileAtomic(filepath.Join(l.dir, "index.json"), raw)
 }
 
-// Index reads index.json (an empty index when there is none yet).
-func (l *Layout) Index() (*v1.IndexManifest, error) { return l.readIndex() }
-
+// readIndex is index.json (an empty index when there is none yet), a copy
+// the caller may edit.
 func (l *Layout) readIndex() (*v1.IndexManifest, error) {
 	cached, err := l.sharedIndex()
 	if err != nil {

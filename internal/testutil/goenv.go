@@ -24,9 +24,32 @@ func GoEnv(t testing.TB, home string) []string {
 	)
 }
 
+// hostGo is what the host's go command answers, asked once.
 var hostGo struct {
-	once            sync.Once
-	gocache, gopath string
+	once                    sync.Once
+	gocache, gopath, goroot string
+}
+
+func askHostGo(t testing.TB) {
+	t.Helper()
+	hostGo.once.Do(func() {
+		out, err := exec.Command("go", "env", "GOCACHE", "GOPATH", "GOROOT").Output()
+		if err == nil {
+			if f := strings.Fields(string(out)); len(f) == 3 {
+				hostGo.gocache, hostGo.gopath, hostGo.goroot = f[0], f[1], f[2]
+			}
+		}
+	})
+	if hostGo.gocache == "" {
+		t.Fatal("go env GOCACHE GOPATH GOROOT: no answer (is go on PATH?)")
+	}
+}
+
+// GOROOT is the host go command's GOROOT.
+func GOROOT(t testing.TB) string {
+	t.Helper()
+	askHostGo(t)
+	return hostGo.goroot
 }
 
 // HermeticGoEnv is the test process's environment without any Go, cgo, C
@@ -35,17 +58,7 @@ var hostGo struct {
 // fast. Use it where a test sets the Go variables itself.
 func HermeticGoEnv(t testing.TB) []string {
 	t.Helper()
-	hostGo.once.Do(func() {
-		out, err := exec.Command("go", "env", "GOCACHE", "GOPATH").Output()
-		if err == nil {
-			if f := strings.Fields(string(out)); len(f) == 2 {
-				hostGo.gocache, hostGo.gopath = f[0], f[1]
-			}
-		}
-	})
-	if hostGo.gocache == "" {
-		t.Fatal("go env GOCACHE GOPATH: no answer (is go on PATH?)")
-	}
+	askHostGo(t)
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")

@@ -1,7 +1,8 @@
 // Package testutil holds helpers shared by kiln's tests, so that a new test
 // is a few lines: fixture modules and files, random images, a quiet
 // in-process registry, signing keys, Go environments, readers of layers
-// and layouts, a clock, and the rule that a missing outside program fails a
+// and layouts, a clock, a server run as a process, a git repository served
+// over HTTP, and the rule that a missing outside program fails a
 // test under CI=true. Only tests import it; it imports no kiln package
 // above layer -1.
 package testutil
