@@ -34,6 +34,9 @@ func lockBinary(dir string) (func(), error) {
 		}
 		lockPath := filepath.Join(dir, ".lock")
 		lock, err := os.OpenFile(lockPath, os.O_CREATE|os.O_RDWR, 0o644)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // pruned since MkdirAll: make it again
+		}
 		if err != nil {
 			return nil, fmt.Errorf("build cache: %w", err)
 		}
