@@ -58,9 +58,11 @@ func (p *serviceProcess) streamBuild(id string) (first, end time.Time) {
 	return first, time.Now()
 }
 
-// TestBenchServiceVsKilnBuild: a build through the service against
-// kiln build (the CLI, as a process) of the same source to the same
-// registry, warm caches, alternating, median of 5.
+// TestBenchServiceVsKilnBuild: a build through the service, of a
+// workspace source and of an uploaded archive (uploaded each time, as
+// kiln build --remote does), against kiln build (the CLI, as a process)
+// of the same source to the same registry, warm caches, rotated, median
+// of 5.
 func TestBenchServiceVsKilnBuild(t *testing.T) {
 	benchOnly(t)
 	p := startService(t, nil)
@@ -72,12 +74,11 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 		t.Fatalf("go build ./cmd/kiln: %v\n%s", err, out)
 	}
 	_, kilnCache := serviceCaches(t)
+	archive := tarGz(t, testutil.HelloModule)
 	digests := map[string]string{}
-	// kiln build in place, and in a fresh copy of the source, as the
-	// service builds (each build has a directory of its own).
-	viaCLIIn := func(dir string) time.Duration {
+	viaCLI := func() time.Duration {
 		cmd := exec.Command(kilnBin, "build", "--platform", "linux/amd64", "--output", p.host()+"/direct", "./cmd/hello")
-		cmd.Dir = dir
+		cmd.Dir = ws
 		cmd.Env = append(os.Environ(), "KILN_CACHE="+kilnCache, "KO_DOCKER_REPO=", "KO_DEFAULTBASEIMAGE=")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -90,28 +91,29 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 		_, digests["kiln build"], _ = strings.Cut(strings.TrimSpace(string(out)), "@")
 		return d
 	}
-	viaCLI := func() time.Duration { return viaCLIIn(ws) }
-	viaCLIFresh := func() time.Duration {
-		dir := filepath.Join(t.TempDir(), "hello")
-		if err := os.CopyFS(dir, os.DirFS(ws)); err != nil {
-			t.Fatal(err)
-		}
-		return viaCLIIn(dir)
-	}
-	viaService := func() time.Duration {
+	viaService := func(arm string) time.Duration {
 		start := time.Now()
-		id := p.submit(helloBuild("hello")).ID
+		source := `{"workspace":"hello"}`
+		if arm == "upload" {
+			var up struct{ Upload string }
+			if resp, raw := p.do("POST", "/api/v1/sources", "application/gzip", archive, &up); resp.StatusCode != http.StatusCreated {
+				t.Fatalf("POST /api/v1/sources = %s: %s", resp.Status, raw)
+			}
+			source = `{"upload":"` + up.Upload + `"}`
+		}
+		id := p.submit(`{"source":` + source + `,` + helloPackages + `}`).ID
 		_, end := p.streamBuild(id)
 		b := p.get(id)
 		if b.State != records.Succeeded {
 			t.Fatalf("service build %s", b.State)
 		}
-		digests["service"] = b.Results[0].Digest
+		digests["service "+arm] = b.Results[0].Digest
 		return end.Sub(start)
 	}
 	viaCLI() // warm all
-	viaService()
-	var cli, fresh, svc []time.Duration
+	viaService("workspace")
+	viaService("upload")
+	var cli, svc, upload []time.Duration
 	for i := range 5 {
 		// Rotate the order, so that no arm always follows another.
 		for j := range 3 {
@@ -119,19 +121,21 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 			case 0:
 				cli = append(cli, viaCLI())
 			case 1:
-				fresh = append(fresh, viaCLIFresh())
+				svc = append(svc, viaService("workspace"))
 			case 2:
-				svc = append(svc, viaService())
+				upload = append(upload, viaService("upload"))
 			}
 		}
 	}
-	if digests["service"] != digests["kiln build"] {
-		t.Errorf("the service built %s, kiln build %s", digests["service"], digests["kiln build"])
+	for _, arm := range []string{"service workspace", "service upload"} {
+		if digests[arm] != digests["kiln build"] {
+			t.Errorf("the %s build made %s, kiln build %s", arm, digests[arm], digests["kiln build"])
+		}
 	}
-	mc, mf, ms := quantile(cli, 0.5), quantile(fresh, 0.5), quantile(svc, 0.5)
-	t.Logf("kiln build in place %v\nkiln build, fresh copy %v\nservice %v", cli, fresh, svc)
-	t.Logf("medians: kiln build %v, kiln build of a fresh copy %v, service %v; service / kiln build %.2f×, service / fresh copy %.2f×",
-		mc, mf, ms, float64(ms)/float64(mc), float64(ms)/float64(mf))
+	mc, ms, mu := quantile(cli, 0.5), quantile(svc, 0.5), quantile(upload, 0.5)
+	t.Logf("kiln build %v\nservice, workspace %v\nservice, upload %v", cli, svc, upload)
+	t.Logf("medians: kiln build %v, service (workspace) %v, service (upload) %v; service / kiln build: workspace %.2f×, upload %.2f×",
+		mc, ms, mu, float64(ms)/float64(mc), float64(mu)/float64(mc))
 }
 
 // TestBenchServiceListBuilds: GET /builds (the first page of 50) with

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -171,7 +170,7 @@ func imageBytes(img v1.Image) (int64, error) {
 // binaryPath is where a platform's binary is linked. With a cache it is a
 // stable path per package, platform and settings, so `go build` finds its
 // earlier output up to date and does not link again; a lock keeps two kiln
-// processes from writing it at once.
+// processes from writing it at once (bincache.go).
 func (r *buildRun) binaryPath(idx, i int, binName string, pkg gobuild.Package, p v1.Platform, env, flags, ldflags []string) (string, func(), error) {
 	if r.opts.CacheDir == "" {
 		bin := filepath.Join(r.tmp, fmt.Sprintf("bin-%d-%d", idx, i), binName)
@@ -180,16 +179,9 @@ func (r *buildRun) binaryPath(idx, i int, binName string, pkg gobuild.Package, p
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%q\x00%q\x00%q", pkg.Dir, pkg.ImportPath, platform.String(p), env, flags, ldflags)
 	dir := filepath.Join(r.opts.CacheDir, "bin", hex.EncodeToString(h.Sum(nil))[:32])
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, fmt.Errorf("build cache: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockBinary(dir)
 	if err != nil {
-		return "", nil, fmt.Errorf("build cache: %w", err)
+		return "", nil, err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		lock.Close()
-		return "", nil, fmt.Errorf("build cache: %w", err)
-	}
-	return filepath.Join(dir, binName), func() { lock.Close() }, nil
+	return filepath.Join(dir, binName), unlock, nil
 }

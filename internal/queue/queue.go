@@ -80,8 +80,8 @@ func New(cfg Config) *Queue {
 	q.cond = sync.NewCond(&q.mu)
 	q.workers = q.maxRunning
 	q.done.Add(q.maxRunning)
-	for range q.maxRunning {
-		go q.work()
+	for slot := range q.maxRunning {
+		go q.work(slot)
 	}
 	return q
 }
@@ -89,7 +89,8 @@ func New(cfg Config) *Queue {
 // MaxRunning is how many jobs run at once.
 func (q *Queue) MaxRunning() int { return q.maxRunning }
 
-func (q *Queue) work() {
+// work is worker slot's loop: it runs one job at a time.
+func (q *Queue) work(slot int) {
 	defer q.done.Done()
 	for {
 		q.mu.Lock()
@@ -104,7 +105,7 @@ func (q *Queue) work() {
 		j := q.waiting[0]
 		q.waiting[0] = Job{}
 		q.waiting = q.waiting[1:]
-		ctx, cancel := context.WithCancelCause(context.Background())
+		ctx, cancel := context.WithCancelCause(context.WithValue(context.Background(), slotKey{}, slot))
 		q.running[j.ID] = cancel
 		q.mu.Unlock()
 
@@ -124,6 +125,18 @@ func (q *Queue) run(ctx context.Context, j Job) {
 		defer cancel()
 	}
 	j.Run(ctx)
+}
+
+type slotKey struct{}
+
+// Slot is the worker slot, 0 ≤ slot < MaxRunning, that runs the job whose
+// context ctx is (or derives from); ok is false for a context the queue
+// did not make. A slot runs one job at a time, and a job's Run returns
+// before its slot takes the next one: a job may keep per-slot state (a
+// build directory at a stable path) that no other job touches meanwhile.
+func Slot(ctx context.Context) (slot int, ok bool) {
+	slot, ok = ctx.Value(slotKey{}).(int)
+	return slot, ok
 }
 
 // Ticket is a place in the queue, held while the caller prepares the job

@@ -4,6 +4,6 @@
 // schedule), and, with --data, the build service: internal/service's API
 // wired to internal/records, internal/source and a Runner (builds.go) that
 // runs kiln build's request confined to the fetched source, runs the go
-// command in a process group of its own (exec.go), and pushes to the
-// server's own registry in process.
+// command in a process group of its own (exec.go), pushes to the server's
+// own registry in process, and bounds kiln's binary cache after each build.
 package server

@@ -86,11 +86,12 @@ func (s *Service) execute(ctx context.Context, b *records.Build, lw *logWriter, 
 		log.Error("a stored build request does not parse", "error", err)
 		return outcome{state: records.Failed, err: &records.Error{Message: "internal error: the stored request does not parse"}}
 	}
-	dir, err := os.MkdirTemp(s.cfg.TempDir, "kiln-build-")
+	dir, release, err := buildDir(ctx, s.cfg.TempDir, log)
 	if err != nil {
 		log.Error("making the build directory failed", "error", err)
 		return outcome{state: records.Failed, err: &records.Error{Message: "internal error: no build directory"}}
 	}
+	defer release() // after the removal below
 	defer func() {
 		if err := removeAll(dir); err != nil {
 			log.Warn("removing the build directory failed", "error", err)
