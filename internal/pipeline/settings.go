@@ -44,10 +44,10 @@ func (s settings) sameCompile(o settings) bool {
 }
 
 // buildSettings merges defaults and the build entry, expands templates
-// with what git answers for the fields they name, and checks the result
-// against the builder's rule (gobuild's rule.go), so a refusal comes before
-// any compile and covers what templates expand to.
-func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
+// for platform p with what git answers for the fields they name, and
+// checks the result against the builder's rule (gobuild's rule.go), so a
+// refusal comes before any compile and covers what templates expand to.
+func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, p v1.Platform, git func(fields ...string) vcs.Git) (settings, error) {
 	c := r.opts.Config
 	var s settings
 	flags := c.DefaultFlags
@@ -62,12 +62,24 @@ func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(f
 		ldflags = b.Ldflags
 	}
 	s.env = append(append([]string{}, c.DefaultEnv...), b.Env...)
-	var g vcs.Git
-	if fields, uses := gitFields(append(append([]string{}, flags...), ldflags...)); uses {
-		g = git(fields...)
+	in := gobuild.TemplateInput{Environ: r.opts.Env, BuildEnv: s.env, Platform: p}
+	templates := append(append([]string{}, flags...), ldflags...)
+	if fields, uses := gitFields(templates); uses {
+		in.Git = git(fields...)
 	}
-	data := gobuild.NewTemplateData(r.opts.Env, g, r.opts.Created)
 	var err error
+	if slices.ContainsFunc(templates, func(t string) bool { return strings.Contains(t, ".GoEnv") }) {
+		if in.GoEnv, err = r.goEnv.wait(); err != nil {
+			return settings{}, err
+		}
+	}
+	if in.Date, err = gobuild.BuildDate(r.opts.Env, r.started); err != nil {
+		return settings{}, err
+	}
+	data, err := gobuild.NewTemplateData(in)
+	if err != nil {
+		return settings{}, err
+	}
 	if s.flags, err = gobuild.Expand(flags, data); err != nil {
 		return settings{}, err
 	}
