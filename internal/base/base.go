@@ -33,7 +33,7 @@ const (
 type Options struct {
 	GOROOT    string            // Go toolchain root, for zoneinfo.zip (required for static)
 	Dir       string            // scratch directory for layer files (required for static)
-	Keychain  authn.Keychain    // nil → authn.DefaultKeychain
+	Keychain  authn.Keychain    // nil → remoteopt.Keychain
 	Transport http.RoundTripper // nil → remote.DefaultTransport
 	// LayerCache, when set, keeps the static base's layer between runs.
 	LayerCache *layer.Cache

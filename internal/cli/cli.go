@@ -47,7 +47,7 @@ func Run(ctx context.Context, inv Invocation) int {
 	if inv.Stdin != nil {
 		root.SetIn(inv.Stdin)
 	}
-	root.AddCommand(newBuildCommand(inv), newBaseCommand(inv), newKeygenCommand(inv), newSignCommand(inv), newVerifyCommand(inv), newCompareCommand(inv), newGCCommand(inv), newResolveCommand(inv), newApplyCommand(inv, "apply"), newApplyCommand(inv, "create"), newDeleteCommand(inv), newRunCommand(inv), newVersionCommand(inv))
+	root.AddCommand(newBuildCommand(inv), newBaseCommand(inv), newKeygenCommand(inv), newSignCommand(inv), newVerifyCommand(inv), newCompareCommand(inv), newGCCommand(inv), newResolveCommand(inv), newApplyCommand(inv, "apply"), newApplyCommand(inv, "create"), newDeleteCommand(inv), newRunCommand(inv), newVersionCommand(inv), newLoginCommand(inv))
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(inv.Stderr, "kiln: %v\n", err)
 		return 1

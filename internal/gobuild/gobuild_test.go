@@ -9,11 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kilnbuild/kiln/internal/vcs"
 )
 
 type fakeRunner struct {
@@ -62,23 +59,6 @@ func TestBuildCompileErrorShowsOutput(t *testing.T) {
 	err := b.Build(context.Background(), Target{Package: Package{ImportPath: "x"}, Platform: v1.Platform{OS: "linux", Architecture: "amd64"}}, "/o")
 	if !errors.Is(err, ErrCompile) || !strings.Contains(err.Error(), "syntax error") {
 		t.Errorf("err = %v", err)
-	}
-}
-
-func TestExpand(t *testing.T) {
-	data := NewTemplateData([]string{"VERSION=1.2"}, vcs.Git{Commit: "abcdef0123456789", ShortCommit: "abcdef012345", Tag: "v1"}, time.Unix(10, 0))
-	got, err := Expand([]string{"-X main.v={{.Env.VERSION}}", "-X main.c={{.Git.Commit}}-{{.Git.ShortCommit}}-{{.Git.Tag}}", "-X main.d={{.Date}}", "-s"}, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"-X main.v=1.2", "-X main.c=abcdef0123456789-abcdef012345-v1", "-X main.d=1970-01-01T00:00:10Z", "-s"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Expand = %q, want %q", got, want)
-	}
-	for _, bad := range []string{"{{.Env.MISSING}}", "{{.Nope", "{{.Git.Nope}}"} {
-		if _, err := Expand([]string{bad}, data); !errors.Is(err, ErrBadFlag) {
-			t.Errorf("Expand(%q) err = %v, want ErrBadFlag", bad, err)
-		}
 	}
 }
 

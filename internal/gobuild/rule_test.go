@@ -167,15 +167,6 @@ func TestBuildRunsOnlyTheGoToolchain(t *testing.T) {
 // refusalWords are what a refusal says.
 var refusalWords = []string{"not allowed"}
 
-func lookupEnv(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
-}
-
 func testWriteAll(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

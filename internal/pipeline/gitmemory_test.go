@@ -28,7 +28,7 @@ func TestGitMemory(t *testing.T) {
 	if _, ok := m.guess("Tag"); ok {
 		t.Fatal("a fresh cache has a guess")
 	}
-	answers := vcs.Answers{"commit": "abc", "tag": "v1.0.0"}
+	answers := vcs.Answers{"commit": "abc", "lasttag": "v1.0.0"}
 	m.remember("state-1", answers)
 	m = loadGitRecordFile(cache, "/src/a")
 	if g, ok := m.guess("Tag"); !ok || g.Tag != "v1.0.0" || g.Commit != "abc" {
@@ -37,7 +37,7 @@ func TestGitMemory(t *testing.T) {
 	if _, ok := m.guess("RemoteURL"); ok {
 		t.Error("a guess for a field never answered")
 	}
-	if a, ok := m.known("state-1"); !ok || a["tag"] != "v1.0.0" {
+	if a, ok := m.known("state-1"); !ok || a["lasttag"] != "v1.0.0" {
 		t.Errorf("known in the same state = %v, %v", a, ok)
 	}
 	for _, state := range []string{"state-2", ""} {

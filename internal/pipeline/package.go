@@ -30,8 +30,8 @@ type pkgBuild struct {
 	pkg      gobuild.Package
 	image    config.Image
 	baseF    *future[*base.Base]
-	listed   func() error // go list's verdict, waited for once
-	settings *gitSettings // expanded with git's answers, and maybe a guess
+	listed   func() error   // go list's verdict, waited for once
+	settings []*gitSettings // per platform: expanded with git's answers, and maybe a guess
 	lopts    layer.Options
 	binName  string
 	compiles span // every go build of the package
@@ -84,9 +84,13 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	b.lopts = layer.Options{Compression: comp, ModTime: o.Created, Dir: r.tmp}
 	// The compile starts with what git answered last time, if that is
 	// remembered, and is kept only if git answers the same now.
-	b.settings = r.git.settings(func(git func(...string) vcs.Git) (settings, error) {
-		return r.buildSettings(pkg, cb, git)
-	})
+	// Templates expand per platform, as ko's ({{.Env.GOARCH}}).
+	b.settings = make([]*gitSettings, len(plats))
+	for i, p := range plats {
+		b.settings[i] = r.git.settings(func(git func(...string) vcs.Git) (settings, error) {
+			return r.buildSettings(pkg, cb, p, git)
+		})
+	}
 
 	// The platforms compile while the shared layers are written.
 	images := make([]image.Platformed, len(plats))
@@ -162,7 +166,7 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 	}
 
 	bs, _ := b.baseF.wait()
-	s, _ := b.settings.wait()
+	s, _ := b.settings[0].wait() // the first platform's, for the record
 	res := Result{ImportPath: pkg.ImportPath, Base: bs.Name(), Images: results, Record: Record{
 		Flags: s.flags, Ldflags: s.ldflags, EnvNames: envNames(s.env), GOFLAGS: o.Builder.GOFLAGS(),
 		BaseRef: baseRef, Compression: comp, Started: started, Ended: time.Now(),
@@ -216,7 +220,7 @@ type compiled struct {
 // compile links the binary for p with the settings git's answers give
 // (see gitSettings.compile for the head start remembered answers give).
 func (b *pkgBuild) compile(ctx context.Context, i int, p v1.Platform) (compiled, error) {
-	c, err := b.settings.compile(ctx, func(ctx context.Context, s settings) (compiled, error) {
+	c, err := b.settings[i].compile(ctx, func(ctx context.Context, s settings) (compiled, error) {
 		return b.compileWith(ctx, i, p, s)
 	})
 	if err != nil {
@@ -274,7 +278,7 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Platform) (v1.Layer, error) {
 	start := time.Now()
 	defer b.layers.since(start)
-	s, err := b.settings.wait()
+	s, err := b.settings[0].wait() // caps are the same for every platform
 	if err != nil {
 		return nil, err
 	}

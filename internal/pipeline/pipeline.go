@@ -146,7 +146,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	}
 	defer os.RemoveAll(tmp)
 
-	r := &buildRun{opts: opts, tmp: tmp, sem: make(chan struct{}, opts.Jobs), bases: map[string]*future[*base.Base]{}, p: &progress{w: opts.Progress}}
+	r := &buildRun{opts: opts, tmp: tmp, sem: make(chan struct{}, opts.Jobs), bases: map[string]*future[*base.Base]{}, p: &progress{w: opts.Progress}, started: time.Now()}
 	if opts.CacheDir != "" {
 		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
 	}
@@ -164,6 +164,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 		r.git.waitForFlags()
 		return opts.Builder.GOROOT(gctx, opts.Dir)
 	})
+	r.goEnv = onDemand(func() (map[string]string, error) { return opts.Builder.GoEnv(gctx, opts.Dir) }) // for {{.GoEnv}}
 	r.builds = goFuture(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
 	defer r.wait() // no go or git process outlives the run
 	// A base's blobs are read lazily, while publishing, after gctx has
@@ -215,6 +216,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 func (r *buildRun) wait() {
 	r.git.waitIdle()
 	r.goroot.waitIfStarted()
+	r.goEnv.waitIfStarted()
 	r.builds.wait()
 	r.mu.Lock()
 	bases := make([]*future[*base.Base], 0, len(r.bases))
@@ -238,6 +240,9 @@ type buildRun struct {
 	git    *gitMemory                       // git's answers, remembered between runs
 	goroot *lazy[string]                    // asked only for the static base
 	builds *future[map[string]config.Build] // config builds by import path
+
+	goEnv   *lazy[map[string]string] // asked only for {{.GoEnv}}
+	started time.Time                // {{.Date}} without SOURCE_DATE_EPOCH
 
 	mu    sync.Mutex
 	bases map[string]*future[*base.Base]

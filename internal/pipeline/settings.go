@@ -47,10 +47,10 @@ func (s settings) sameCompile(o settings) bool {
 }
 
 // buildSettings merges defaults and the build entry, expands templates
-// with what git answers for the fields they name, and checks the result
-// against the builder's rule (gobuild's rule.go), so a refusal comes before
-// any compile and covers what templates expand to.
-func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
+// for platform p with what git answers for the fields they name, and
+// checks the result against the builder's rule (gobuild's rule.go), so a
+// refusal comes before any compile and covers what templates expand to.
+func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, p v1.Platform, git func(fields ...string) vcs.Git) (settings, error) {
 	c := r.opts.Config
 	var s settings
 	flags := c.DefaultFlags
@@ -68,16 +68,8 @@ func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(f
 		ldflags = b.Ldflags
 	}
 	s.env = append(append([]string{}, c.DefaultEnv...), b.Env...)
-	var g vcs.Git
-	if fields, uses := gitFields(append(append([]string{}, flags...), ldflags...)); uses {
-		g = git(fields...)
-	}
-	data := gobuild.NewTemplateData(r.opts.Env, g, r.opts.Created)
 	var err error
-	if s.flags, err = gobuild.Expand(flags, data); err != nil {
-		return settings{}, err
-	}
-	if s.ldflags, err = gobuild.Expand(ldflags, data); err != nil {
+	if s.flags, s.ldflags, err = r.expandTemplates(flags, ldflags, s.env, p, git); err != nil {
 		return settings{}, err
 	}
 	if err := r.opts.Builder.Check(gobuild.Target{Package: pkg, Env: s.env, Flags: s.flags, Ldflags: s.ldflags}); err != nil {
@@ -93,6 +85,40 @@ func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(f
 		}
 	}
 	return s, nil
+}
+
+// expandTemplates expands flags and ldflags for platform p, as ko does
+// (see gobuild.TemplateData), asking git and go env only what they use;
+// without a template they are returned as they are.
+func (r *buildRun) expandTemplates(flags, ldflags, env []string, p v1.Platform, git func(fields ...string) vcs.Git) ([]string, []string, error) {
+	templates := append(append([]string{}, flags...), ldflags...)
+	if !slices.ContainsFunc(templates, func(t string) bool { return strings.Contains(t, "{{") }) {
+		return append([]string{}, flags...), append([]string{}, ldflags...), nil // never nil, as Expand's
+	}
+	in := gobuild.TemplateInput{Environ: r.opts.Env, BuildEnv: env, Platform: p}
+	if fields, uses := gitFields(templates); uses {
+		in.Git = git(fields...)
+	}
+	var err error
+	if slices.ContainsFunc(templates, func(t string) bool { return strings.Contains(t, ".GoEnv") }) {
+		if in.GoEnv, err = r.goEnv.wait(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if in.Date, err = gobuild.BuildDate(r.opts.Env, r.started); err != nil {
+		return nil, nil, err
+	}
+	data, err := gobuild.NewTemplateData(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	if flags, err = gobuild.Expand(flags, data); err != nil {
+		return nil, nil, err
+	}
+	if ldflags, err = gobuild.Expand(ldflags, data); err != nil {
+		return nil, nil, err
+	}
+	return flags, ldflags, nil
 }
 
 func (r *buildRun) extraFiles(s config.Image) ([]image.File, error) {

@@ -41,7 +41,7 @@ func (r *ToRegistry) Check(ctx context.Context) error {
 	}
 	kc := r.Keychain
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		kc = remoteopt.Keychain
 	}
 	t := r.Transport
 	if t == nil {

@@ -9,11 +9,11 @@ import (
 )
 
 // New returns the options for one registry call: ctx, credentials from kc
-// (nil: authn.DefaultKeychain, the docker config) and tr (nil: ggcr's
+// (nil: Keychain, the docker config and the cloud keychains) and tr (nil: ggcr's
 // default transport, plain http for loopback hosts).
 func New(ctx context.Context, kc authn.Keychain, tr http.RoundTripper) []remote.Option {
 	if kc == nil {
-		kc = authn.DefaultKeychain
+		kc = Keychain
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc)}
 	if tr != nil {

@@ -14,13 +14,15 @@ import (
 )
 
 // Git describes the checkout a build came from. The zero value means "not a
-// git checkout" (or git is not installed).
+// git checkout" (or git is not installed). The fields templates share with
+// ko hold what ko's git commands answer.
 type Git struct {
 	Commit      string    // full commit hash
-	ShortCommit string    // first 12 characters
-	Tag         string    // `git describe --tags --always` of HEAD
-	Branch      string    // current branch, "" when detached
-	Dirty       bool      // the work tree has uncommitted changes
+	ShortCommit string    // git's abbreviation of it (`git show --format=%h`), as ko
+	Tag         string    // the last tag reachable from HEAD (`git describe --tags --abbrev=0`); "" when none
+	Branch      string    // `git rev-parse --abbrev-ref HEAD`: "HEAD" when detached, as ko
+	Dirty       bool      // tracked files differ from HEAD (what provenance records)
+	TreeDirty   bool      // `git status --porcelain` lists anything, untracked files too: ko's IsDirty
 	CommitDate  time.Time // committer date of HEAD
 	RemoteURL   string    // origin's URL, credentials removed
 	Root        string    // top-level directory of the checkout
@@ -29,15 +31,15 @@ type Git struct {
 // FullCommit is the same as Commit; it mirrors ko's template field name.
 func (g Git) FullCommit() string { return g.Commit }
 
-// IsDirty mirrors ko's template field name.
-func (g Git) IsDirty() bool { return g.Dirty }
+// IsDirty is ko's: anything git status lists, untracked files too.
+func (g Git) IsDirty() bool { return g.TreeDirty }
 
-// IsClean mirrors ko's template field name.
-func (g Git) IsClean() bool { return !g.Dirty }
+// IsClean is ko's: nothing for git status to list.
+func (g Git) IsClean() bool { return !g.TreeDirty }
 
-// TreeState is "dirty" or "clean", as in ko's templates.
+// TreeState is "dirty" or "clean", as in ko's templates (see IsDirty).
 func (g Git) TreeState() string {
-	if g.Dirty {
+	if g.TreeDirty {
 		return "dirty"
 	}
 	return "clean"
@@ -56,32 +58,46 @@ const (
 	qStatus
 	qDate
 	qRemote
+	qShort
+	qPorcelain
 	nQuestions
 )
 
+// noSignature keeps `git show` from printing signature checks into its
+// answer when the user's config asks for them (ko passes it too).
+const noSignature = "log.showSignature=false"
+
 var questions = [nQuestions][]string{
-	qCommit: {"rev-parse", "--verify", "-q", "HEAD"},
-	qRoot:   {"rev-parse", "--show-toplevel"},
-	qTag:    {"describe", "--tags", "--always"},
-	qBranch: {"symbolic-ref", "-q", "--short", "HEAD"},
-	qStatus: {"status", "--porcelain", "--untracked-files=no"},
-	qDate:   {"show", "-s", "--format=%cI", "HEAD"},
-	qRemote: {"remote", "get-url", "origin"},
+	qCommit:    {"rev-parse", "--verify", "-q", "HEAD"},
+	qRoot:      {"rev-parse", "--show-toplevel"},
+	qTag:       {"describe", "--tags", "--abbrev=0", "HEAD"},
+	qBranch:    {"rev-parse", "--abbrev-ref", "HEAD", "--quiet"},
+	qStatus:    {"status", "--porcelain", "--untracked-files=no"},
+	qDate:      {"-c", noSignature, "show", "-s", "--format=%cI", "HEAD"},
+	qRemote:    {"remote", "get-url", "origin"},
+	qShort:     {"-c", noSignature, "show", "-s", "--format=%h", "HEAD"},
+	qPorcelain: {"status", "--porcelain"},
 }
 
-// questionNames name the questions in Answers.
+// questionNames name the questions in Answers. A question whose command
+// changes gets a new name, so that an answer remembered from the old
+// command is never taken for the new one's.
 var questionNames = [nQuestions]string{
-	qCommit: "commit", qRoot: "root", qTag: "tag", qBranch: "branch",
-	qStatus: "status", qDate: "date", qRemote: "remote",
+	qCommit: "commit", qRoot: "root", qTag: "lasttag", qBranch: "abbrevref",
+	qStatus: "status", qDate: "date", qRemote: "remote", qShort: "short", qPorcelain: "porcelain",
 }
+
+// workTree are the questions whose answers depend on the work tree, which
+// State does not cover: they are never remembered.
+var workTree = [nQuestions]bool{qStatus: true, qPorcelain: true}
 
 // fieldQuestion says which question answers a Git field or method, as
 // templates name them.
 var fieldQuestion = map[string]int{
-	"Commit": qCommit, "ShortCommit": qCommit, "FullCommit": qCommit,
-	"Root": qRoot, "Tag": qTag, "Branch": qBranch,
-	"Dirty": qStatus, "IsDirty": qStatus, "IsClean": qStatus, "TreeState": qStatus,
-	"CommitDate": qDate, "RemoteURL": qRemote,
+	"Commit": qCommit, "FullCommit": qCommit, "ShortCommit": qShort,
+	"Root": qRoot, "Tag": qTag, "Branch": qBranch, "Dirty": qStatus,
+	"IsDirty": qPorcelain, "IsClean": qPorcelain, "TreeState": qPorcelain, "TreeDirty": qPorcelain,
+	"CommitDate": qDate, "CommitTimestamp": qDate, "RemoteURL": qRemote,
 }
 
 // Reader asks git only what its callers need, each question once, and
@@ -127,14 +143,14 @@ func NewReader(ctx context.Context, dir string, idle bool) *Reader {
 // Reader.Answers gives them and Reader.Know takes them back.
 type Answers map[string]string
 
-// Answers returns the answers given so far, but the tree status: it
-// depends on the work tree, which State does not cover.
+// Answers returns the answers given so far, but the tree status ones: they
+// depend on the work tree, which State does not cover.
 func (r *Reader) Answers() Answers {
 	a := Answers{}
 	for q := range r.done {
 		select {
 		case <-r.done[q]:
-			if q != qStatus && !r.broken[q] {
+			if !workTree[q] && !r.broken[q] {
 				a[questionNames[q]] = r.answers[q]
 			}
 		default:
@@ -148,7 +164,7 @@ func (r *Reader) Answers() Answers {
 // knows a to be right when State is what it was when a was given.
 func (r *Reader) Know(a Answers) {
 	for q, name := range questionNames {
-		if v, ok := a[name]; ok && q != qStatus {
+		if v, ok := a[name]; ok && !workTree[q] {
 			r.asked[q].Do(func() {
 				r.answers[q] = v
 				close(r.done[q])
@@ -272,18 +288,24 @@ func gitFrom(answers [nQuestions]string, want [nQuestions]bool) Git {
 	if commit == "" {
 		return Git{} // not a checkout, or no commit yet
 	}
-	g := Git{Commit: commit, ShortCommit: commit[:min(12, len(commit))]}
+	g := Git{Commit: commit}
+	if want[qShort] {
+		g.ShortCommit = unquote(answers[qShort])
+	}
 	if want[qRoot] {
 		g.Root = answers[qRoot]
 	}
 	if want[qTag] {
-		g.Tag = answers[qTag]
+		g.Tag = unquote(answers[qTag])
 	}
 	if want[qBranch] {
-		g.Branch = answers[qBranch]
+		g.Branch = unquote(answers[qBranch])
 	}
 	if want[qStatus] {
 		g.Dirty = answers[qStatus] != ""
+	}
+	if want[qPorcelain] {
+		g.TreeDirty = answers[qPorcelain] != ""
 	}
 	if want[qDate] {
 		g.CommitDate, _ = time.Parse(time.RFC3339, answers[qDate])
@@ -292,6 +314,13 @@ func gitFrom(answers [nQuestions]string, want [nQuestions]bool) Git {
 		g.RemoteURL = stripCredentials(answers[qRemote])
 	}
 	return g
+}
+
+// unquote drops every single quote from a one-line answer, as ko does
+// with each of git's answers (it asks for --format='%ct').
+func unquote(answer string) string {
+	first, _, _ := strings.Cut(answer, "\n")
+	return strings.ReplaceAll(first, "'", "")
 }
 
 // stripCredentials removes "user:password@" from an http(s) URL.

@@ -41,7 +41,7 @@ func TestRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(g.Commit) != 40 || g.ShortCommit != g.Commit[:12] {
+	if len(g.Commit) != 40 || g.ShortCommit != g.Commit[:7] {
 		t.Errorf("commit = %q short = %q", g.Commit, g.ShortCommit)
 	}
 	if g.Tag != "v1.2.3" || g.Branch != "main" || g.Dirty || g.TreeState() != "clean" {
@@ -56,7 +56,7 @@ func TestRead(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("b"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := Read(ctx, dir); !g.Dirty {
+	if g, _ := Read(ctx, dir); !g.Dirty || !g.IsDirty() {
 		t.Error("modified tracked file: Dirty = false")
 	}
 }
@@ -75,10 +75,10 @@ func TestReaderWaitsForFields(t *testing.T) {
 	if g := r.Wait("Tag"); g.Tag != "v1" || g.Commit == "" || g.Branch != "" || g.Dirty || g.Root != "" {
 		t.Errorf("Wait(Tag) = %+v", g)
 	}
-	if g := r.Wait("TreeState"); !g.Dirty || g.Tag != "" {
+	if g := r.Wait("TreeState"); !g.TreeDirty || g.Dirty || g.Tag != "" {
 		t.Errorf("Wait(TreeState) = %+v", g)
 	}
-	if g := r.Wait("Nonsense"); g.Tag != "v1" || g.Branch != "main" || !g.Dirty || g.Root == "" {
+	if g := r.Wait("Nonsense"); g.Tag != "v1" || g.Branch != "main" || !g.Dirty || !g.TreeDirty || g.Root == "" {
 		t.Errorf("Wait(Nonsense) = %+v, want every field", g)
 	}
 }
