@@ -29,7 +29,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -121,7 +121,7 @@ func TestServiceModuleSource(t *testing.T) {
 }
 
 // checkPulled pulls a build's image back from the server and validates it.
-func checkPulled(t *testing.T, b records.Build) {
+func checkPulled(t *testing.T, b buildrecord.Build) {
 	t.Helper()
 	img, err := remote.Image(mustRef(t, b.Results[0].Ref))
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // AppendLog adds text to the build's log, one LogLine per line ("\n"
@@ -24,7 +26,7 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 		var seq, size, truncated int64
 		err := tx.QueryRowContext(ctx, q(`SELECT log_seq, log_bytes, log_truncated FROM builds WHERE id = ?`), id).Scan(&seq, &size, &truncated)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("build %q: %w", id, ErrNotFound)
+			return fmt.Errorf("build %q: %w", id, buildrecord.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("reading build %s's log: %w", id, err)
@@ -33,19 +35,19 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 			return nil
 		}
 		first := seq
-		var rows []LogLine
+		var rows []buildrecord.LogLine
 		for _, l := range lines {
 			l = cleanLine(l)
 			n := int64(len(l)) + 1
 			if size+n > db.maxLogBytes {
 				seq++
-				rows = append(rows, LogLine{Seq: seq, Text: fmt.Sprintf("log truncated at %d bytes", db.maxLogBytes)})
+				rows = append(rows, buildrecord.LogLine{Seq: seq, Text: fmt.Sprintf("log truncated at %d bytes", db.maxLogBytes)})
 				truncated = 1
 				break
 			}
 			seq++
 			size += n
-			rows = append(rows, LogLine{Seq: seq, Text: l})
+			rows = append(rows, buildrecord.LogLine{Seq: seq, Text: l})
 		}
 		if err := insertLines(ctx, tx, id, rows); err != nil {
 			return err
@@ -73,7 +75,7 @@ func cleanLine(l string) string {
 // PostgreSQL (65535).
 const linesPerInsert = 200
 
-func insertLines(ctx context.Context, tx *sql.Tx, id string, lines []LogLine) error {
+func insertLines(ctx context.Context, tx *sql.Tx, id string, lines []buildrecord.LogLine) error {
 	for len(lines) > 0 {
 		n := min(len(lines), linesPerInsert)
 		var b strings.Builder
@@ -96,7 +98,7 @@ func insertLines(ctx context.Context, tx *sql.Tx, id string, lines []LogLine) er
 
 // Log returns the build's log lines after seq after (0 for all), in
 // order. A client that streams the log passes the last Seq it has.
-func (db *DB) Log(ctx context.Context, id string, after int64) ([]LogLine, error) {
+func (db *DB) Log(ctx context.Context, id string, after int64) ([]buildrecord.LogLine, error) {
 	if after < 0 {
 		return nil, fmt.Errorf("%w: log position %d is negative", ErrInvalid, after)
 	}
@@ -105,9 +107,9 @@ func (db *DB) Log(ctx context.Context, id string, after int64) ([]LogLine, error
 		return nil, fmt.Errorf("reading build %s's log: %w", id, err)
 	}
 	defer rows.Close()
-	var out []LogLine
+	var out []buildrecord.LogLine
 	for rows.Next() {
-		var l LogLine
+		var l buildrecord.LogLine
 		if err := rows.Scan(&l.Seq, &l.Text); err != nil {
 			return nil, fmt.Errorf("reading build %s's log: %w", id, err)
 		}
@@ -120,7 +122,7 @@ func (db *DB) Log(ctx context.Context, id string, after int64) ([]LogLine, error
 		var one int
 		err := db.r.QueryRowContext(ctx, q(`SELECT 1 FROM builds WHERE id = ?`), id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("build %q: %w", id, ErrNotFound)
+			return nil, fmt.Errorf("build %q: %w", id, buildrecord.ErrNotFound)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading build %s's log: %w", id, err)

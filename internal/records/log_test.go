@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 func TestLog(t *testing.T) {
@@ -48,8 +50,8 @@ func TestLogRefuses(t *testing.T) {
 		err  error
 		call func() error
 	}{
-		{"append to a missing build", ErrNotFound, func() error { return db.AppendLog(ctx, "ffffffffffffffffffff", "x\n") }},
-		{"read a missing build", ErrNotFound, func() error { _, err := db.Log(ctx, "ffffffffffffffffffff", 0); return err }},
+		{"append to a missing build", buildrecord.ErrNotFound, func() error { return db.AppendLog(ctx, "ffffffffffffffffffff", "x\n") }},
+		{"read a missing build", buildrecord.ErrNotFound, func() error { _, err := db.Log(ctx, "ffffffffffffffffffff", 0); return err }},
 		{"read from a negative position", ErrInvalid, func() error { _, err := db.Log(ctx, b.ID, -1); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

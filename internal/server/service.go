@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/registry"
 	"github.com/kilnbuild/kiln/internal/request"
@@ -248,12 +249,12 @@ func (b *builds) ready(ctx context.Context) error {
 // sources adapts source.Fetcher to the service's Sources.
 type sources struct{ f *source.Fetcher }
 
-func (s sources) Resolve(ctx context.Context, spec source.Spec) (records.Source, error) {
+func (s sources) Resolve(ctx context.Context, spec source.Spec) (buildrecord.Source, error) {
 	r, err := s.f.Resolve(ctx, spec)
 	return r.Source, err
 }
 
-func (s sources) Fetch(ctx context.Context, src records.Source, dir string) (string, error) {
+func (s sources) Fetch(ctx context.Context, src buildrecord.Source, dir string) (string, error) {
 	return s.f.Fetch(ctx, source.Resolved{Source: src}, dir)
 }
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // maxLine bounds a log line: a longer one is cut into pieces.
@@ -98,7 +98,7 @@ func (l *logWriter) store(lines []string) {
 	}
 	for _, line := range kept {
 		l.seq++
-		l.s.hub.publish(l.id, records.LogLine{Seq: l.seq, Text: line})
+		l.s.hub.publish(l.id, buildrecord.LogLine{Seq: l.seq, Text: line})
 	}
 }
 
@@ -118,8 +118,8 @@ type reader struct {
 
 // event is a log line, or the build's end (State set).
 type event struct {
-	Line  records.LogLine
-	State records.State
+	Line  buildrecord.LogLine
+	State buildrecord.State
 }
 
 // readerBuffer is how many events a reader may fall behind by.
@@ -154,12 +154,12 @@ func (h *hub) unsubscribe(id string, rd *reader) {
 	}
 }
 
-func (h *hub) publish(id string, line records.LogLine) {
+func (h *hub) publish(id string, line buildrecord.LogLine) {
 	h.send(id, event{Line: line}, false)
 }
 
 // finish sends the end and lets the build's readers go.
-func (h *hub) finish(id string, state records.State) {
+func (h *hub) finish(id string, state buildrecord.State) {
 	h.send(id, event{State: state}, true)
 }
 

@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/queue"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/source"
 )
 
@@ -118,7 +118,7 @@ func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr 
 	if err != nil {
 		return err
 	}
-	b := &records.Build{Request: stored, Packages: packages, Source: src}
+	b := &buildrecord.Build{Request: stored, Packages: packages, Source: src}
 	return s.enqueue(w, r, ticket, b)
 }
 
@@ -140,7 +140,7 @@ func (s *Service) reserve(w http.ResponseWriter) (*queue.Ticket, error) {
 
 // enqueue stores b and puts it in the ticket's place, answering 202 with
 // the record.
-func (s *Service) enqueue(w http.ResponseWriter, r *http.Request, t *queue.Ticket, b *records.Build) error {
+func (s *Service) enqueue(w http.ResponseWriter, r *http.Request, t *queue.Ticket, b *buildrecord.Build) error {
 	b.ServerVersion = s.cfg.Version
 	if err := s.cfg.Records.Create(r.Context(), b); err != nil {
 		return fmt.Errorf("creating a build record: %w", err)
@@ -188,17 +188,17 @@ func (s *Service) retry(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer ticket.Release()
-	b := &records.Build{Request: old.Request, Packages: old.Packages, Source: old.Source, RetryOf: old.ID}
+	b := &buildrecord.Build{Request: old.Request, Packages: old.Packages, Source: old.Source, RetryOf: old.ID}
 	return s.enqueue(w, r, ticket, b)
 }
 
 // get reads one record; a malformed or unknown ID is not found.
-func (s *Service) get(ctx context.Context, id string) (*records.Build, error) {
+func (s *Service) get(ctx context.Context, id string) (*buildrecord.Build, error) {
 	if !validID(id) {
 		return nil, errorf(http.StatusNotFound, "no build %q", id)
 	}
 	b, err := s.cfg.Records.Get(ctx, id)
-	if errors.Is(err, errNotFound) {
+	if errors.Is(err, buildrecord.ErrNotFound) {
 		return nil, errorf(http.StatusNotFound, "no build %q", id)
 	}
 	if err != nil {

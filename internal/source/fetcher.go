@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
-// Kinds of source, as records.Source.Kind names them.
+// Kinds of source, as buildrecord.Source.Kind names them.
 const (
 	KindWorkspace = "workspace"
 	KindUpload    = "upload"
@@ -86,7 +86,7 @@ type Fetcher struct {
 // holds nothing else, so one rebuilt from a stored record.Source fetches
 // the same content.
 type Resolved struct {
-	records.Source
+	buildrecord.Source
 }
 
 // invalidf returns an error wrapping ErrInvalid. Messages name only what
