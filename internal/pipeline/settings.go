@@ -48,20 +48,9 @@ func (s settings) sameCompile(o settings) bool {
 // against the builder's rule (gobuild's rule.go), so a refusal comes before
 // any compile and covers what templates expand to.
 func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(fields ...string) vcs.Git) (settings, error) {
-	c := r.opts.Config
 	var s settings
-	flags := c.DefaultFlags
-	if len(b.Flags) > 0 {
-		flags = b.Flags
-	}
-	ldflags := []string{"-s", "-w"}
-	if len(c.DefaultLdflags) > 0 {
-		ldflags = c.DefaultLdflags
-	}
-	if len(b.Ldflags) > 0 {
-		ldflags = b.Ldflags
-	}
-	s.env = append(append([]string{}, c.DefaultEnv...), b.Env...)
+	flags, ldflags, env := r.opts.Config.CompileSettings(b)
+	s.env = env
 	var g vcs.Git
 	if fields, uses := gitFields(append(append([]string{}, flags...), ldflags...)); uses {
 		g = git(fields...)

@@ -258,8 +258,14 @@ func (s sources) Fetch(ctx context.Context, src buildrecord.Source, dir string) 
 	return s.f.Fetch(ctx, source.Resolved{Source: src}, dir)
 }
 
-func (s sources) SaveUpload(ctx context.Context, r io.Reader) (string, error) {
+func (s sources) SaveUpload(ctx context.Context, r io.Reader) (string, bool, error) {
 	return s.f.SaveUpload(ctx, r)
+}
+
+func (s sources) DeleteUpload(id string) error { return s.f.DeleteUpload(id) }
+
+func (s sources) Config(ctx context.Context, src buildrecord.Source) (*source.ConfigFile, error) {
+	return s.f.Config(ctx, source.Resolved{Source: src})
 }
 
 // countBytes counts the bytes a handler reads and writes.

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -209,6 +210,7 @@ type fakeSources struct {
 	mu       sync.Mutex
 	resolved int
 	uploads  map[string][]byte
+	saved    int      // uploads ever saved, for their IDs
 	fetched  []string // build directories
 	fetchErr error
 }
@@ -245,22 +247,50 @@ func (f *fakeSources) Fetch(ctx context.Context, src buildrecord.Source, dir str
 	return mod, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
 }
 
-func (f *fakeSources) SaveUpload(_ context.Context, r io.Reader) (string, error) {
+func (f *fakeSources) SaveUpload(_ context.Context, r io.Reader) (string, bool, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
-		return "", fmt.Errorf("saving an upload in /srv/kiln/uploads: %w", err)
+		return "", false, fmt.Errorf("saving an upload in /srv/kiln/uploads: %w", err)
 	}
 	if !strings.HasPrefix(string(b), "\x1f\x8b") {
-		return "", fmt.Errorf("%w: the archive is not gzip", source.ErrInvalid)
+		return "", false, fmt.Errorf("%w: the archive is not gzip", source.ErrInvalid)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.uploads == nil {
 		f.uploads = map[string][]byte{}
 	}
-	id := fmt.Sprintf("u%d", len(f.uploads)+1)
+	for id, had := range f.uploads {
+		if bytes.Equal(had, b) {
+			return id, false, nil
+		}
+	}
+	f.saved++
+	id := fmt.Sprintf("u%d", f.saved)
 	f.uploads[id] = b
-	return id, nil
+	return id, true, nil
+}
+
+func (f *fakeSources) DeleteUpload(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.uploads, id)
+	return nil
+}
+
+// evilConfig is the .ko.yaml of a workspace named "toolexec" and of an
+// upload whose bytes hold "toolexec".
+var evilConfig = source.ConfigFile{Name: ".ko.yaml", Data: []byte("defaultFlags: [-toolexec=/bin/evil]\n")}
+
+func (f *fakeSources) Config(_ context.Context, src buildrecord.Source) (*source.ConfigFile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case src.Kind == "workspace" && src.Ref == "toolexec",
+		src.Kind == "upload" && strings.Contains(string(f.uploads[src.Ref]), "toolexec"):
+		return &evilConfig, nil
+	}
+	return nil, nil
 }
 
 func (f *fakeSources) counts() (resolved, uploads int) {
@@ -300,6 +330,14 @@ func (f *fakeRunner) Check(build json.RawMessage) ([]string, error) {
 		}
 	}
 	return b.Packages, nil
+}
+
+// CheckConfig refuses -toolexec as gobuild's rule does.
+func (f *fakeRunner) CheckConfig(_ json.RawMessage, cfg source.ConfigFile) error {
+	if strings.Contains(string(cfg.Data), "-toolexec") {
+		return fmt.Errorf("%w: %s: build flag \"-toolexec=/bin/evil\": -toolexec is not allowed", ErrInvalid, cfg.Name)
+	}
+	return nil
 }
 
 func (f *fakeRunner) Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]buildrecord.Result, buildrecord.Phases, error) {

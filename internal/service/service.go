@@ -46,7 +46,13 @@ type Records interface {
 type Sources interface {
 	Resolve(ctx context.Context, spec source.Spec) (buildrecord.Source, error)
 	Fetch(ctx context.Context, src buildrecord.Source, dir string) (moduleDir string, err error)
-	SaveUpload(ctx context.Context, r io.Reader) (id string, err error)
+	// SaveUpload stores an archive; created is false when it was
+	// stored already. DeleteUpload removes one.
+	SaveUpload(ctx context.Context, r io.Reader) (id string, created bool, err error)
+	DeleteUpload(id string) error
+	// Config returns the source's .ko.yaml when its tree is known at
+	// submission (workspaces and uploads), nil otherwise.
+	Config(ctx context.Context, src buildrecord.Source) (*source.ConfigFile, error)
 }
 
 // ErrInvalid marks a build request the Runner refuses as bad input.
@@ -58,6 +64,11 @@ type Runner interface {
 	// (everything but "source" and "timeout") strictly, unknown fields
 	// refused; bad input wraps ErrInvalid. It returns the packages.
 	Check(build json.RawMessage) (packages []string, err error)
+	// CheckConfig applies the build rule of kiln build (no -toolexec,
+	// cgo or foreign GOFLAGS…) to a source's config as the request
+	// would build with it, before anything is queued; a refusal wraps
+	// ErrInvalid.
+	CheckConfig(build json.RawMessage, cfg source.ConfigFile) error
 	// Run builds in moduleDir, writing progress lines to log.
 	Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]buildrecord.Result, buildrecord.Phases, error)
 }

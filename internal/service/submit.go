@@ -75,7 +75,7 @@ func nextPart(mr *multipart.Reader, name string) (*multipart.Part, error) {
 // accept checks a request, holds a place in the queue, saves the archive
 // of a multipart request (mr), resolves the source, and stores and queues
 // the build.
-func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr *multipart.Reader) error {
+func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr *multipart.Reader) (err error) {
 	req, err := parseRequest(raw, s.cfg.BuildTimeout)
 	if err != nil {
 		return err
@@ -96,23 +96,30 @@ func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr 
 	}
 	defer ticket.Release()
 	if mr != nil {
-		part, err := nextPart(mr, "archive")
-		if err != nil {
-			return err
+		part, perr := nextPart(mr, "archive")
+		if perr != nil {
+			return perr
 		}
-		if req.Source.Upload, err = s.save(r, part); err != nil {
-			return err
+		id, created, serr := s.save(r, part)
+		if serr != nil {
+			return serr
+		}
+		req.Source.Upload = id
+		if created {
+			// A refusal from here on leaves nothing on disk.
+			defer func() {
+				if err != nil { // accept's result
+					s.cfg.Sources.DeleteUpload(id)
+				}
+			}()
 		}
 		if _, err := mr.NextPart(); !errors.Is(err, io.EOF) {
 			return errorf(http.StatusBadRequest, "the multipart body has parts after the archive: send only request and archive")
 		}
 	}
-	src, err := s.cfg.Sources.Resolve(r.Context(), req.Source)
-	if errors.Is(err, source.ErrInvalid) {
-		return errorf(http.StatusBadRequest, "%s", oneLine(err))
-	}
+	src, err := s.resolve(r.Context(), &req)
 	if err != nil {
-		return fmt.Errorf("resolving a source: %w", err)
+		return err
 	}
 	stored, err := req.encode()
 	if err != nil {
@@ -120,6 +127,38 @@ func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr 
 	}
 	b := &buildrecord.Build{Request: stored, Packages: packages, Source: src}
 	return s.enqueue(w, r, ticket, b)
+}
+
+// resolve pins the request's source and, when its tree is known now
+// (workspaces and uploads), checks its .ko.yaml against the build rule,
+// so that a -toolexec there is a 400 and not a failed build. Git and
+// module sources are checked when the build has fetched them.
+func (s *Service) resolve(ctx context.Context, req *request) (buildrecord.Source, error) {
+	src, err := s.cfg.Sources.Resolve(ctx, req.Source)
+	if errors.Is(err, source.ErrInvalid) {
+		return src, errorf(http.StatusBadRequest, "%s", oneLine(err))
+	}
+	if err != nil {
+		return src, fmt.Errorf("resolving a source: %w", err)
+	}
+	cfg, err := s.cfg.Sources.Config(ctx, src)
+	if errors.Is(err, source.ErrInvalid) {
+		return src, errorf(http.StatusBadRequest, "%s", oneLine(err))
+	}
+	if err != nil {
+		return src, fmt.Errorf("reading a source's config: %w", err)
+	}
+	if cfg == nil {
+		return src, nil
+	}
+	err = s.cfg.Runner.CheckConfig(req.Build, *cfg)
+	if errors.Is(err, ErrInvalid) {
+		return src, errorf(http.StatusBadRequest, "%s", oneLine(err))
+	}
+	if err != nil {
+		return src, fmt.Errorf("checking a source's config: %w", err)
+	}
+	return src, nil
 }
 
 // reserve holds a place in the queue, or answers why not.
@@ -158,7 +197,7 @@ func (s *Service) enqueue(w http.ResponseWriter, r *http.Request, t *queue.Ticke
 // uploadSource is POST /sources: a tar.gz body, saved for a later build.
 func (s *Service) uploadSource(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+1)
-	id, err := s.save(r, r.Body)
+	id, _, err := s.save(r, r.Body)
 	if err != nil {
 		return err
 	}

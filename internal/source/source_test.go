@@ -123,7 +123,7 @@ func TestRefusesBadInput(t *testing.T) {
 			}
 			var err error
 			if c.upload != nil {
-				_, err = f.SaveUpload(ctx, bytes.NewReader(c.upload))
+				_, _, err = f.SaveUpload(ctx, bytes.NewReader(c.upload))
 			} else {
 				_, err = f.Resolve(ctx, c.spec)
 			}
@@ -151,7 +151,7 @@ func TestRefusesBadInput(t *testing.T) {
 func TestFetchEachKind(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
-	id, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
+	id, _, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestFetchRefusesWhatChangedOrHides(t *testing.T) {
 		t.Errorf("workspace that gained a symlink out: got %v, want ErrInvalid", err)
 	}
 
-	id, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
+	id, _, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
