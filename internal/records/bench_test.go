@@ -75,7 +75,7 @@ func BenchmarkList(b *testing.B) {
 							return
 						default:
 						}
-						if err := db.AppendLog(ctx, id, "compiling example.com/svc/internal/thing\n"); err != nil {
+						if _, err := db.AppendLog(ctx, id, "compiling example.com/svc/internal/thing\n"); err != nil {
 							b.Error(err)
 							return
 						}

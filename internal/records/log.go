@@ -16,13 +16,17 @@ import (
 // against the build's cap with their newline: the first line that would
 // pass it is replaced by "log truncated at N bytes", which is the log's
 // last line; later appends are dropped without error, so that a chatty
-// compiler cannot fail its build.
-func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
+// compiler cannot fail its build. It returns the lines it stored, with
+// their Seq and as stored, so that a live reader sees what a later read
+// of Log returns.
+func (db *DB) AppendLog(ctx context.Context, id string, text string) ([]buildrecord.LogLine, error) {
 	if text == "" {
-		return nil
+		return nil, nil
 	}
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	return db.inTxRetry(ctx, func(tx *sql.Tx) error {
+	var stored []buildrecord.LogLine
+	err := db.inTxRetry(ctx, func(tx *sql.Tx) error {
+		stored = nil
 		var seq, size, truncated int64
 		err := tx.QueryRowContext(ctx, q(`SELECT log_seq, log_bytes, log_truncated FROM builds WHERE id = ?`), id).Scan(&seq, &size, &truncated)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -60,8 +64,13 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return fmt.Errorf("appending to build %s's log: %w", id, errors.Join(err, errMoved))
 		}
+		stored = rows
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
 }
 
 // cleanLine makes l storable in a TEXT column of any database: invalid

@@ -164,7 +164,7 @@ func TestTransitionConcurrent(t *testing.T) {
 			if err := db.Create(ctx, newBuild("module", "./cmd/other")); err != nil {
 				t.Error(err)
 			}
-			if err := db.AppendLog(ctx, b.ID, "a line\n"); err != nil {
+			if _, err := db.AppendLog(ctx, b.ID, "a line\n"); err != nil {
 				t.Error(err)
 			}
 			if _, err := db.List(ctx, buildrecord.Filter{Limit: 5}); err != nil {
@@ -213,7 +213,7 @@ func TestRecoverAfterRestart(t *testing.T) {
 	if _, err := db.Transition(ctx, done.ID, buildrecord.Succeeded, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AppendLog(ctx, r1.ID, "compiling\n"); err != nil {
+	if _, err := db.AppendLog(ctx, r1.ID, "compiling\n"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close() // the process dies

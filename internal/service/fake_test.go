@@ -152,13 +152,14 @@ func (f *fakeRecords) Recover(_ context.Context, at time.Time) (queued, interrup
 	return queued, interrupted, nil
 }
 
-func (f *fakeRecords) AppendLog(_ context.Context, id, text string) error {
+func (f *fakeRecords) AppendLog(_ context.Context, id, text string) ([]buildrecord.LogLine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	n := len(f.logs[id])
 	for _, line := range strings.Split(text, "\n") {
 		f.logs[id] = append(f.logs[id], buildrecord.LogLine{Seq: int64(len(f.logs[id]) + 1), Text: line})
 	}
-	return nil
+	return slices.Clone(f.logs[id][n:]), nil
 }
 
 func (f *fakeRecords) Log(_ context.Context, id string, after int64) ([]buildrecord.LogLine, error) {

@@ -35,8 +35,10 @@ type Records interface {
 	// queued ones oldest first.
 	Recover(ctx context.Context, at time.Time) (queued, interrupted []*buildrecord.Build, err error)
 	// AppendLog adds lines (joined by "\n", none empty, no trailing
-	// newline) to a build's log; Log returns the lines after seq after.
-	AppendLog(ctx context.Context, id, text string) error
+	// newline) to a build's log and returns the lines it stored, as
+	// stored (past the log's cap: none, or its last line saying so);
+	// Log returns the lines after seq after.
+	AppendLog(ctx context.Context, id, text string) ([]buildrecord.LogLine, error)
 	Log(ctx context.Context, id string, after int64) ([]buildrecord.LogLine, error)
 	Ping(ctx context.Context) error
 }
