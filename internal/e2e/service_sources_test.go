@@ -59,7 +59,7 @@ func TestServiceUploadSource(t *testing.T) {
 // own http-backend, by branch name; the record holds the commit.
 func TestServiceGitSource(t *testing.T) {
 	gitBin := testutil.RequireTool(t, "git")
-	p := startService(t, nil)
+	p := startService(t, nil, "--git-allow", "127.0.0.1")
 	root := t.TempDir()
 	work := filepath.Join(root, "work")
 	env := append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",

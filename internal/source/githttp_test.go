@@ -54,7 +54,7 @@ func TestGitHTTPBackend(t *testing.T) {
 		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"}})
 	defer srv.Close()
 	url := srv.URL + "/repo.git"
-	f := &Fetcher{HTTP: srv.Client()}
+	f := &Fetcher{HTTP: srv.Client(), GitAllow: []string{"127.0.0.1"}}
 	ctx := context.Background()
 	for _, c := range []struct {
 		ref, want, file, absent string
