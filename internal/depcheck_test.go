@@ -14,7 +14,7 @@ import (
 // layer gives each package its place in the one-direction architecture:
 // a package may import only packages of a lower layer.
 var layer = map[string]int{
-	"checked": -1, "oneline": -1, "remoteopt": -1,
+	"checked": -1, "oneline": -1, "remoteopt": -1, "buildrecord": -1,
 	"platform": 0, "imageref": 0, "vcs": 0, "layer": 0, "config": 0, "store": 0, "keys": 0, "testutil": 0, "resolve": 0, "records": 0,
 	"gobuild": 1, "base": 1, "image": 1, "publish": 1, "provenance": 1, "sign": 1, "registry": 1, "source": 1, "queue": 1,
 	"sbom": 2, "pipeline": 2, "delve": 2,

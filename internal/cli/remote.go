@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/client"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/request"
 )
 
@@ -102,7 +102,7 @@ func runRemote(cmd *cobra.Command, inv Invocation, f *buildFlags, pkgs []string)
 	if err != nil {
 		return err
 	}
-	if final.State != records.Succeeded {
+	if final.State != buildrecord.Succeeded {
 		msg := string(final.State)
 		if final.Error != nil {
 			msg = final.Error.Message

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // Client calls a build service's /api/v1.
@@ -96,7 +96,7 @@ func readError(res *http.Response) error {
 
 // Submit sends a build request (a JSON object: the build's fields, and no
 // source) with archive, a tar.gz of the source, as one multipart body.
-func (c *Client) Submit(ctx context.Context, request any, archive io.Reader) (*records.Build, error) {
+func (c *Client) Submit(ctx context.Context, request any, archive io.Reader) (*buildrecord.Build, error) {
 	raw, err := json.Marshal(request)
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func (c *Client) Submit(ctx context.Context, request any, archive io.Reader) (*r
 		return nil, err
 	}
 	req.Header.Set("Content-Type", mw.FormDataContentType())
-	var b records.Build
+	var b buildrecord.Build
 	if err := c.do(req, &b); err != nil {
 		pr.CloseWithError(err)
 		return nil, err
@@ -144,12 +144,12 @@ func writeParts(mw *multipart.Writer, raw []byte, archive io.Reader) error {
 }
 
 // Get returns a build's record.
-func (c *Client) Get(ctx context.Context, id string) (*records.Build, error) {
+func (c *Client) Get(ctx context.Context, id string) (*buildrecord.Build, error) {
 	req, err := c.newRequest(ctx, http.MethodGet, "builds/"+url.PathEscape(id), nil)
 	if err != nil {
 		return nil, err
 	}
-	var b records.Build
+	var b buildrecord.Build
 	return &b, c.do(req, &b)
 }
 
@@ -165,7 +165,7 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 // Follow copies a build's log to w as it is written, until the build
 // ends, and returns its final record. A dropped stream is picked up where
 // it stopped (Last-Event-ID), a few times.
-func (c *Client) Follow(ctx context.Context, id string, w io.Writer) (*records.Build, error) {
+func (c *Client) Follow(ctx context.Context, id string, w io.Writer) (*buildrecord.Build, error) {
 	var last int64
 	for attempt := 0; ; attempt++ {
 		ended, err := c.stream(ctx, id, w, &last)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
@@ -104,7 +105,7 @@ func TestBenchServiceVsKilnBuild(t *testing.T) {
 		id := p.submit(`{"source":` + source + `,` + helloPackages + `}`).ID
 		_, end := p.streamBuild(id)
 		b := p.get(id)
-		if b.State != records.Succeeded {
+		if b.State != buildrecord.Succeeded {
 			t.Fatalf("service build %s", b.State)
 		}
 		digests["service "+arm] = b.Results[0].Digest
@@ -149,18 +150,18 @@ func TestBenchServiceListBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 10000 {
-		b := &records.Build{Request: []byte(`{"packages":["./cmd/hello"],"platforms":["linux/amd64"],"source":{"workspace":"hello"},"timeout":"30m0s"}`),
-			Packages: []string{"./cmd/hello"}, Source: records.Source{Kind: "workspace", Ref: "hello"}, ServerVersion: "devel"}
+		b := &buildrecord.Build{Request: []byte(`{"packages":["./cmd/hello"],"platforms":["linux/amd64"],"source":{"workspace":"hello"},"timeout":"30m0s"}`),
+			Packages: []string{"./cmd/hello"}, Source: buildrecord.Source{Kind: "workspace", Ref: "hello"}, ServerVersion: "devel"}
 		if err := db.Create(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Transition(ctx, b.ID, records.Running, time.Now(), nil); err != nil {
+		if _, err := db.Transition(ctx, b.ID, buildrecord.Running, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		digest := fmt.Sprintf("sha256:%064x", i)
-		_, err := db.Transition(ctx, b.ID, records.Succeeded, time.Now(), func(u *records.Build) {
-			u.Results = []records.Result{{ImportPath: "example.com/hello/cmd/hello", Ref: "127.0.0.1:8080/hello@" + digest, Digest: digest,
-				Images: []records.Image{{Platform: "linux/amd64", Digest: digest, Bytes: 1 << 20}}}}
+		_, err := db.Transition(ctx, b.ID, buildrecord.Succeeded, time.Now(), func(u *buildrecord.Build) {
+			u.Results = []buildrecord.Result{{ImportPath: "example.com/hello/cmd/hello", Ref: "127.0.0.1:8080/hello@" + digest, Digest: digest,
+				Images: []buildrecord.Image{{Platform: "linux/amd64", Digest: digest, Bytes: 1 << 20}}}}
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -188,7 +189,7 @@ func TestBenchServiceListBuilds(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		if b := p.get(id); b.State != records.Running {
+		if b := p.get(id); b.State != buildrecord.Running {
 			t.Errorf("build %s ended (%s) before the measurement did: make it slower", id, b.State)
 		}
 		p.do("POST", "/api/v1/builds/"+id+"/cancel", "", nil, nil)

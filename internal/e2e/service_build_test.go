@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -55,7 +55,7 @@ func (p *serviceProcess) compiling(id string) int {
 	p.t.Helper()
 	builds := filepath.Join(p.data, "builds")
 	var pid int
-	p.waitFor(id, "compiling", func(b records.Build) bool {
+	p.waitFor(id, "compiling", func(b buildrecord.Build) bool {
 		if b.State.Final() {
 			p.t.Fatalf("build %s ended (%s) before it was seen compiling: make slowModule slower", id, b.State)
 		}
@@ -120,7 +120,7 @@ func TestServiceRecordSurvivesRestart(t *testing.T) {
 	if got := p.buildLog(before.ID); got != logBefore {
 		t.Errorf("the log changed across a restart:\nbefore %q\nafter  %q", logBefore, got)
 	}
-	var list struct{ Builds []records.Build }
+	var list struct{ Builds []buildrecord.Build }
 	p.do("GET", "/api/v1/builds", "", nil, &list)
 	if len(list.Builds) != 1 || list.Builds[0].ID != before.ID {
 		t.Errorf("GET /builds after a restart lists %d builds, want the one", len(list.Builds))
@@ -129,8 +129,8 @@ func TestServiceRecordSurvivesRestart(t *testing.T) {
 
 // normalize makes times comparable with DeepEqual (monotonic readings
 // and locations differ after a JSON round trip).
-func normalize(b records.Build) records.Build {
-	times := map[records.State]time.Time{}
+func normalize(b buildrecord.Build) buildrecord.Build {
+	times := map[buildrecord.State]time.Time{}
 	for s, t := range b.Times {
 		times[s] = t.UTC().Round(0)
 	}
@@ -151,7 +151,7 @@ func TestServiceCancelStopsCompile(t *testing.T) {
 		t.Fatalf("cancel = %s: %s", resp.Status, raw)
 	}
 	b := p.waitFinal(id)
-	if b.State != records.Cancelled {
+	if b.State != buildrecord.Cancelled {
 		t.Fatalf("build %s after cancel, want cancelled: %+v", b.State, b.Error)
 	}
 	if len(b.Results) != 0 {
@@ -200,10 +200,10 @@ func TestServiceSIGKILLLeavesInterrupted(t *testing.T) {
 	killLeftovers(p.data) // what a container runtime does to the pod's processes
 	p.start()
 	b := p.get(id)
-	if b.State != records.Interrupted || b.Times[records.Interrupted].IsZero() {
+	if b.State != buildrecord.Interrupted || b.Times[buildrecord.Interrupted].IsZero() {
 		t.Fatalf("after SIGKILL and a restart the build is %s (times %v), want interrupted with its time", b.State, b.Times)
 	}
-	var retry records.Build
+	var retry buildrecord.Build
 	resp, raw := p.do("POST", "/api/v1/builds/"+id+"/retry", "", nil, &retry)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("retry = %s: %s", resp.Status, raw)

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -82,7 +82,7 @@ func TestServiceLoad(t *testing.T) {
 	for _, id := range accepted {
 		p.succeeded(id)
 	}
-	var list struct{ Builds []records.Build }
+	var list struct{ Builds []buildrecord.Build }
 	p.do("GET", "/api/v1/builds?limit=100", "", nil, &list)
 	var listed []string
 	for _, b := range list.Builds {

@@ -25,7 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -55,7 +55,7 @@ func TestServiceUploadSource(t *testing.T) {
 // own http-backend, by branch name; the record holds the commit.
 func TestServiceGitSource(t *testing.T) {
 	repo := testutil.NewGitRepo(t)
-	p := startService(t, nil)
+	p := startService(t, nil, "--git-allow", "127.0.0.1")
 	commit := repo.Commit(testutil.HelloModule, "hello")
 	_, url := repo.Serve("hello")
 
@@ -96,7 +96,7 @@ func TestServiceModuleSource(t *testing.T) {
 }
 
 // checkPulled pulls a build's image back from the server and validates it.
-func checkPulled(t *testing.T, b records.Build) {
+func checkPulled(t *testing.T, b buildrecord.Build) {
 	t.Helper()
 	img, err := remote.Image(mustRef(t, b.Results[0].Ref))
 	if err != nil {

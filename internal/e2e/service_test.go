@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -195,9 +195,9 @@ func (p *serviceProcess) do(method, path, contentType string, body []byte, v any
 }
 
 // submit posts a build request and returns the queued record.
-func (p *serviceProcess) submit(body string) records.Build {
+func (p *serviceProcess) submit(body string) buildrecord.Build {
 	p.t.Helper()
-	var b records.Build
+	var b buildrecord.Build
 	resp, raw := p.do("POST", "/api/v1/builds", "application/json", []byte(body), &b)
 	if resp.StatusCode != http.StatusAccepted {
 		p.t.Fatalf("POST /api/v1/builds %s = %s: %s", body, resp.Status, raw)
@@ -205,9 +205,9 @@ func (p *serviceProcess) submit(body string) records.Build {
 	return b
 }
 
-func (p *serviceProcess) get(id string) records.Build {
+func (p *serviceProcess) get(id string) buildrecord.Build {
 	p.t.Helper()
-	var b records.Build
+	var b buildrecord.Build
 	resp, raw := p.do("GET", "/api/v1/builds/"+id, "", nil, &b)
 	if resp.StatusCode != http.StatusOK {
 		p.t.Fatalf("GET build %s = %s: %s", id, resp.Status, raw)
@@ -224,7 +224,7 @@ func (p *serviceProcess) buildLog(id string) string {
 
 // waitFor polls a build (backing off, within a deadline) until done
 // says it is what the test waits for, and returns it.
-func (p *serviceProcess) waitFor(id, what string, done func(records.Build) bool) records.Build {
+func (p *serviceProcess) waitFor(id, what string, done func(buildrecord.Build) bool) buildrecord.Build {
 	p.t.Helper()
 	wait := 5 * time.Millisecond
 	for deadline := time.Now().Add(4 * time.Minute); time.Now().Before(deadline); wait = min(2*wait, 250*time.Millisecond) {
@@ -234,20 +234,20 @@ func (p *serviceProcess) waitFor(id, what string, done func(records.Build) bool)
 		time.Sleep(wait)
 	}
 	p.t.Fatalf("build %s: not %s within 4 minutes; log:\n%s", id, what, p.buildLog(id))
-	return records.Build{}
+	return buildrecord.Build{}
 }
 
 // waitFinal waits for a build to finish.
-func (p *serviceProcess) waitFinal(id string) records.Build {
+func (p *serviceProcess) waitFinal(id string) buildrecord.Build {
 	p.t.Helper()
-	return p.waitFor(id, "finished", func(b records.Build) bool { return b.State.Final() })
+	return p.waitFor(id, "finished", func(b buildrecord.Build) bool { return b.State.Final() })
 }
 
 // succeeded waits for a build and fails the test unless it succeeded.
-func (p *serviceProcess) succeeded(id string) records.Build {
+func (p *serviceProcess) succeeded(id string) buildrecord.Build {
 	p.t.Helper()
 	b := p.waitFinal(id)
-	if b.State != records.Succeeded || len(b.Results) == 0 {
+	if b.State != buildrecord.Succeeded || len(b.Results) == 0 {
 		p.t.Fatalf("build %s %s: %+v\nlog:\n%s", id, b.State, b.Error, p.buildLog(id))
 	}
 	return b

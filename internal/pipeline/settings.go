@@ -51,23 +51,9 @@ func (s settings) sameCompile(o settings) bool {
 // checks the result against the builder's rule (gobuild's rule.go), so a
 // refusal comes before any compile and covers what templates expand to.
 func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, p v1.Platform, git func(fields ...string) vcs.Git) (settings, error) {
-	c := r.opts.Config
 	var s settings
-	flags := c.DefaultFlags
-	if len(b.Flags) > 0 {
-		flags = b.Flags
-	}
-	ldflags := []string{"-s", "-w"}
-	if r.opts.Debugger != nil {
-		ldflags = nil // a debugger needs the symbols and DWARF that -s -w drop
-	}
-	if len(c.DefaultLdflags) > 0 {
-		ldflags = c.DefaultLdflags
-	}
-	if len(b.Ldflags) > 0 {
-		ldflags = b.Ldflags
-	}
-	s.env = append(append([]string{}, c.DefaultEnv...), b.Env...)
+	flags, ldflags, env := r.opts.Config.CompileSettings(b, r.opts.Debugger != nil)
+	s.env = env
 	var err error
 	if s.flags, s.ldflags, err = r.expandTemplates(flags, ldflags, s.env, p, git); err != nil {
 		return settings{}, err

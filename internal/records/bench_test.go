@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // BenchmarkList is GET /builds's query over 10,000 builds (of which two
@@ -37,15 +39,15 @@ func BenchmarkList(b *testing.B) {
 			mid = bd.ID
 		}
 		if i >= n-2 {
-			if _, err := db.Transition(ctx, bd.ID, Running, time.Now(), nil); err != nil {
+			if _, err := db.Transition(ctx, bd.ID, buildrecord.Running, time.Now(), nil); err != nil {
 				b.Fatal(err)
 			}
 			running = append(running, bd.ID)
 			continue
 		}
-		_, err := db.Transition(ctx, bd.ID, Cancelled, time.Now(), func(u *Build) {
-			u.Results = []Result{{ImportPath: "example.com/svc", Ref: "127.0.0.1:5000/svc@sha256:" + fmt.Sprintf("%064d", i),
-				Digest: "sha256:" + fmt.Sprintf("%064d", i), Images: []Image{{Platform: "linux/amd64", Digest: "sha256:a", Bytes: 1 << 20}, {Platform: "linux/arm64", Digest: "sha256:b", Bytes: 1 << 20}}}}
+		_, err := db.Transition(ctx, bd.ID, buildrecord.Cancelled, time.Now(), func(u *buildrecord.Build) {
+			u.Results = []buildrecord.Result{{ImportPath: "example.com/svc", Ref: "127.0.0.1:5000/svc@sha256:" + fmt.Sprintf("%064d", i),
+				Digest: "sha256:" + fmt.Sprintf("%064d", i), Images: []buildrecord.Image{{Platform: "linux/amd64", Digest: "sha256:a", Bytes: 1 << 20}, {Platform: "linux/arm64", Digest: "sha256:b", Bytes: 1 << 20}}}}
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -53,14 +55,14 @@ func BenchmarkList(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name    string
-		f       Filter
+		f       buildrecord.Filter
 		writers int // goroutines appending log lines meanwhile, as running builds do
 	}{
-		{"first-page", Filter{}, 0},
-		{"first-page-2-writing", Filter{}, 2},
-		{"package", Filter{Package: "./cmd/svc7"}, 0},
-		{"state-running", Filter{State: Running}, 0},
-		{"deep-cursor", Filter{Cursor: mid}, 0},
+		{"first-page", buildrecord.Filter{}, 0},
+		{"first-page-2-writing", buildrecord.Filter{}, 2},
+		{"package", buildrecord.Filter{Package: "./cmd/svc7"}, 0},
+		{"state-running", buildrecord.Filter{State: buildrecord.Running}, 0},
+		{"deep-cursor", buildrecord.Filter{Cursor: mid}, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			stop := make(chan struct{})
@@ -73,7 +75,7 @@ func BenchmarkList(b *testing.B) {
 							return
 						default:
 						}
-						if err := db.AppendLog(ctx, id, "compiling example.com/svc/internal/thing\n"); err != nil {
+						if _, err := db.AppendLog(ctx, id, "compiling example.com/svc/internal/thing\n"); err != nil {
 							b.Error(err)
 							return
 						}

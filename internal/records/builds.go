@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // A build ID is 20 lowercase hex digits: 16 of the creation time in Unix
@@ -62,7 +64,7 @@ func validID(id string) bool {
 // b.Times (queued: now) and keeps the rest of b as it is; on an error b
 // is left unchanged. b.Source.Kind
 // must be set; b.Request, when set, must be JSON.
-func (db *DB) Create(ctx context.Context, b *Build) error {
+func (db *DB) Create(ctx context.Context, b *buildrecord.Build) error {
 	if err := checkNew(b); err != nil {
 		return err
 	}
@@ -70,8 +72,8 @@ func (db *DB) Create(ctx context.Context, b *Build) error {
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		now := db.now().UTC()
 		nb.ID = db.newID()
-		nb.State = Queued
-		nb.Times = map[State]time.Time{Queued: now}
+		nb.State = buildrecord.Queued
+		nb.Times = map[buildrecord.State]time.Time{buildrecord.Queued: now}
 		doc, err := json.Marshal(&nb)
 		if err != nil {
 			return fmt.Errorf("encoding build: %w", err)
@@ -96,7 +98,7 @@ func (db *DB) Create(ctx context.Context, b *Build) error {
 	return nil
 }
 
-func checkNew(b *Build) error {
+func checkNew(b *buildrecord.Build) error {
 	switch {
 	case b == nil:
 		return fmt.Errorf("%w: no build to create", ErrInvalid)
@@ -111,11 +113,11 @@ func checkNew(b *Build) error {
 }
 
 // Get returns the build with that ID, or ErrNotFound.
-func (db *DB) Get(ctx context.Context, id string) (*Build, error) {
+func (db *DB) Get(ctx context.Context, id string) (*buildrecord.Build, error) {
 	var doc string
 	err := db.r.QueryRowContext(ctx, q(`SELECT doc FROM builds WHERE id = ?`), id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("build %q: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("build %q: %w", id, buildrecord.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading build %s: %w", id, err)
@@ -123,8 +125,8 @@ func (db *DB) Get(ctx context.Context, id string) (*Build, error) {
 	return decode(doc)
 }
 
-func decode(doc string) (*Build, error) {
-	var b Build
+func decode(doc string) (*buildrecord.Build, error) {
+	var b buildrecord.Build
 	if err := json.Unmarshal([]byte(doc), &b); err != nil {
 		return nil, fmt.Errorf("decoding build record: %w", err)
 	}
@@ -141,9 +143,9 @@ const (
 // pass the page's Next as the next Filter's Cursor. Builds created while
 // a caller pages are newer than its cursor, so paging never repeats or
 // skips a build. A Limit over MaxLimit is lowered to it.
-func (db *DB) List(ctx context.Context, f Filter) (Page, error) {
-	if err := f.check(); err != nil {
-		return Page{}, err
+func (db *DB) List(ctx context.Context, f buildrecord.Filter) (buildrecord.Page, error) {
+	if err := checkFilter(f); err != nil {
+		return buildrecord.Page{}, err
 	}
 	limit := f.Limit
 	if limit == 0 {
@@ -177,14 +179,14 @@ func (db *DB) List(ctx context.Context, f Filter) (Page, error) {
 
 	rows, err := db.r.QueryContext(ctx, q(query), args...)
 	if err != nil {
-		return Page{}, fmt.Errorf("listing builds: %w", err)
+		return buildrecord.Page{}, fmt.Errorf("listing builds: %w", err)
 	}
 	defer rows.Close()
-	var p Page
+	var p buildrecord.Page
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
-			return Page{}, fmt.Errorf("listing builds: %w", err)
+			return buildrecord.Page{}, fmt.Errorf("listing builds: %w", err)
 		}
 		if len(p.Builds) == limit {
 			p.Next = p.Builds[limit-1].ID
@@ -192,17 +194,18 @@ func (db *DB) List(ctx context.Context, f Filter) (Page, error) {
 		}
 		b, err := decode(doc)
 		if err != nil {
-			return Page{}, err
+			return buildrecord.Page{}, err
 		}
 		p.Builds = append(p.Builds, b)
 	}
 	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("listing builds: %w", err)
+		return buildrecord.Page{}, fmt.Errorf("listing builds: %w", err)
 	}
 	return p, nil
 }
 
-func (f Filter) check() error {
+// checkFilter refuses a filter List cannot run.
+func checkFilter(f buildrecord.Filter) error {
 	switch {
 	case f.State != "" && !f.State.Valid():
 		return fmt.Errorf("%w: unknown state %q", ErrInvalid, f.State)

@@ -10,19 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
-func newBuild(kind string, pkgs ...string) *Build {
-	return &Build{
+func newBuild(kind string, pkgs ...string) *buildrecord.Build {
+	return &buildrecord.Build{
 		Request:       json.RawMessage(`{"packages":["./cmd/app"]}`),
 		Packages:      pkgs,
-		Source:        Source{Kind: kind, Ref: "ref"},
+		Source:        buildrecord.Source{Kind: kind, Ref: "ref"},
 		ServerVersion: "test",
 	}
 }
 
-func mustCreate(t testing.TB, db *DB, b *Build) *Build {
+func mustCreate(t testing.TB, db *DB, b *buildrecord.Build) *buildrecord.Build {
 	t.Helper()
 	if err := db.Create(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -35,10 +36,10 @@ func TestCreateGet(t *testing.T) {
 	db, _ := open(t, WithClock(clock.Now))
 	ctx := context.Background()
 	b := newBuild("module", "./cmd/app", "./cmd/app", "./cmd/tool")
-	b.State = Succeeded // ignored: a new build is queued
+	b.State = buildrecord.Succeeded // ignored: a new build is queued
 	b.RetryOf = "0000000000000001abcd"
 	mustCreate(t, db, b)
-	if !validID(b.ID) || b.State != Queued || !b.Times[Queued].Equal(clock.Now()) || len(b.Times) != 1 {
+	if !validID(b.ID) || b.State != buildrecord.Queued || !b.Times[buildrecord.Queued].Equal(clock.Now()) || len(b.Times) != 1 {
 		t.Fatalf("created %+v", b)
 	}
 	got, err := db.Get(ctx, b.ID)
@@ -50,10 +51,10 @@ func TestCreateGet(t *testing.T) {
 	if string(gotJSON) != string(wantJSON) {
 		t.Errorf("Get:\n got %s\nwant %s", gotJSON, wantJSON)
 	}
-	if _, err := db.Get(ctx, "ffffffffffffffffffff"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Get(ctx, "ffffffffffffffffffff"); !errors.Is(err, buildrecord.ErrNotFound) {
 		t.Errorf("Get of a missing build: %v, want ErrNotFound", err)
 	}
-	if _, err := db.Get(ctx, "not an id"); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Get(ctx, "not an id"); !errors.Is(err, buildrecord.ErrNotFound) {
 		t.Errorf("Get of a malformed ID: %v, want ErrNotFound", err)
 	}
 }
@@ -62,15 +63,15 @@ func TestCreateRefuses(t *testing.T) {
 	db, _ := open(t)
 	for _, tc := range []struct {
 		name string
-		b    *Build
+		b    *buildrecord.Build
 	}{
 		{"nil", nil},
-		{"no source kind", &Build{Packages: []string{"./cmd/app"}}},
-		{"request not JSON", &Build{Source: Source{Kind: "git"}, Request: json.RawMessage(`{"packages":`)}},
-		{"empty package", &Build{Source: Source{Kind: "git"}, Packages: []string{"./a", ""}}},
+		{"no source kind", &buildrecord.Build{Packages: []string{"./cmd/app"}}},
+		{"request not JSON", &buildrecord.Build{Source: buildrecord.Source{Kind: "git"}, Request: json.RawMessage(`{"packages":`)}},
+		{"empty package", &buildrecord.Build{Source: buildrecord.Source{Kind: "git"}, Packages: []string{"./a", ""}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var before Build
+			var before buildrecord.Build
 			if tc.b != nil {
 				before = *tc.b
 			}
@@ -82,7 +83,7 @@ func TestCreateRefuses(t *testing.T) {
 			}
 		})
 	}
-	p, err := db.List(context.Background(), Filter{})
+	p, err := db.List(context.Background(), buildrecord.Filter{})
 	if err != nil || len(p.Builds) != 0 {
 		t.Fatalf("after refused creates: %d builds, %v", len(p.Builds), err)
 	}
@@ -119,33 +120,33 @@ func TestListFilters(t *testing.T) {
 	b := mustCreate(t, db, newBuild("module", "./cmd/b", "./cmd/a"))
 	c := mustCreate(t, db, newBuild("upload", "./cmd/c"))
 	d := mustCreate(t, db, newBuild("git", "./cmd/b"))
-	if _, err := db.Transition(ctx, b.ID, Running, time.Now(), nil); err != nil {
+	if _, err := db.Transition(ctx, b.ID, buildrecord.Running, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Transition(ctx, c.ID, Cancelled, time.Now(), nil); err != nil {
+	if _, err := db.Transition(ctx, c.ID, buildrecord.Cancelled, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		name string
-		f    Filter
-		want []*Build
+		f    buildrecord.Filter
+		want []*buildrecord.Build
 	}{
-		{"all, newest first", Filter{}, []*Build{d, c, b, a}},
-		{"state queued", Filter{State: Queued}, []*Build{d, a}},
-		{"state running", Filter{State: Running}, []*Build{b}},
-		{"state none", Filter{State: Failed}, nil},
-		{"package a", Filter{Package: "./cmd/a"}, []*Build{b, a}},
-		{"package b", Filter{Package: "./cmd/b"}, []*Build{d, b}},
-		{"package unknown", Filter{Package: "./cmd/z"}, nil},
-		{"source git", Filter{SourceKind: "git"}, []*Build{d, a}},
-		{"source and package", Filter{SourceKind: "git", Package: "./cmd/b"}, []*Build{d}},
-		{"state and package", Filter{State: Queued, Package: "./cmd/a"}, []*Build{a}},
-		{"cursor", Filter{Cursor: c.ID}, []*Build{b, a}},
-		{"cursor and source", Filter{Cursor: c.ID, SourceKind: "git"}, []*Build{a}},
-		{"cursor and package", Filter{Cursor: b.ID, Package: "./cmd/a"}, []*Build{a}},
-		{"cursor past the oldest", Filter{Cursor: a.ID}, nil},
-		{"limit", Filter{Limit: 2}, []*Build{d, c}},
-		{"limit over max", Filter{Limit: MaxLimit + 1}, []*Build{d, c, b, a}},
+		{"all, newest first", buildrecord.Filter{}, []*buildrecord.Build{d, c, b, a}},
+		{"state queued", buildrecord.Filter{State: buildrecord.Queued}, []*buildrecord.Build{d, a}},
+		{"state running", buildrecord.Filter{State: buildrecord.Running}, []*buildrecord.Build{b}},
+		{"state none", buildrecord.Filter{State: buildrecord.Failed}, nil},
+		{"package a", buildrecord.Filter{Package: "./cmd/a"}, []*buildrecord.Build{b, a}},
+		{"package b", buildrecord.Filter{Package: "./cmd/b"}, []*buildrecord.Build{d, b}},
+		{"package unknown", buildrecord.Filter{Package: "./cmd/z"}, nil},
+		{"source git", buildrecord.Filter{SourceKind: "git"}, []*buildrecord.Build{d, a}},
+		{"source and package", buildrecord.Filter{SourceKind: "git", Package: "./cmd/b"}, []*buildrecord.Build{d}},
+		{"state and package", buildrecord.Filter{State: buildrecord.Queued, Package: "./cmd/a"}, []*buildrecord.Build{a}},
+		{"cursor", buildrecord.Filter{Cursor: c.ID}, []*buildrecord.Build{b, a}},
+		{"cursor and source", buildrecord.Filter{Cursor: c.ID, SourceKind: "git"}, []*buildrecord.Build{a}},
+		{"cursor and package", buildrecord.Filter{Cursor: b.ID, Package: "./cmd/a"}, []*buildrecord.Build{a}},
+		{"cursor past the oldest", buildrecord.Filter{Cursor: a.ID}, nil},
+		{"limit", buildrecord.Filter{Limit: 2}, []*buildrecord.Build{d, c}},
+		{"limit over max", buildrecord.Filter{Limit: MaxLimit + 1}, []*buildrecord.Build{d, c, b, a}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := db.List(ctx, tc.f)
@@ -164,14 +165,14 @@ func TestListDefaultLimit(t *testing.T) {
 	for range DefaultLimit + 3 {
 		mustCreate(t, db, newBuild("git", "./cmd/app"))
 	}
-	p, err := db.List(context.Background(), Filter{})
+	p, err := db.List(context.Background(), buildrecord.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Builds) != DefaultLimit || p.Next != p.Builds[DefaultLimit-1].ID {
 		t.Fatalf("%d builds, next %q", len(p.Builds), p.Next)
 	}
-	p, err = db.List(context.Background(), Filter{Cursor: p.Next})
+	p, err = db.List(context.Background(), buildrecord.Filter{Cursor: p.Next})
 	if err != nil || len(p.Builds) != 3 || p.Next != "" {
 		t.Fatalf("second page: %d builds, next %q, %v", len(p.Builds), p.Next, err)
 	}
@@ -182,7 +183,7 @@ func TestListMaxLimit(t *testing.T) {
 	for range MaxLimit + 1 {
 		mustCreate(t, db, newBuild("git", "./cmd/app"))
 	}
-	p, err := db.List(context.Background(), Filter{Limit: 2 * MaxLimit})
+	p, err := db.List(context.Background(), buildrecord.Filter{Limit: 2 * MaxLimit})
 	if err != nil || len(p.Builds) != MaxLimit || p.Next == "" {
 		t.Fatalf("%d builds, next %q, %v", len(p.Builds), p.Next, err)
 	}
@@ -192,13 +193,13 @@ func TestListRefuses(t *testing.T) {
 	db, _ := open(t)
 	for _, tc := range []struct {
 		name string
-		f    Filter
+		f    buildrecord.Filter
 	}{
-		{"unknown state", Filter{State: "done"}},
-		{"cursor not an ID", Filter{Cursor: "abc"}},
-		{"cursor upper case", Filter{Cursor: "0000000000000001ABCD"}},
-		{"cursor with SQL", Filter{Cursor: "' OR 1=1 --         "}},
-		{"negative limit", Filter{Limit: -1}},
+		{"unknown state", buildrecord.Filter{State: "done"}},
+		{"cursor not an ID", buildrecord.Filter{Cursor: "abc"}},
+		{"cursor upper case", buildrecord.Filter{Cursor: "0000000000000001ABCD"}},
+		{"cursor with SQL", buildrecord.Filter{Cursor: "' OR 1=1 --         "}},
+		{"negative limit", buildrecord.Filter{Limit: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := db.List(context.Background(), tc.f); !errors.Is(err, ErrInvalid) {
@@ -234,7 +235,7 @@ func TestListPagesWhileCreating(t *testing.T) {
 			}
 		}
 	})
-	filters := []Filter{{Limit: 10}, {Limit: 7, SourceKind: "git"}, {Limit: 4, Package: "./cmd/p1"}, {Limit: 3, State: Queued, Package: "./cmd/p2"}}
+	filters := []buildrecord.Filter{{Limit: 10}, {Limit: 7, SourceKind: "git"}, {Limit: 4, Package: "./cmd/p1"}, {Limit: 3, State: buildrecord.Queued, Package: "./cmd/p2"}}
 	seen := make([][]string, len(filters))
 	for i, f := range filters {
 		for pages := 0; ; pages++ {
@@ -258,7 +259,7 @@ func TestListPagesWhileCreating(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	total := len(listAll(t, db, Filter{}))
+	total := len(listAll(t, db, buildrecord.Filter{}))
 	if total <= 95 {
 		t.Fatalf("no builds were created while paging (%d in all)", total)
 	}
@@ -271,7 +272,7 @@ func TestListPagesWhileCreating(t *testing.T) {
 }
 
 // listAll pages through everything f matches, with nothing being created.
-func listAll(t *testing.T, db *DB, f Filter) []string {
+func listAll(t *testing.T, db *DB, f buildrecord.Filter) []string {
 	t.Helper()
 	f.Limit = MaxLimit
 	var out []string
@@ -295,7 +296,7 @@ func nextAfter(id string) string {
 	return id[:16] + fmt.Sprintf("%04x", n+1)
 }
 
-func ids(bs []*Build) []string {
+func ids(bs []*buildrecord.Build) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, b.ID)
@@ -318,7 +319,7 @@ func TestCreateFailureLeavesBuild(t *testing.T) {
 	if b.ID != "" || b.State != "" || b.Times != nil {
 		t.Fatalf("failed Create changed the build: %+v", b)
 	}
-	if n := len(listAll(t, db, Filter{})); n != 0 {
+	if n := len(listAll(t, db, buildrecord.Filter{})); n != 0 {
 		t.Fatalf("%d builds stored", n)
 	}
 }

@@ -15,18 +15,10 @@ import (
 // DefaultMaxLogBytes is a build log's cap when Open is not given one.
 const DefaultMaxLogBytes = 4 << 20
 
-// Errors a caller can check with errors.Is.
-var (
-	// ErrNotFound: no build has that ID.
-	ErrNotFound = errors.New("no such build")
-	// ErrInvalid: a Build, Filter or option that cannot be stored or run.
-	ErrInvalid = errors.New("invalid input")
-	// ErrTransition: the move between two states is not allowed.
-	ErrTransition = errors.New("state transition not allowed")
-	// ErrFinal: the build is in a final state, which never changes.
-	// Every ErrFinal is also an ErrTransition.
-	ErrFinal = errors.New("build already finished")
-)
+// ErrInvalid: a Build, Filter or option that cannot be stored or run.
+// The errors of a missing build and a refused move are buildrecord's
+// (ErrNotFound, ErrTransition, ErrFinal).
+var ErrInvalid = errors.New("invalid input")
 
 // DB is the build records database. Its methods are safe for concurrent
 // use. All writes go through one connection, so they are serialized;

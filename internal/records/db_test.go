@@ -167,7 +167,7 @@ func TestMigrateOldDatabase(t *testing.T) {
 		if err != nil || b.Source.Ref != "example.com/app@v1.0.0" {
 			t.Fatalf("old build after migration: %+v, %v", b, err)
 		}
-		if err := db.AppendLog(ctx, b.ID, "line\n"); err != nil {
+		if _, err := db.AppendLog(ctx, b.ID, "line\n"); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/records"
 )
 
@@ -22,23 +23,23 @@ func Example() {
 	}
 	defer db.Close()
 
-	b := &records.Build{
+	b := &buildrecord.Build{
 		Request:  json.RawMessage(`{"module":"example.com/app@v1.2.3","packages":["./cmd/app"]}`),
 		Packages: []string{"./cmd/app"},
-		Source:   records.Source{Kind: "module", Ref: "example.com/app@v1.2.3"},
+		Source:   buildrecord.Source{Kind: "module", Ref: "example.com/app@v1.2.3"},
 	}
 	if err := db.Create(ctx, b); err != nil { // b.ID is set, b.State is queued
 		panic(err)
 	}
-	db.Transition(ctx, b.ID, records.Running, time.Now(), nil)
+	db.Transition(ctx, b.ID, buildrecord.Running, time.Now(), nil)
 	db.AppendLog(ctx, b.ID, "compiling ./cmd/app for linux/amd64\n")
-	db.Transition(ctx, b.ID, records.Succeeded, time.Now(), func(b *records.Build) {
-		b.Results = []records.Result{{ImportPath: "example.com/app/cmd/app", Digest: "sha256:…"}}
+	db.Transition(ctx, b.ID, buildrecord.Succeeded, time.Now(), func(b *buildrecord.Build) {
+		b.Results = []buildrecord.Result{{ImportPath: "example.com/app/cmd/app", Digest: "sha256:…"}}
 	})
-	_, err = db.Transition(ctx, b.ID, records.Cancelled, time.Now(), nil)
+	_, err = db.Transition(ctx, b.ID, buildrecord.Cancelled, time.Now(), nil)
 	fmt.Println(err != nil) // a finished build stays finished
 
-	page, _ := db.List(ctx, records.Filter{Package: "./cmd/app"})
+	page, _ := db.List(ctx, buildrecord.Filter{Package: "./cmd/app"})
 	log, _ := db.Log(ctx, b.ID, 0)
 	fmt.Println(len(page.Builds), page.Builds[0].State, log[0].Seq, log[0].Text)
 	// Output:

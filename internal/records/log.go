@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // AppendLog adds text to the build's log, one LogLine per line ("\n"
@@ -14,17 +16,21 @@ import (
 // against the build's cap with their newline: the first line that would
 // pass it is replaced by "log truncated at N bytes", which is the log's
 // last line; later appends are dropped without error, so that a chatty
-// compiler cannot fail its build.
-func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
+// compiler cannot fail its build. It returns the lines it stored, with
+// their Seq and as stored, so that a live reader sees what a later read
+// of Log returns.
+func (db *DB) AppendLog(ctx context.Context, id string, text string) ([]buildrecord.LogLine, error) {
 	if text == "" {
-		return nil
+		return nil, nil
 	}
 	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	return db.inTxRetry(ctx, func(tx *sql.Tx) error {
+	var stored []buildrecord.LogLine
+	err := db.inTxRetry(ctx, func(tx *sql.Tx) error {
+		stored = nil
 		var seq, size, truncated int64
 		err := tx.QueryRowContext(ctx, q(`SELECT log_seq, log_bytes, log_truncated FROM builds WHERE id = ?`), id).Scan(&seq, &size, &truncated)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("build %q: %w", id, ErrNotFound)
+			return fmt.Errorf("build %q: %w", id, buildrecord.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("reading build %s's log: %w", id, err)
@@ -33,19 +39,19 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 			return nil
 		}
 		first := seq
-		var rows []LogLine
+		var rows []buildrecord.LogLine
 		for _, l := range lines {
 			l = cleanLine(l)
 			n := int64(len(l)) + 1
 			if size+n > db.maxLogBytes {
 				seq++
-				rows = append(rows, LogLine{Seq: seq, Text: fmt.Sprintf("log truncated at %d bytes", db.maxLogBytes)})
+				rows = append(rows, buildrecord.LogLine{Seq: seq, Text: fmt.Sprintf("log truncated at %d bytes", db.maxLogBytes)})
 				truncated = 1
 				break
 			}
 			seq++
 			size += n
-			rows = append(rows, LogLine{Seq: seq, Text: l})
+			rows = append(rows, buildrecord.LogLine{Seq: seq, Text: l})
 		}
 		if err := insertLines(ctx, tx, id, rows); err != nil {
 			return err
@@ -58,8 +64,13 @@ func (db *DB) AppendLog(ctx context.Context, id string, text string) error {
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return fmt.Errorf("appending to build %s's log: %w", id, errors.Join(err, errMoved))
 		}
+		stored = rows
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
 }
 
 // cleanLine makes l storable in a TEXT column of any database: invalid
@@ -73,7 +84,7 @@ func cleanLine(l string) string {
 // PostgreSQL (65535).
 const linesPerInsert = 200
 
-func insertLines(ctx context.Context, tx *sql.Tx, id string, lines []LogLine) error {
+func insertLines(ctx context.Context, tx *sql.Tx, id string, lines []buildrecord.LogLine) error {
 	for len(lines) > 0 {
 		n := min(len(lines), linesPerInsert)
 		var b strings.Builder
@@ -96,7 +107,7 @@ func insertLines(ctx context.Context, tx *sql.Tx, id string, lines []LogLine) er
 
 // Log returns the build's log lines after seq after (0 for all), in
 // order. A client that streams the log passes the last Seq it has.
-func (db *DB) Log(ctx context.Context, id string, after int64) ([]LogLine, error) {
+func (db *DB) Log(ctx context.Context, id string, after int64) ([]buildrecord.LogLine, error) {
 	if after < 0 {
 		return nil, fmt.Errorf("%w: log position %d is negative", ErrInvalid, after)
 	}
@@ -105,9 +116,9 @@ func (db *DB) Log(ctx context.Context, id string, after int64) ([]LogLine, error
 		return nil, fmt.Errorf("reading build %s's log: %w", id, err)
 	}
 	defer rows.Close()
-	var out []LogLine
+	var out []buildrecord.LogLine
 	for rows.Next() {
-		var l LogLine
+		var l buildrecord.LogLine
 		if err := rows.Scan(&l.Seq, &l.Text); err != nil {
 			return nil, fmt.Errorf("reading build %s's log: %w", id, err)
 		}
@@ -120,7 +131,7 @@ func (db *DB) Log(ctx context.Context, id string, after int64) ([]LogLine, error
 		var one int
 		err := db.r.QueryRowContext(ctx, q(`SELECT 1 FROM builds WHERE id = ?`), id).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("build %q: %w", id, ErrNotFound)
+			return nil, fmt.Errorf("build %q: %w", id, buildrecord.ErrNotFound)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading build %s's log: %w", id, err)

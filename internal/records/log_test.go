@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 func TestLog(t *testing.T) {
@@ -14,11 +16,11 @@ func TestLog(t *testing.T) {
 	b := mustCreate(t, db, newBuild("git", "./cmd/app"))
 	other := mustCreate(t, db, newBuild("git", "./cmd/app"))
 	for _, chunk := range []string{"", "one\ntwo\n", "three", "\n", "four\r\n  five  \n", "bad \xff\xfe utf-8\n", "nul \x00 byte\n"} {
-		if err := db.AppendLog(ctx, b.ID, chunk); err != nil {
+		if _, err := db.AppendLog(ctx, b.ID, chunk); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.AppendLog(ctx, other.ID, "elsewhere\n"); err != nil {
+	if _, err := db.AppendLog(ctx, other.ID, "elsewhere\n"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"one", "two", "three", "", "four\r", "  five  ", "bad \uFFFD utf-8", "nul \uFFFD byte"}
@@ -48,8 +50,8 @@ func TestLogRefuses(t *testing.T) {
 		err  error
 		call func() error
 	}{
-		{"append to a missing build", ErrNotFound, func() error { return db.AppendLog(ctx, "ffffffffffffffffffff", "x\n") }},
-		{"read a missing build", ErrNotFound, func() error { _, err := db.Log(ctx, "ffffffffffffffffffff", 0); return err }},
+		{"append to a missing build", buildrecord.ErrNotFound, func() error { _, err := db.AppendLog(ctx, "ffffffffffffffffffff", "x\n"); return err }},
+		{"read a missing build", buildrecord.ErrNotFound, func() error { _, err := db.Log(ctx, "ffffffffffffffffffff", 0); return err }},
 		{"read from a negative position", ErrInvalid, func() error { _, err := db.Log(ctx, b.ID, -1); return err }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,7 +88,7 @@ func TestLogCap(t *testing.T) {
 			ctx := context.Background()
 			b := mustCreate(t, db, newBuild("git", "./cmd/app"))
 			for _, c := range tc.chunks {
-				if err := db.AppendLog(ctx, b.ID, c); err != nil {
+				if _, err := db.AppendLog(ctx, b.ID, c); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -125,7 +127,7 @@ func TestLogManyLines(t *testing.T) {
 	for i := range 3*linesPerInsert + 7 {
 		fmt.Fprintf(&sb, "line %d\n", i)
 	}
-	if err := db.AppendLog(ctx, b.ID, sb.String()); err != nil {
+	if _, err := db.AppendLog(ctx, b.ID, sb.String()); err != nil {
 		t.Fatal(err)
 	}
 	got, err := db.Log(ctx, b.ID, 0)
@@ -134,5 +136,27 @@ func TestLogManyLines(t *testing.T) {
 	}
 	if len(got) != 3*linesPerInsert+7 || got[len(got)-1].Text != fmt.Sprintf("line %d", 3*linesPerInsert+6) {
 		t.Fatalf("%d lines, last %+v", len(got), got[len(got)-1])
+	}
+}
+
+// AppendLog returns what it stored: cleaned text, numbers, the cap's line,
+// and nothing once the log is cut.
+func TestAppendLogReturnsStored(t *testing.T) {
+	db, _ := open(t, WithMaxLogBytes(12))
+	ctx := context.Background()
+	b := mustCreate(t, db, newBuild("git", "./cmd/app"))
+	for _, c := range []struct{ text, want string }{
+		{"a\xff\n", "[{1 a\uFFFD}]"},
+		{"bb\ncc\ndddd\n", "[{2 bb} {3 cc} {4 log truncated at 12 bytes}]"},
+		{"more\n", "[]"},
+	} {
+		got, err := db.AppendLog(ctx, b.ID, c.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := db.Log(ctx, b.ID, 0)
+		if s := fmt.Sprint(got); s != c.want && !(c.want == "[]" && len(got) == 0) {
+			t.Errorf("AppendLog(%q) = %s, want %s (stored: %v)", c.text, s, c.want, stored)
+		}
 	}
 }

@@ -8,43 +8,9 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
-
-// edges are the allowed moves between states. A queued build can start,
-// be cancelled, or be interrupted by a shutdown; a running build can end
-// in any final state; a final state never changes.
-var edges = map[State][]State{
-	Queued:  {Running, Cancelled, Interrupted},
-	Running: {Succeeded, Failed, Cancelled, TimedOut, Interrupted},
-}
-
-// Allowed reports whether a build may move from one state to another.
-func Allowed(from, to State) bool {
-	for _, s := range edges[from] {
-		if s == to {
-			return true
-		}
-	}
-	return false
-}
-
-// TransitionError is a refused move. errors.Is matches it to
-// ErrTransition, and also to ErrFinal when the build had finished.
-type TransitionError struct {
-	ID       string
-	From, To State
-}
-
-func (e *TransitionError) Error() string {
-	if e.From.Final() {
-		return fmt.Sprintf("build %s is already %s: it cannot become %s", e.ID, e.From, e.To)
-	}
-	return fmt.Sprintf("build %s is %s: it cannot become %s", e.ID, e.From, e.To)
-}
-
-func (e *TransitionError) Is(target error) bool {
-	return target == ErrTransition || (target == ErrFinal && e.From.Final())
-}
 
 // Transition moves the build to state to at time at, records Times[to],
 // and applies update (which may be nil) to set its results, phases or
@@ -53,11 +19,11 @@ func (e *TransitionError) Is(target error) bool {
 // the ID, State or Times; changes to them are undone. update runs while
 // the database's write lock is held: it should only set fields. It
 // returns the stored build.
-func (db *DB) Transition(ctx context.Context, id string, to State, at time.Time, update func(*Build)) (*Build, error) {
+func (db *DB) Transition(ctx context.Context, id string, to buildrecord.State, at time.Time, update func(*buildrecord.Build)) (*buildrecord.Build, error) {
 	if at.IsZero() {
 		return nil, fmt.Errorf("%w: moving build %s to %s at no time", ErrInvalid, id, to)
 	}
-	var out *Build
+	var out *buildrecord.Build
 	err := db.inTxRetry(ctx, func(tx *sql.Tx) error {
 		b, err := getTx(ctx, tx, id)
 		if err != nil {
@@ -83,13 +49,13 @@ func (db *DB) Transition(ctx context.Context, id string, to State, at time.Time,
 var errMoved = errors.New("build changed concurrently")
 
 // move applies one transition to b in memory.
-func move(b *Build, to State, at time.Time, update func(*Build)) error {
-	if !Allowed(b.State, to) {
-		return &TransitionError{ID: b.ID, From: b.State, To: to}
+func move(b *buildrecord.Build, to buildrecord.State, at time.Time, update func(*buildrecord.Build)) error {
+	if !buildrecord.Allowed(b.State, to) {
+		return &buildrecord.TransitionError{ID: b.ID, From: b.State, To: to}
 	}
 	id, times := b.ID, maps.Clone(b.Times)
 	if times == nil {
-		times = map[State]time.Time{}
+		times = map[buildrecord.State]time.Time{}
 	}
 	times[to] = at.UTC()
 	b.Times = maps.Clone(times) // update's to change; times stays ours
@@ -104,29 +70,29 @@ func move(b *Build, to State, at time.Time, update func(*Build)) error {
 // running when the server stopped becomes interrupted at time at, with an
 // Error that says to retry it; it returns the builds still queued (to run
 // again) and the ones it interrupted, each oldest first.
-func (db *DB) Recover(ctx context.Context, at time.Time) (queued, interrupted []*Build, err error) {
+func (db *DB) Recover(ctx context.Context, at time.Time) (queued, interrupted []*buildrecord.Build, err error) {
 	if at.IsZero() {
 		return nil, nil, fmt.Errorf("%w: recovering builds at no time", ErrInvalid)
 	}
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
-		interrupted, err = listTx(ctx, tx, Running)
+		interrupted, err = listTx(ctx, tx, buildrecord.Running)
 		if err != nil {
 			return err
 		}
 		for _, b := range interrupted {
-			err := move(b, Interrupted, at, func(b *Build) {
+			err := move(b, buildrecord.Interrupted, at, func(b *buildrecord.Build) {
 				if b.Error == nil {
-					b.Error = &Error{Message: "the server stopped while the build ran: retry it"}
+					b.Error = &buildrecord.Error{Message: "the server stopped while the build ran: retry it"}
 				}
 			})
 			if err != nil {
 				return err
 			}
-			if err := save(ctx, tx, b, Running); err != nil {
+			if err := save(ctx, tx, b, buildrecord.Running); err != nil {
 				return err
 			}
 		}
-		queued, err = listTx(ctx, tx, Queued)
+		queued, err = listTx(ctx, tx, buildrecord.Queued)
 		return err
 	})
 	if err != nil {
@@ -135,11 +101,11 @@ func (db *DB) Recover(ctx context.Context, at time.Time) (queued, interrupted []
 	return queued, interrupted, nil
 }
 
-func getTx(ctx context.Context, tx *sql.Tx, id string) (*Build, error) {
+func getTx(ctx context.Context, tx *sql.Tx, id string) (*buildrecord.Build, error) {
 	var doc string
 	err := tx.QueryRowContext(ctx, q(`SELECT doc FROM builds WHERE id = ?`), id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("build %q: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("build %q: %w", id, buildrecord.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading build %s: %w", id, err)
@@ -148,13 +114,13 @@ func getTx(ctx context.Context, tx *sql.Tx, id string) (*Build, error) {
 }
 
 // listTx returns every build in state s, oldest first.
-func listTx(ctx context.Context, tx *sql.Tx, s State) ([]*Build, error) {
+func listTx(ctx context.Context, tx *sql.Tx, s buildrecord.State) ([]*buildrecord.Build, error) {
 	rows, err := tx.QueryContext(ctx, q(`SELECT doc FROM builds WHERE state = ? ORDER BY id`), string(s))
 	if err != nil {
 		return nil, fmt.Errorf("listing %s builds: %w", s, err)
 	}
 	defer rows.Close()
-	var out []*Build
+	var out []*buildrecord.Build
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
@@ -171,7 +137,7 @@ func listTx(ctx context.Context, tx *sql.Tx, s State) ([]*Build, error) {
 
 // save writes b's document and state back, if the stored build is still
 // in state from.
-func save(ctx context.Context, tx *sql.Tx, b *Build, from State) error {
+func save(ctx context.Context, tx *sql.Tx, b *buildrecord.Build, from buildrecord.State) error {
 	doc, err := json.Marshal(b)
 	if err != nil {
 		return fmt.Errorf("encoding build %s: %w", b.ID, err)

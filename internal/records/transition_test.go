@@ -10,30 +10,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
-var allStates = []State{Queued, Running, Succeeded, Failed, Cancelled, TimedOut, Interrupted}
+var allStates = []buildrecord.State{buildrecord.Queued, buildrecord.Running, buildrecord.Succeeded, buildrecord.Failed, buildrecord.Cancelled, buildrecord.TimedOut, buildrecord.Interrupted}
 
 // pathTo is how a new build reaches each state.
-var pathTo = map[State][]State{
-	Queued:      nil,
-	Running:     {Running},
-	Succeeded:   {Running, Succeeded},
-	Failed:      {Running, Failed},
-	Cancelled:   {Cancelled},
-	TimedOut:    {Running, TimedOut},
-	Interrupted: {Interrupted},
+var pathTo = map[buildrecord.State][]buildrecord.State{
+	buildrecord.Queued:      nil,
+	buildrecord.Running:     {buildrecord.Running},
+	buildrecord.Succeeded:   {buildrecord.Running, buildrecord.Succeeded},
+	buildrecord.Failed:      {buildrecord.Running, buildrecord.Failed},
+	buildrecord.Cancelled:   {buildrecord.Cancelled},
+	buildrecord.TimedOut:    {buildrecord.Running, buildrecord.TimedOut},
+	buildrecord.Interrupted: {buildrecord.Interrupted},
 }
 
 // Every pair of states: the allowed edges move the build and record the
 // time; the others are refused with ErrTransition (and ErrFinal from a
 // final state) and change nothing.
 func TestTransitionEdges(t *testing.T) {
-	allowed := map[[2]State]bool{
-		{Queued, Running}: true, {Queued, Cancelled}: true, {Queued, Interrupted}: true,
-		{Running, Succeeded}: true, {Running, Failed}: true, {Running, Cancelled}: true,
-		{Running, TimedOut}: true, {Running, Interrupted}: true,
+	allowed := map[[2]buildrecord.State]bool{
+		{buildrecord.Queued, buildrecord.Running}: true, {buildrecord.Queued, buildrecord.Cancelled}: true, {buildrecord.Queued, buildrecord.Interrupted}: true,
+		{buildrecord.Running, buildrecord.Succeeded}: true, {buildrecord.Running, buildrecord.Failed}: true, {buildrecord.Running, buildrecord.Cancelled}: true,
+		{buildrecord.Running, buildrecord.TimedOut}: true, {buildrecord.Running, buildrecord.Interrupted}: true,
 	}
 	clock := testutil.NewClock()
 	db, _ := open(t, WithClock(clock.Now))
@@ -51,9 +52,9 @@ func TestTransitionEdges(t *testing.T) {
 				before, _ := db.Get(ctx, b.ID)
 				clock.Advance(time.Second)
 				at := clock.Now()
-				got, err := db.Transition(ctx, b.ID, to, at, func(b *Build) { b.Error = &Error{Message: "set"} })
+				got, err := db.Transition(ctx, b.ID, to, at, func(b *buildrecord.Build) { b.Error = &buildrecord.Error{Message: "set"} })
 				stored, _ := db.Get(ctx, b.ID)
-				if allowed[[2]State{from, to}] {
+				if allowed[[2]buildrecord.State{from, to}] {
 					if err != nil {
 						t.Fatalf("refused: %v", err)
 					}
@@ -65,13 +66,13 @@ func TestTransitionEdges(t *testing.T) {
 					}
 					return
 				}
-				if !errors.Is(err, ErrTransition) {
+				if !errors.Is(err, buildrecord.ErrTransition) {
 					t.Fatalf("err = %v, want ErrTransition", err)
 				}
-				if errors.Is(err, ErrFinal) != from.Final() {
-					t.Fatalf("err = %v: ErrFinal is %v, want %v", err, errors.Is(err, ErrFinal), from.Final())
+				if errors.Is(err, buildrecord.ErrFinal) != from.Final() {
+					t.Fatalf("err = %v: ErrFinal is %v, want %v", err, errors.Is(err, buildrecord.ErrFinal), from.Final())
 				}
-				var te *TransitionError
+				var te *buildrecord.TransitionError
 				if !errors.As(err, &te) || te.From != from || te.To != to || te.ID != b.ID {
 					t.Fatalf("err = %#v", err)
 				}
@@ -87,27 +88,27 @@ func TestTransitionUpdate(t *testing.T) {
 	db, _ := open(t)
 	ctx := context.Background()
 	b := mustCreate(t, db, newBuild("module", "./cmd/app"))
-	if _, err := db.Transition(ctx, "ffffffffffffffffffff", Running, time.Now(), nil); !errors.Is(err, ErrNotFound) {
+	if _, err := db.Transition(ctx, "ffffffffffffffffffff", buildrecord.Running, time.Now(), nil); !errors.Is(err, buildrecord.ErrNotFound) {
 		t.Fatalf("missing build: %v, want ErrNotFound", err)
 	}
-	if _, err := db.Transition(ctx, b.ID, Running, time.Time{}, nil); !errors.Is(err, ErrInvalid) {
+	if _, err := db.Transition(ctx, b.ID, buildrecord.Running, time.Time{}, nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("no time: %v, want ErrInvalid", err)
 	}
 	if _, _, err := db.Recover(ctx, time.Time{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("Recover at no time: %v, want ErrInvalid", err)
 	}
-	if _, err := db.Transition(ctx, b.ID, Running, time.Now(), nil); err != nil {
+	if _, err := db.Transition(ctx, b.ID, buildrecord.Running, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 5, 6, 7, 8, 9, 10, time.FixedZone("x", 3600))
-	got, err := db.Transition(ctx, b.ID, Succeeded, at, func(u *Build) {
-		u.Results = []Result{{ImportPath: "example.com/app/cmd/app", Ref: "r@sha256:1", Digest: "sha256:1",
-			Images: []Image{{Platform: "linux/amd64", Digest: "sha256:2", Bytes: 42}}}}
-		u.Phases.Compile = Duration(1500 * time.Millisecond)
+	got, err := db.Transition(ctx, b.ID, buildrecord.Succeeded, at, func(u *buildrecord.Build) {
+		u.Results = []buildrecord.Result{{ImportPath: "example.com/app/cmd/app", Ref: "r@sha256:1", Digest: "sha256:1",
+			Images: []buildrecord.Image{{Platform: "linux/amd64", Digest: "sha256:2", Bytes: 42}}}}
+		u.Phases.Compile = buildrecord.Duration(1500 * time.Millisecond)
 		u.Source.Revision = "v1.2.3"
 		// These are the store's to keep:
-		u.Times[Queued] = time.Time{}
-		u.ID, u.State, u.Times = "x", Failed, nil
+		u.Times[buildrecord.Queued] = time.Time{}
+		u.ID, u.State, u.Times = "x", buildrecord.Failed, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -116,15 +117,15 @@ func TestTransitionUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, x := range []*Build{got, stored} {
-		if x.ID != b.ID || x.State != Succeeded || len(x.Times) != 3 || !x.Times[Succeeded].Equal(at) || !x.Times[Queued].Equal(b.Times[Queued]) ||
-			len(x.Results) != 1 || x.Results[0].Images[0].Bytes != 42 || x.Phases.Compile != Duration(1500*time.Millisecond) ||
+	for _, x := range []*buildrecord.Build{got, stored} {
+		if x.ID != b.ID || x.State != buildrecord.Succeeded || len(x.Times) != 3 || !x.Times[buildrecord.Succeeded].Equal(at) || !x.Times[buildrecord.Queued].Equal(b.Times[buildrecord.Queued]) ||
+			len(x.Results) != 1 || x.Results[0].Images[0].Bytes != 42 || x.Phases.Compile != buildrecord.Duration(1500*time.Millisecond) ||
 			x.Source.Revision != "v1.2.3" {
 			t.Errorf("after update: %+v", x)
 		}
 	}
 	// The state column follows the document: the filter finds it.
-	p, err := db.List(ctx, Filter{State: Succeeded})
+	p, err := db.List(ctx, buildrecord.Filter{State: buildrecord.Succeeded})
 	if err != nil || len(p.Builds) != 1 {
 		t.Fatalf("List succeeded: %d, %v", len(p.Builds), err)
 	}
@@ -136,25 +137,25 @@ func TestTransitionConcurrent(t *testing.T) {
 	db, _ := open(t)
 	ctx := context.Background()
 	const builds, racers = 20, 6
-	var all []*Build
+	var all []*buildrecord.Build
 	for range builds {
 		b := mustCreate(t, db, newBuild("git", "./cmd/app"))
-		if _, err := db.Transition(ctx, b.ID, Running, time.Now(), nil); err != nil {
+		if _, err := db.Transition(ctx, b.ID, buildrecord.Running, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		all = append(all, b)
 	}
-	ends := []State{Succeeded, Failed, Cancelled, TimedOut, Interrupted, Succeeded}
+	ends := []buildrecord.State{buildrecord.Succeeded, buildrecord.Failed, buildrecord.Cancelled, buildrecord.TimedOut, buildrecord.Interrupted, buildrecord.Succeeded}
 	var wins atomic.Int64
 	var wg sync.WaitGroup
 	for _, b := range all {
 		for r := range racers {
 			wg.Go(func() {
-				_, err := db.Transition(ctx, b.ID, ends[r], time.Now(), func(u *Build) { u.Error = &Error{Message: string(ends[r])} })
+				_, err := db.Transition(ctx, b.ID, ends[r], time.Now(), func(u *buildrecord.Build) { u.Error = &buildrecord.Error{Message: string(ends[r])} })
 				switch {
 				case err == nil:
 					wins.Add(1)
-				case !errors.Is(err, ErrFinal):
+				case !errors.Is(err, buildrecord.ErrFinal):
 					t.Errorf("racer: %v", err)
 				}
 			})
@@ -163,10 +164,10 @@ func TestTransitionConcurrent(t *testing.T) {
 			if err := db.Create(ctx, newBuild("module", "./cmd/other")); err != nil {
 				t.Error(err)
 			}
-			if err := db.AppendLog(ctx, b.ID, "a line\n"); err != nil {
+			if _, err := db.AppendLog(ctx, b.ID, "a line\n"); err != nil {
 				t.Error(err)
 			}
-			if _, err := db.List(ctx, Filter{Limit: 5}); err != nil {
+			if _, err := db.List(ctx, buildrecord.Filter{Limit: 5}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -184,7 +185,7 @@ func TestTransitionConcurrent(t *testing.T) {
 			t.Errorf("build %s: %+v", b.ID, got)
 		}
 	}
-	if n := len(listAll(t, db, Filter{})); n != 2*builds {
+	if n := len(listAll(t, db, buildrecord.Filter{})); n != 2*builds {
 		t.Fatalf("%d builds, want %d", n, 2*builds)
 	}
 }
@@ -205,14 +206,14 @@ func TestRecoverAfterRestart(t *testing.T) {
 	done := mustCreate(t, db, newBuild("git", "./d"))
 	r2 := mustCreate(t, db, newBuild("git", "./e"))
 	for _, id := range []string{r1.ID, done.ID, r2.ID} {
-		if _, err := db.Transition(ctx, id, Running, time.Now(), nil); err != nil {
+		if _, err := db.Transition(ctx, id, buildrecord.Running, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Transition(ctx, done.ID, Succeeded, time.Now(), nil); err != nil {
+	if _, err := db.Transition(ctx, done.ID, buildrecord.Succeeded, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.AppendLog(ctx, r1.ID, "compiling\n"); err != nil {
+	if _, err := db.AppendLog(ctx, r1.ID, "compiling\n"); err != nil {
 		t.Fatal(err)
 	}
 	db.Close() // the process dies
@@ -238,11 +239,11 @@ func TestRecoverAfterRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.State != Interrupted || !b.Times[Interrupted].Equal(at) || b.Error == nil || b.Times[Running].IsZero() {
+		if b.State != buildrecord.Interrupted || !b.Times[buildrecord.Interrupted].Equal(at) || b.Error == nil || b.Times[buildrecord.Running].IsZero() {
 			t.Errorf("after Recover: %+v", b)
 		}
 	}
-	if b, _ := db.Get(ctx, done.ID); b.State != Succeeded {
+	if b, _ := db.Get(ctx, done.ID); b.State != buildrecord.Succeeded {
 		t.Errorf("finished build became %s", b.State)
 	}
 	if log, err := db.Log(ctx, r1.ID, 0); err != nil || len(log) != 1 {

@@ -15,7 +15,7 @@ import (
 
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
@@ -56,7 +56,7 @@ func TestServiceReusesBinary(t *testing.T) {
 	var digests []string
 	for range 2 {
 		b := waitFinal(t, url, submit(t, url, build).ID)
-		if b.State != records.Succeeded {
+		if b.State != buildrecord.Succeeded {
 			t.Fatalf("build %s: %+v", b.State, b.Error)
 		}
 		digests = append(digests, b.Results[0].Digest)

@@ -15,12 +15,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/imageref"
 	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/pipeline"
 	"github.com/kilnbuild/kiln/internal/publish"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/request"
 	"github.com/kilnbuild/kiln/internal/service"
 	"github.com/kilnbuild/kiln/internal/sign"
@@ -125,8 +125,8 @@ func (b *builder) output(out string) (string, error) {
 	return out, nil
 }
 
-func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log io.Writer) ([]records.Result, records.Phases, error) {
-	var phases records.Phases
+func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log io.Writer) ([]buildrecord.Result, buildrecord.Phases, error) {
+	var phases buildrecord.Phases
 	f, err := b.decode(raw)
 	if err != nil {
 		return nil, phases, err
@@ -159,22 +159,22 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		}
 		return nil, phases, err
 	}
-	results := make([]records.Result, len(outcomes))
+	results := make([]buildrecord.Result, len(outcomes))
 	for i, o := range outcomes {
-		r := records.Result{ImportPath: o.ImportPath, Ref: o.Ref, Digest: o.Digest}
+		r := buildrecord.Result{ImportPath: o.ImportPath, Ref: o.Ref, Digest: o.Digest}
 		for _, img := range o.Images {
-			r.Images = append(r.Images, records.Image{Platform: img.Platform, Digest: img.Digest, Bytes: img.ImageBytes})
+			r.Images = append(r.Images, buildrecord.Image{Platform: img.Platform, Digest: img.Digest, Bytes: img.ImageBytes})
 		}
-		phases.Compile += records.Duration(o.Phases.Compile)
-		phases.Layer += records.Duration(o.Phases.Layer)
-		phases.Push += records.Duration(o.Phases.Push)
+		phases.Compile += buildrecord.Duration(o.Phases.Compile)
+		phases.Layer += buildrecord.Duration(o.Phases.Layer)
+		phases.Push += buildrecord.Duration(o.Phases.Push)
 		for _, a := range o.Attachments {
 			if r.Signature == "" {
 				r.Signature = a.Signature
 			}
 			r.Attestations = append(r.Attestations, a.Attestations)
 		}
-		phases.Sign += records.Duration(o.Signing)
+		phases.Sign += buildrecord.Duration(o.Signing)
 		results[i] = r
 	}
 	return results, phases, nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/registry"
 	"github.com/kilnbuild/kiln/internal/request"
@@ -31,6 +32,8 @@ import (
 type buildFlags struct {
 	workspace       string
 	maxUpload       int64
+	maxSource       int64
+	gitAllow        []string
 	maxFiles        int
 	maxBuilds       int
 	maxQueue        int
@@ -49,6 +52,12 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	b.maxUpload, b.maxLog = service.DefaultMaxUpload, records.DefaultMaxLogBytes
 	fs.StringVar(&b.workspace, "workspace", "", "directory whose subdirectories builds may name as their source (off when empty)")
 	sizeVar(fs, &b.maxUpload, "max-upload", "largest uploaded source archive")
+	b.maxSource = source.DefaultMaxSource
+	sizeVar(fs, &b.maxSource, "max-source", "most bytes a build's source may take on disk: a git checkout, a module, a workspace copy or an unpacked upload")
+	fs.Func("git-allow", "host glob git sources may name (repeat it; e.g. git.example.com, *.example.com, 127.0.0.1:3000, * for any); without it git sources are off", func(v string) error {
+		b.gitAllow = append(b.gitAllow, v)
+		return source.CheckGitAllow([]string{v})
+	})
 	fs.IntVar(&b.maxFiles, "max-files", 20000, "most entries an uploaded source archive may hold")
 	fs.IntVar(&b.maxBuilds, "max-builds", max(1, runtime.NumCPU()/2), "builds running at once")
 	fs.IntVar(&b.maxQueue, "max-queue", 100, "builds waiting; more are refused with 429")
@@ -68,7 +77,7 @@ func (b *buildFlags) check() error {
 		name string
 		ok   bool
 	}{
-		{"--max-upload", b.maxUpload > 0}, {"--max-files", b.maxFiles > 0}, {"--max-builds", b.maxBuilds > 0},
+		{"--max-upload", b.maxUpload > 0}, {"--max-source", b.maxSource > 0}, {"--max-files", b.maxFiles > 0}, {"--max-builds", b.maxBuilds > 0},
 		{"--max-queue", b.maxQueue > 0}, {"--build-timeout", b.buildTimeout > 0}, {"--shutdown-grace", b.shutdownGrace >= 0},
 		{"--max-log", b.maxLog > 0},
 	} {
@@ -126,8 +135,9 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 	goEnv := buildEnv(os.Environ(), dirs["gocache"], dirs["gomodcache"], dirs["builds"])
 	fetcher := &source.Fetcher{
 		Workspace: b.workspace, UploadDir: dirs["uploads"],
-		Limits: source.Limits{MaxUpload: b.maxUpload, MaxFiles: b.maxFiles},
-		GoEnv:  goEnv,
+		Limits:   source.Limits{MaxUpload: b.maxUpload, MaxUnpacked: b.maxSource, MaxSource: b.maxSource, MaxFiles: b.maxFiles},
+		GoEnv:    goEnv,
+		GitAllow: b.gitAllow,
 	}
 	name := b.registryName
 	if name == "" {
@@ -150,7 +160,7 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 		return nil, err
 	}
 	log.Info("build service", "records", filepath.Join(data, "records.db"), "registry", name,
-		"workspace", b.workspace, "signing", key.Path != "", "api_tokens", len(tokens), "max_builds", b.maxBuilds)
+		"workspace", b.workspace, "git_allow", b.gitAllow, "signing", key.Path != "", "api_tokens", len(tokens), "max_builds", b.maxBuilds)
 	return &builds{svc: svc, db: db, metrics: metrics, dir: data}, nil
 }
 
@@ -248,17 +258,23 @@ func (b *builds) ready(ctx context.Context) error {
 // sources adapts source.Fetcher to the service's Sources.
 type sources struct{ f *source.Fetcher }
 
-func (s sources) Resolve(ctx context.Context, spec source.Spec) (records.Source, error) {
+func (s sources) Resolve(ctx context.Context, spec source.Spec) (buildrecord.Source, error) {
 	r, err := s.f.Resolve(ctx, spec)
 	return r.Source, err
 }
 
-func (s sources) Fetch(ctx context.Context, src records.Source, dir string) (string, error) {
+func (s sources) Fetch(ctx context.Context, src buildrecord.Source, dir string) (string, error) {
 	return s.f.Fetch(ctx, source.Resolved{Source: src}, dir)
 }
 
-func (s sources) SaveUpload(ctx context.Context, r io.Reader) (string, error) {
+func (s sources) SaveUpload(ctx context.Context, r io.Reader) (string, bool, error) {
 	return s.f.SaveUpload(ctx, r)
+}
+
+func (s sources) DeleteUpload(id string) error { return s.f.DeleteUpload(id) }
+
+func (s sources) Config(ctx context.Context, src buildrecord.Source) (*source.ConfigFile, error) {
+	return s.f.Config(ctx, source.Resolved{Source: src})
 }
 
 // countBytes counts the bytes a handler reads and writes.

@@ -18,8 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/publish"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/request"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
@@ -42,7 +42,7 @@ func warmGoCache(t *testing.T, data string) {
 }
 
 // submit posts a build request and returns the record answered.
-func submit(t *testing.T, url, body string) records.Build {
+func submit(t *testing.T, url, body string) buildrecord.Build {
 	t.Helper()
 	resp, err := http.Post(url+"/api/v1/builds", "application/json", strings.NewReader(body))
 	if err != nil {
@@ -53,7 +53,7 @@ func submit(t *testing.T, url, body string) records.Build {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /api/v1/builds = %s: %s", resp.Status, raw)
 	}
-	var b records.Build
+	var b buildrecord.Build
 	if err := json.Unmarshal(raw, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func submit(t *testing.T, url, body string) records.Build {
 
 // waitFinal polls a build until it is finished (backing off, bounded by
 // a deadline) and returns it.
-func waitFinal(t *testing.T, url, id string) records.Build {
+func waitFinal(t *testing.T, url, id string) buildrecord.Build {
 	t.Helper()
 	wait := 10 * time.Millisecond
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); wait = min(2*wait, 500*time.Millisecond) {
@@ -70,7 +70,7 @@ func waitFinal(t *testing.T, url, id string) records.Build {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var b records.Build
+		var b buildrecord.Build
 		err = json.NewDecoder(resp.Body).Decode(&b)
 		resp.Body.Close()
 		if err != nil {
@@ -82,7 +82,7 @@ func waitFinal(t *testing.T, url, id string) records.Build {
 		time.Sleep(wait)
 	}
 	t.Fatalf("build %s did not finish in 3 minutes", id)
-	return records.Build{}
+	return buildrecord.Build{}
 }
 
 // metric reads one sample of /metrics.
@@ -126,7 +126,7 @@ func TestServiceBuildsWorkspace(t *testing.T) {
 	const build = `{"packages":["./cmd/hello"],"platforms":["linux/amd64"]}`
 	queued := submit(t, url, `{"source":{"workspace":"hello"},`+build[1:])
 	b := waitFinal(t, url, queued.ID)
-	if b.State != records.Succeeded || len(b.Results) != 1 {
+	if b.State != buildrecord.Succeeded || len(b.Results) != 1 {
 		t.Fatalf("build %s: %+v", b.State, b.Error)
 	}
 	if b.Phases.Compile <= 0 || b.Phases.Push <= 0 {
@@ -233,7 +233,7 @@ func TestServiceBuildsWithRegistryCredentials(t *testing.T) {
 		t.Errorf("GET /v2/ without credentials = %d, want 401", got)
 	}
 	b := waitFinal(t, url, submit(t, url, `{"source":{"workspace":"hello"},"packages":["./cmd/hello"],"platforms":["linux/amd64"]}`).ID)
-	if b.State != records.Succeeded {
+	if b.State != buildrecord.Succeeded {
 		t.Fatalf("build %s: %+v", b.State, b.Error)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/queue"
-	"github.com/kilnbuild/kiln/internal/records"
 )
 
 // Handler serves the API under /api/v1/. Every answer but a log's is
@@ -58,8 +58,8 @@ func (s *Service) getBuild(w http.ResponseWriter, r *http.Request) error {
 
 // listBody is GET /builds's answer.
 type listBody struct {
-	Builds []*records.Build `json:"builds"`
-	Next   string           `json:"next,omitempty"`
+	Builds []*buildrecord.Build `json:"builds"`
+	Next   string               `json:"next,omitempty"`
 }
 
 // MaxLimit is the most builds one page lists.
@@ -79,15 +79,15 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	body := listBody{Builds: page.Builds, Next: page.Next}
 	if body.Builds == nil {
-		body.Builds = []*records.Build{}
+		body.Builds = []*buildrecord.Build{}
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 
 // parseFilter reads GET /builds's query; an unknown parameter is refused.
-func parseFilter(q url.Values) (records.Filter, error) {
-	var f records.Filter
+func parseFilter(q url.Values) (buildrecord.Filter, error) {
+	var f buildrecord.Filter
 	for key, vs := range q {
 		if len(vs) != 1 {
 			return f, errorf(http.StatusBadRequest, "query parameter %q given %d times", key, len(vs))
@@ -95,7 +95,7 @@ func parseFilter(q url.Values) (records.Filter, error) {
 		v := vs[0]
 		switch key {
 		case "state":
-			f.State = records.State(v)
+			f.State = buildrecord.State(v)
 			if !f.State.Valid() {
 				return f, errorf(http.StatusBadRequest, "state %q is not one of queued, running, succeeded, failed, cancelled, timed_out, interrupted", v)
 			}
@@ -140,7 +140,7 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusAccepted, b)
 		return nil
 	case queue.Absent:
-		if b.State != records.Queued {
+		if b.State != buildrecord.Queued {
 			// It is between its last step and its record's end.
 			writeJSON(w, http.StatusAccepted, b)
 			return nil
@@ -148,18 +148,18 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) error {
 		// Queued but not in the queue: it was stored a moment ago, or
 		// left queued by a shutdown. Its run, if any, finds it cancelled.
 	}
-	b, err = s.cfg.Records.Transition(r.Context(), b.ID, records.Cancelled, s.cfg.Now(), func(b *records.Build) {
-		b.Error = &records.Error{Message: "build cancelled before it started"}
+	b, err = s.cfg.Records.Transition(r.Context(), b.ID, buildrecord.Cancelled, s.cfg.Now(), func(b *buildrecord.Build) {
+		b.Error = &buildrecord.Error{Message: "build cancelled before it started"}
 	})
-	if errors.Is(err, errTransition) {
+	if errors.Is(err, buildrecord.ErrTransition) {
 		return errorf(http.StatusConflict, "build %s ended before it could be cancelled", r.PathValue("id"))
 	}
 	if err != nil {
 		return fmt.Errorf("cancelling build %s: %w", r.PathValue("id"), err)
 	}
 	s.log.Info("build cancelled while queued", "build", b.ID)
-	s.m.observe(records.Cancelled, b.Phases)
-	s.hub.finish(b.ID, records.Cancelled)
+	s.m.observe(buildrecord.Cancelled, b.Phases)
+	s.hub.finish(b.ID, buildrecord.Cancelled)
 	writeJSON(w, http.StatusOK, b)
 	return nil
 }

@@ -77,6 +77,8 @@ func TestBadInput(t *testing.T) {
 		{name: "multipart: bad request part", multipart: []string{"request", `{"source": {}, "packages": ["./a"], "x": 1}`, "archive", gz}, status: 400, code: "invalid_request"},
 		{name: "multipart: archive too large", multipart: []string{"request", `{"source": {}, "packages": ["./a"]}`, "archive", gz + strings.Repeat("x", 100)}, maxUpload: 64, status: 413, code: "too_large"},
 		{name: "multipart: not gzip", multipart: []string{"request", `{"source": {}, "packages": ["./a"]}`, "archive", "plain"}, status: 400, code: "invalid_request"},
+		{name: "toolexec in a workspace's .ko.yaml", body: `{"source": {"workspace": "toolexec"}, "packages": ["./a"]}`, status: 400, code: "invalid_request"},
+		{name: "multipart: toolexec in the archive's .ko.yaml", multipart: []string{"request", `{"source": {}, "packages": ["./a"]}`, "archive", gz + " toolexec"}, status: 400, code: "invalid_request"},
 		{name: "multipart: garbage", contentType: "multipart/form-data; boundary=zz", body: "--zz\r\nnot a part", status: 400, code: "invalid_request"},
 		{name: "upload too large", path: "/api/v1/sources", body: gz + strings.Repeat("x", 100), maxUpload: 64, status: 413, code: "too_large"},
 		{name: "upload not gzip", path: "/api/v1/sources", body: "plain", status: 400, code: "invalid_request"},
@@ -182,3 +184,21 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 type pathError struct{ s string }
 
 func (p *pathError) Error() string { return p.s }
+
+// A refused multipart submission removes the archive it stored, but not
+// one that was stored before it (by POST /sources, for another build).
+func TestRefusedUploadKeepsEarlierOne(t *testing.T) {
+	e := newEnv(t, nil)
+	archive := gz + " toolexec"
+	resp, b := e.do("POST", "/api/v1/sources", "application/gzip", strings.NewReader(archive))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /sources: %d %s", resp.StatusCode, b)
+	}
+	ct, body := multipartBody(t, "request", `{"source": {}, "packages": ["./a"]}`, "archive", archive)
+	if resp, b := e.do("POST", "/api/v1/builds", ct, body); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("POST /builds: %d %s, want 400", resp.StatusCode, b)
+	}
+	if _, uploads := e.src.counts(); uploads != 1 {
+		t.Errorf("%d uploads kept, want the earlier one", uploads)
+	}
+}

@@ -12,13 +12,13 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 func TestSubmitRunsABuild(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.mustSubmit(okRequest)
-	if b.ID == "" || b.State != records.Queued || b.Times[records.Queued].IsZero() || b.ServerVersion != "test" {
+	if b.ID == "" || b.State != buildrecord.Queued || b.Times[buildrecord.Queued].IsZero() || b.ServerVersion != "test" {
 		t.Errorf("202 record %+v: want an ID, queued with its time, and the server's version", b)
 	}
 	if !slices.Equal(b.Packages, []string{"./cmd/app"}) || b.Source.Kind != "module" || b.Source.Revision != "v1.0.0" {
@@ -29,11 +29,11 @@ func TestSubmitRunsABuild(t *testing.T) {
 	if string(stored["timeout"]) != `"30m0s"` || stored["source"] == nil || stored["packages"] == nil {
 		t.Errorf("stored request %s: want source, packages and the effective timeout", b.Request)
 	}
-	done := e.rec.wait(b.ID, records.Succeeded)
+	done := e.rec.wait(b.ID, buildrecord.Succeeded)
 	if len(done.Results) != 1 || done.Error != nil {
 		t.Errorf("succeeded record: results %v error %v", done.Results, done.Error)
 	}
-	for _, s := range []records.State{records.Queued, records.Running, records.Succeeded} {
+	for _, s := range []buildrecord.State{buildrecord.Queued, buildrecord.Running, buildrecord.Succeeded} {
 		if done.Times[s].IsZero() {
 			t.Errorf("no time for %s", s)
 		}
@@ -60,8 +60,8 @@ func TestSubmitRunsABuild(t *testing.T) {
 		}
 	}
 	resp, body := e.do("GET", "/api/v1/builds/"+b.ID, "", nil)
-	var got records.Build
-	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil || got.State != records.Succeeded {
+	var got buildrecord.Build
+	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil || got.State != buildrecord.Succeeded {
 		t.Errorf("GET build: %d %s", resp.StatusCode, body)
 	}
 }
@@ -73,7 +73,7 @@ func TestSubmitMultipart(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	var rec records.Build
+	var rec buildrecord.Build
 	json.Unmarshal(b, &rec)
 	if rec.Source.Kind != "upload" || rec.Source.Ref != "u1" || rec.Source.Subdir != "svc" {
 		t.Errorf("source %+v, want upload u1 in svc", rec.Source)
@@ -81,7 +81,7 @@ func TestSubmitMultipart(t *testing.T) {
 	if string(e.src.uploads["u1"]) != gz {
 		t.Errorf("upload %q not saved whole", e.src.uploads["u1"])
 	}
-	e.rec.wait(rec.ID, records.Succeeded)
+	e.rec.wait(rec.ID, buildrecord.Succeeded)
 }
 
 func TestUploadThenBuild(t *testing.T) {
@@ -92,7 +92,7 @@ func TestUploadThenBuild(t *testing.T) {
 		t.Fatalf("POST /sources: %d %s", resp.StatusCode, b)
 	}
 	rec := e.mustSubmit(fmt.Sprintf(`{"source": {"upload": %q}, "packages": ["./cmd/app"]}`, up.Upload))
-	e.rec.wait(rec.ID, records.Succeeded)
+	e.rec.wait(rec.ID, buildrecord.Succeeded)
 }
 
 // A failed build keeps one line as its message and the rest as output,
@@ -100,13 +100,13 @@ func TestUploadThenBuild(t *testing.T) {
 func TestFailedBuild(t *testing.T) {
 	e := newEnv(t, nil)
 	var dir string
-	e.run.run = func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+	e.run.run = func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error) {
 		dir = e.src.fetched[0]
 		return nil, fmt.Errorf("compiling ./cmd/app: exit status 1\n%s/src/cmd/app/main.go:3:2: undefined: x", dir)
 	}
 	b := e.mustSubmit(okRequest)
-	done := e.rec.wait(b.ID, records.Failed)
-	want := records.Error{Message: "compiling ./cmd/app: exit status 1", Output: "./src/cmd/app/main.go:3:2: undefined: x"}
+	done := e.rec.wait(b.ID, buildrecord.Failed)
+	want := buildrecord.Error{Message: "compiling ./cmd/app: exit status 1", Output: "./src/cmd/app/main.go:3:2: undefined: x"}
 	if done.Error == nil || *done.Error != want {
 		t.Errorf("error %+v, want %+v", done.Error, want)
 	}
@@ -117,7 +117,7 @@ func TestFetchFailure(t *testing.T) {
 	e := newEnv(t, nil)
 	e.src.fetchErr = errors.New("cloning into /srv/kiln/git/abc: connection refused")
 	b := e.mustSubmit(okRequest)
-	done := e.rec.wait(b.ID, records.Failed)
+	done := e.rec.wait(b.ID, buildrecord.Failed)
 	if done.Error == nil || strings.Contains(done.Error.Message, "/srv/") {
 		t.Errorf("error %+v: want a failure without the server's path", done.Error)
 	}
@@ -141,13 +141,13 @@ func TestCancelQueued(t *testing.T) {
 	<-started
 	second := e.mustSubmit(okRequest)
 	resp, b := e.do("POST", "/api/v1/builds/"+second.ID+"/cancel", "", nil)
-	var got records.Build
+	var got buildrecord.Build
 	json.Unmarshal(b, &got)
-	if resp.StatusCode != http.StatusOK || got.State != records.Cancelled {
+	if resp.StatusCode != http.StatusOK || got.State != buildrecord.Cancelled {
 		t.Fatalf("cancel of a queued build: %d %s", resp.StatusCode, b)
 	}
 	close(release)
-	e.rec.wait(first.ID, records.Succeeded)
+	e.rec.wait(first.ID, buildrecord.Succeeded)
 	if n := e.run.count(); n != 1 {
 		t.Errorf("%d runs, want 1: the cancelled build ran", n)
 	}
@@ -166,8 +166,8 @@ func TestCancelRunning(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("cancel of a running build: %d %s, want 202", resp.StatusCode, body)
 	}
-	done := e.rec.wait(b.ID, records.Cancelled)
-	if done.Error == nil || done.Error.Message != "build cancelled" || done.Times[records.Cancelled].IsZero() {
+	done := e.rec.wait(b.ID, buildrecord.Cancelled)
+	if done.Error == nil || done.Error.Message != "build cancelled" || done.Times[buildrecord.Cancelled].IsZero() {
 		t.Errorf("cancelled record %+v", done)
 	}
 	e.tempLeft()
@@ -177,7 +177,7 @@ func TestTimeout(t *testing.T) {
 	e := newEnv(t, nil)
 	blocked(e)
 	b := e.mustSubmit(`{"source": {"module": "x@v1"}, "packages": ["./a"], "timeout": "1ns"}`)
-	done := e.rec.wait(b.ID, records.TimedOut)
+	done := e.rec.wait(b.ID, buildrecord.TimedOut)
 	if done.Error == nil || !strings.Contains(done.Error.Message, "timed out") {
 		t.Errorf("timed out record error %+v", done.Error)
 	}
@@ -187,20 +187,20 @@ func TestRetry(t *testing.T) {
 	e := newEnv(t, nil)
 	fail := true
 	var mu sync.Mutex
-	e.run.run = func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+	e.run.run = func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
 			fail = false
 			return nil, errors.New("flaky")
 		}
-		return []records.Result{{ImportPath: "example.com/app"}}, nil
+		return []buildrecord.Result{{ImportPath: "example.com/app"}}, nil
 	}
 	old := e.mustSubmit(okRequest)
-	e.rec.wait(old.ID, records.Failed)
+	e.rec.wait(old.ID, buildrecord.Failed)
 	resolved, _ := e.src.counts()
 	resp, b := e.do("POST", "/api/v1/builds/"+old.ID+"/retry", "", nil)
-	var retry records.Build
+	var retry buildrecord.Build
 	json.Unmarshal(b, &retry)
 	if resp.StatusCode != http.StatusAccepted || retry.RetryOf != old.ID || retry.ID == old.ID {
 		t.Fatalf("retry: %d %s", resp.StatusCode, b)
@@ -211,7 +211,7 @@ func TestRetry(t *testing.T) {
 	if again, _ := e.src.counts(); again != resolved {
 		t.Error("retry resolved the source again: it must build the resolved one")
 	}
-	e.rec.wait(retry.ID, records.Succeeded)
+	e.rec.wait(retry.ID, buildrecord.Succeeded)
 }
 
 func TestRetryUnfinished(t *testing.T) {
@@ -230,7 +230,7 @@ func TestPagination(t *testing.T) {
 	var ids []string
 	for range 7 {
 		b := e.mustSubmit(okRequest)
-		e.rec.wait(b.ID, records.Succeeded)
+		e.rec.wait(b.ID, buildrecord.Succeeded)
 		ids = append(ids, b.ID)
 	}
 	slices.Reverse(ids) // newest first
@@ -311,9 +311,9 @@ func TestLoad(t *testing.T) {
 		t.Errorf("duplicate IDs among %v", accepted)
 	}
 	for _, id := range accepted {
-		e.rec.wait(id, records.Succeeded)
+		e.rec.wait(id, buildrecord.Succeeded)
 	}
-	page, _ := e.rec.List(context.Background(), records.Filter{Limit: 500})
+	page, _ := e.rec.List(context.Background(), buildrecord.Filter{Limit: 500})
 	var stored []string
 	for _, b := range page.Builds {
 		stored = append(stored, b.ID)
@@ -328,11 +328,11 @@ func TestLoad(t *testing.T) {
 // A panicking runner fails its build, not the server.
 func TestRunnerPanicFailsTheBuild(t *testing.T) {
 	e := newEnv(t, nil)
-	e.run.run = func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+	e.run.run = func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error) {
 		panic("runner bug")
 	}
 	b := e.mustSubmit(okRequest)
-	done := e.rec.wait(b.ID, records.Failed)
+	done := e.rec.wait(b.ID, buildrecord.Failed)
 	if done.Error == nil || done.Error.Message != "internal error in the build service" {
 		t.Errorf("error %+v", done.Error)
 	}

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/source"
 )
 
@@ -25,20 +26,20 @@ type fakeRecords struct {
 	mu      sync.Mutex
 	changed *sync.Cond
 	n       int
-	builds  map[string]*records.Build
-	logs    map[string][]records.LogLine
+	builds  map[string]*buildrecord.Build
+	logs    map[string][]buildrecord.LogLine
 	now     func() time.Time
 	pingErr error
 	failAll error // every write fails with it
 }
 
 func newFakeRecords() *fakeRecords {
-	f := &fakeRecords{builds: map[string]*records.Build{}, logs: map[string][]records.LogLine{}, now: time.Now}
+	f := &fakeRecords{builds: map[string]*buildrecord.Build{}, logs: map[string][]buildrecord.LogLine{}, now: time.Now}
 	f.changed = sync.NewCond(&f.mu)
 	return f
 }
 
-func clone(b *records.Build) *records.Build {
+func clone(b *buildrecord.Build) *buildrecord.Build {
 	c := *b
 	c.Times = maps.Clone(b.Times)
 	c.Packages = slices.Clone(b.Packages)
@@ -50,7 +51,7 @@ func clone(b *records.Build) *records.Build {
 	return &c
 }
 
-func (f *fakeRecords) Create(_ context.Context, b *records.Build) error {
+func (f *fakeRecords) Create(_ context.Context, b *buildrecord.Build) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failAll != nil {
@@ -58,24 +59,24 @@ func (f *fakeRecords) Create(_ context.Context, b *records.Build) error {
 	}
 	f.n++
 	b.ID = fmt.Sprintf("b%06d", f.n)
-	b.State = records.Queued
-	b.Times = map[records.State]time.Time{records.Queued: f.now()}
+	b.State = buildrecord.Queued
+	b.Times = map[buildrecord.State]time.Time{buildrecord.Queued: f.now()}
 	f.builds[b.ID] = clone(b)
 	f.changed.Broadcast()
 	return nil
 }
 
-func (f *fakeRecords) Get(_ context.Context, id string) (*records.Build, error) {
+func (f *fakeRecords) Get(_ context.Context, id string) (*buildrecord.Build, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b, ok := f.builds[id]
 	if !ok {
-		return nil, fmt.Errorf("build %s: %w", id, errNotFound)
+		return nil, fmt.Errorf("build %s: %w", id, buildrecord.ErrNotFound)
 	}
 	return clone(b), nil
 }
 
-func (f *fakeRecords) List(_ context.Context, flt records.Filter) (records.Page, error) {
+func (f *fakeRecords) List(_ context.Context, flt buildrecord.Filter) (buildrecord.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	ids := slices.Sorted(maps.Keys(f.builds))
@@ -84,7 +85,7 @@ func (f *fakeRecords) List(_ context.Context, flt records.Filter) (records.Page,
 	if limit == 0 {
 		limit = 50
 	}
-	var p records.Page
+	var p buildrecord.Page
 	for _, id := range ids {
 		b := f.builds[id]
 		if flt.Cursor != "" && id >= flt.Cursor ||
@@ -102,17 +103,17 @@ func (f *fakeRecords) List(_ context.Context, flt records.Filter) (records.Page,
 	return p, nil
 }
 
-func allowed(from, to records.State) bool {
+func allowed(from, to buildrecord.State) bool {
 	switch from {
-	case records.Queued:
-		return to == records.Running || to == records.Cancelled || to == records.Interrupted
-	case records.Running:
+	case buildrecord.Queued:
+		return to == buildrecord.Running || to == buildrecord.Cancelled || to == buildrecord.Interrupted
+	case buildrecord.Running:
 		return to.Final()
 	}
 	return false
 }
 
-func (f *fakeRecords) Transition(_ context.Context, id string, to records.State, at time.Time, update func(*records.Build)) (*records.Build, error) {
+func (f *fakeRecords) Transition(_ context.Context, id string, to buildrecord.State, at time.Time, update func(*buildrecord.Build)) (*buildrecord.Build, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failAll != nil {
@@ -120,10 +121,10 @@ func (f *fakeRecords) Transition(_ context.Context, id string, to records.State,
 	}
 	b, ok := f.builds[id]
 	if !ok {
-		return nil, fmt.Errorf("build %s: %w", id, errNotFound)
+		return nil, fmt.Errorf("build %s: %w", id, buildrecord.ErrNotFound)
 	}
 	if !allowed(b.State, to) {
-		return nil, fmt.Errorf("build %s from %s to %s: %w", id, b.State, to, errTransition)
+		return nil, fmt.Errorf("build %s from %s to %s: %w", id, b.State, to, buildrecord.ErrTransition)
 	}
 	b.State = to
 	b.Times[to] = at
@@ -134,36 +135,37 @@ func (f *fakeRecords) Transition(_ context.Context, id string, to records.State,
 	return clone(b), nil
 }
 
-func (f *fakeRecords) Recover(_ context.Context, at time.Time) (queued, interrupted []*records.Build, err error) {
+func (f *fakeRecords) Recover(_ context.Context, at time.Time) (queued, interrupted []*buildrecord.Build, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range slices.Sorted(maps.Keys(f.builds)) {
 		b := f.builds[id]
 		switch b.State {
-		case records.Running:
-			b.State = records.Interrupted
-			b.Times[records.Interrupted] = at
+		case buildrecord.Running:
+			b.State = buildrecord.Interrupted
+			b.Times[buildrecord.Interrupted] = at
 			interrupted = append(interrupted, clone(b))
-		case records.Queued:
+		case buildrecord.Queued:
 			queued = append(queued, clone(b))
 		}
 	}
 	return queued, interrupted, nil
 }
 
-func (f *fakeRecords) AppendLog(_ context.Context, id, text string) error {
+func (f *fakeRecords) AppendLog(_ context.Context, id, text string) ([]buildrecord.LogLine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	n := len(f.logs[id])
 	for _, line := range strings.Split(text, "\n") {
-		f.logs[id] = append(f.logs[id], records.LogLine{Seq: int64(len(f.logs[id]) + 1), Text: line})
+		f.logs[id] = append(f.logs[id], buildrecord.LogLine{Seq: int64(len(f.logs[id]) + 1), Text: line})
 	}
-	return nil
+	return slices.Clone(f.logs[id][n:]), nil
 }
 
-func (f *fakeRecords) Log(_ context.Context, id string, after int64) ([]records.LogLine, error) {
+func (f *fakeRecords) Log(_ context.Context, id string, after int64) ([]buildrecord.LogLine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []records.LogLine
+	var out []buildrecord.LogLine
 	for _, l := range f.logs[id] {
 		if l.Seq > after {
 			out = append(out, l)
@@ -179,7 +181,7 @@ func (f *fakeRecords) Ping(context.Context) error {
 }
 
 // wait blocks until build id is in state.
-func (f *fakeRecords) wait(id string, state records.State) *records.Build {
+func (f *fakeRecords) wait(id string, state buildrecord.State) *buildrecord.Build {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for f.builds[id] == nil || f.builds[id].State != state {
@@ -195,7 +197,7 @@ func (f *fakeRecords) count() int {
 }
 
 // put stores a record as an earlier run left it.
-func (f *fakeRecords) put(b *records.Build) {
+func (f *fakeRecords) put(b *buildrecord.Build) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
@@ -209,31 +211,32 @@ type fakeSources struct {
 	mu       sync.Mutex
 	resolved int
 	uploads  map[string][]byte
+	saved    int      // uploads ever saved, for their IDs
 	fetched  []string // build directories
 	fetchErr error
 }
 
-func (f *fakeSources) Resolve(_ context.Context, spec source.Spec) (records.Source, error) {
+func (f *fakeSources) Resolve(_ context.Context, spec source.Spec) (buildrecord.Source, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.resolved++
 	switch {
 	case spec.Module == "bad":
-		return records.Source{}, fmt.Errorf("%w: module path %q is malformed", source.ErrInvalid, spec.Module)
+		return buildrecord.Source{}, fmt.Errorf("%w: module path %q is malformed", source.ErrInvalid, spec.Module)
 	case spec.Module != "":
-		return records.Source{Kind: "module", Ref: spec.Module, Revision: "v1.0.0", Hash: "h1:x"}, nil
+		return buildrecord.Source{Kind: "module", Ref: spec.Module, Revision: "v1.0.0", Hash: "h1:x"}, nil
 	case spec.Upload != "":
 		if _, ok := f.uploads[spec.Upload]; !ok {
-			return records.Source{}, fmt.Errorf("%w: no upload %q", source.ErrInvalid, spec.Upload)
+			return buildrecord.Source{}, fmt.Errorf("%w: no upload %q", source.ErrInvalid, spec.Upload)
 		}
-		return records.Source{Kind: "upload", Ref: spec.Upload, Subdir: spec.Subdir}, nil
+		return buildrecord.Source{Kind: "upload", Ref: spec.Upload, Subdir: spec.Subdir}, nil
 	case spec.Workspace != "":
-		return records.Source{Kind: "workspace", Ref: spec.Workspace}, nil
+		return buildrecord.Source{Kind: "workspace", Ref: spec.Workspace}, nil
 	}
-	return records.Source{}, fmt.Errorf("%w: give one of workspace, upload, git or module", source.ErrInvalid)
+	return buildrecord.Source{}, fmt.Errorf("%w: give one of workspace, upload, git or module", source.ErrInvalid)
 }
 
-func (f *fakeSources) Fetch(ctx context.Context, src records.Source, dir string) (string, error) {
+func (f *fakeSources) Fetch(ctx context.Context, src buildrecord.Source, dir string) (string, error) {
 	f.mu.Lock()
 	f.fetched = append(f.fetched, dir)
 	err := f.fetchErr
@@ -245,22 +248,50 @@ func (f *fakeSources) Fetch(ctx context.Context, src records.Source, dir string)
 	return mod, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n"), 0o644)
 }
 
-func (f *fakeSources) SaveUpload(_ context.Context, r io.Reader) (string, error) {
+func (f *fakeSources) SaveUpload(_ context.Context, r io.Reader) (string, bool, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
-		return "", fmt.Errorf("saving an upload in /srv/kiln/uploads: %w", err)
+		return "", false, fmt.Errorf("saving an upload in /srv/kiln/uploads: %w", err)
 	}
 	if !strings.HasPrefix(string(b), "\x1f\x8b") {
-		return "", fmt.Errorf("%w: the archive is not gzip", source.ErrInvalid)
+		return "", false, fmt.Errorf("%w: the archive is not gzip", source.ErrInvalid)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.uploads == nil {
 		f.uploads = map[string][]byte{}
 	}
-	id := fmt.Sprintf("u%d", len(f.uploads)+1)
+	for id, had := range f.uploads {
+		if bytes.Equal(had, b) {
+			return id, false, nil
+		}
+	}
+	f.saved++
+	id := fmt.Sprintf("u%d", f.saved)
 	f.uploads[id] = b
-	return id, nil
+	return id, true, nil
+}
+
+func (f *fakeSources) DeleteUpload(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.uploads, id)
+	return nil
+}
+
+// evilConfig is the .ko.yaml of a workspace named "toolexec" and of an
+// upload whose bytes hold "toolexec".
+var evilConfig = source.ConfigFile{Name: ".ko.yaml", Data: []byte("defaultFlags: [-toolexec=/bin/evil]\n")}
+
+func (f *fakeSources) Config(_ context.Context, src buildrecord.Source) (*source.ConfigFile, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case src.Kind == "workspace" && src.Ref == "toolexec",
+		src.Kind == "upload" && strings.Contains(string(f.uploads[src.Ref]), "toolexec"):
+		return &evilConfig, nil
+	}
+	return nil, nil
 }
 
 func (f *fakeSources) counts() (resolved, uploads int) {
@@ -274,7 +305,7 @@ func (f *fakeSources) counts() (resolved, uploads int) {
 type fakeRunner struct {
 	mu   sync.Mutex
 	runs int
-	run  func(ctx context.Context, log io.Writer) ([]records.Result, error)
+	run  func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error)
 }
 
 type fakeBuild struct {
@@ -302,15 +333,23 @@ func (f *fakeRunner) Check(build json.RawMessage) ([]string, error) {
 	return b.Packages, nil
 }
 
-func (f *fakeRunner) Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]records.Result, records.Phases, error) {
+// CheckConfig refuses -toolexec as gobuild's rule does.
+func (f *fakeRunner) CheckConfig(_ json.RawMessage, cfg source.ConfigFile) error {
+	if strings.Contains(string(cfg.Data), "-toolexec") {
+		return fmt.Errorf("%w: %s: build flag \"-toolexec=/bin/evil\": -toolexec is not allowed", ErrInvalid, cfg.Name)
+	}
+	return nil
+}
+
+func (f *fakeRunner) Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]buildrecord.Result, buildrecord.Phases, error) {
 	f.mu.Lock()
 	f.runs++
 	run := f.run
 	f.mu.Unlock()
 	fmt.Fprintf(log, "compiling in %s\n", moduleDir)
-	phases := records.Phases{Compile: records.Duration(time.Millisecond)}
+	phases := buildrecord.Phases{Compile: buildrecord.Duration(time.Millisecond)}
 	if run == nil {
-		return []records.Result{{ImportPath: "example.com/app", Ref: "localhost/app@sha256:aa", Digest: "sha256:aa"}}, phases, nil
+		return []buildrecord.Result{{ImportPath: "example.com/app", Ref: "localhost/app@sha256:aa", Digest: "sha256:aa"}}, phases, nil
 	}
 	res, err := run(ctx, log)
 	return res, phases, err
@@ -323,8 +362,8 @@ func (f *fakeRunner) count() int {
 }
 
 // blockUntil is a run that waits for release or its ctx.
-func blockUntil(release <-chan struct{}, started chan<- string) func(context.Context, io.Writer) ([]records.Result, error) {
-	return func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+func blockUntil(release <-chan struct{}, started chan<- string) func(context.Context, io.Writer) ([]buildrecord.Result, error) {
+	return func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error) {
 		if started != nil {
 			started <- "started"
 		}

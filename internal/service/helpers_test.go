@@ -13,7 +13,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // lockedBuffer collects the service's slog output.
@@ -99,10 +99,10 @@ func (e *env) do(method, path, contentType string, body io.Reader, hdr ...string
 }
 
 // submit posts a JSON build request and decodes the record answered.
-func (e *env) submit(body string) (int, *records.Build) {
+func (e *env) submit(body string) (int, *buildrecord.Build) {
 	e.t.Helper()
 	resp, b := e.do("POST", "/api/v1/builds", "application/json", strings.NewReader(body))
-	var rec records.Build
+	var rec buildrecord.Build
 	if resp.StatusCode == http.StatusAccepted {
 		if err := json.Unmarshal(b, &rec); err != nil {
 			e.t.Fatalf("202 body %s: %v", b, err)
@@ -111,7 +111,7 @@ func (e *env) submit(body string) (int, *records.Build) {
 	return resp.StatusCode, &rec
 }
 
-func (e *env) mustSubmit(body string) *records.Build {
+func (e *env) mustSubmit(body string) *buildrecord.Build {
 	e.t.Helper()
 	code, b := e.submit(body)
 	if code != http.StatusAccepted {

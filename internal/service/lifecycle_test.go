@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // After a restart, builds that were running are interrupted and those
@@ -22,41 +22,41 @@ func TestRestartRecovers(t *testing.T) {
 	req, _ := parseRequest([]byte(okRequest), DefaultBuildTimeout)
 	stored, _ := req.encode()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	old := func(state records.State) *records.Build {
-		return &records.Build{State: state, Times: map[records.State]time.Time{records.Queued: at}, Request: stored,
-			Packages: []string{"./cmd/app"}, Source: records.Source{Kind: "module", Ref: "example.com/app@v1.0.0"}}
+	old := func(state buildrecord.State) *buildrecord.Build {
+		return &buildrecord.Build{State: state, Times: map[buildrecord.State]time.Time{buildrecord.Queued: at}, Request: stored,
+			Packages: []string{"./cmd/app"}, Source: buildrecord.Source{Kind: "module", Ref: "example.com/app@v1.0.0"}}
 	}
 	var ran []string
 	e := newEnv(t, func(e *env, cfg *Config) {
 		cfg.MaxQueue = 1
-		e.rec.put(old(records.Running)) // b000001
-		e.rec.put(old(records.Queued))  // b000002
-		e.rec.put(old(records.Queued))  // b000003
-		e.rec.put(old(records.Succeeded))
-		e.run.run = func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+		e.rec.put(old(buildrecord.Running)) // b000001
+		e.rec.put(old(buildrecord.Queued))  // b000002
+		e.rec.put(old(buildrecord.Queued))  // b000003
+		e.rec.put(old(buildrecord.Succeeded))
+		e.run.run = func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error) {
 			ran = append(ran, "ran") // MaxRunning 1: one at a time
 			return nil, nil
 		}
 	})
-	cut := e.rec.wait("b000001", records.Interrupted)
-	if cut.Times[records.Interrupted].IsZero() {
+	cut := e.rec.wait("b000001", buildrecord.Interrupted)
+	if cut.Times[buildrecord.Interrupted].IsZero() {
 		t.Error("interrupted without a time")
 	}
-	second := e.rec.wait("b000002", records.Succeeded)
-	third := e.rec.wait("b000003", records.Succeeded)
-	if third.Times[records.Running].Before(second.Times[records.Running]) {
+	second := e.rec.wait("b000002", buildrecord.Succeeded)
+	third := e.rec.wait("b000003", buildrecord.Succeeded)
+	if third.Times[buildrecord.Running].Before(second.Times[buildrecord.Running]) {
 		t.Error("the queued builds ran out of order")
 	}
-	if b, _ := e.rec.Get(context.Background(), "b000004"); b.State != records.Succeeded {
+	if b, _ := e.rec.Get(context.Background(), "b000004"); b.State != buildrecord.Succeeded {
 		t.Errorf("a finished build changed: %s", b.State)
 	}
 	resp, body := e.do("POST", "/api/v1/builds/b000001/retry", "", nil)
-	var retry records.Build
+	var retry buildrecord.Build
 	json.Unmarshal(body, &retry)
 	if resp.StatusCode != http.StatusAccepted || retry.RetryOf != "b000001" {
 		t.Fatalf("retry of an interrupted build: %d %s", resp.StatusCode, body)
 	}
-	e.rec.wait(retry.ID, records.Succeeded)
+	e.rec.wait(retry.ID, buildrecord.Succeeded)
 	if len(ran) != 3 {
 		t.Errorf("%d runs, want 3", len(ran))
 	}
@@ -79,10 +79,10 @@ func TestShutdownMarksCutBuildsInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := e.rec.Get(context.Background(), running.ID)
-	if b.State != records.Interrupted || b.Error == nil || !strings.Contains(b.Error.Message, "retry") {
+	if b.State != buildrecord.Interrupted || b.Error == nil || !strings.Contains(b.Error.Message, "retry") {
 		t.Errorf("cut build: %s %+v, want interrupted with a hint to retry", b.State, b.Error)
 	}
-	if b, _ := e.rec.Get(context.Background(), queued.ID); b.State != records.Queued {
+	if b, _ := e.rec.Get(context.Background(), queued.ID); b.State != buildrecord.Queued {
 		t.Errorf("queued build became %s, want it left queued", b.State)
 	}
 	if _, ok := s.next(); ok {
@@ -113,7 +113,7 @@ func TestShutdownWaitsForRunningBuilds(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := e.rec.Get(context.Background(), b.ID); got.State != records.Succeeded {
+	if got, _ := e.rec.Get(context.Background(), b.ID); got.State != buildrecord.Succeeded {
 		t.Errorf("state %s, want succeeded", got.State)
 	}
 }
@@ -153,7 +153,7 @@ func TestReadyAndMetrics(t *testing.T) {
 		t.Fatalf("Ready: %v", err)
 	}
 	b := e.mustSubmit(okRequest)
-	e.rec.wait(b.ID, records.Succeeded)
+	e.rec.wait(b.ID, buildrecord.Succeeded)
 	rr := httptest.NewRecorder()
 	e.svc.MetricsHandler().ServeHTTP(rr, httptest.NewRequest("GET", "/metrics", nil))
 	for _, want := range []string{

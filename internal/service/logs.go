@@ -7,15 +7,15 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // maxLine bounds a log line: a longer one is cut into pieces.
 const maxLine = 64 << 10
 
 // logWriter is a build's log: the Runner's bytes, cut into lines, stored
-// through Records.AppendLog and then handed to live readers. Lines are
-// numbered from 1 as Records numbers them. Empty lines are left out.
+// through Records.AppendLog and then handed to live readers as stored.
+// Lines are numbered from 1 by Records. Empty lines are left out.
 type logWriter struct {
 	ctx context.Context
 	id  string
@@ -23,7 +23,6 @@ type logWriter struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	seq     int64
 	partial []byte
 	hide    string // a server path replaced by "." in every line
 	failed  bool   // AppendLog failed once: logged, not again
@@ -76,8 +75,10 @@ func (l *logWriter) flush() {
 	}
 }
 
-// store appends lines, then hands them to readers: a reader that
-// subscribed before a line was stored gets it live.
+// store appends lines, then hands what Records stored to readers: a
+// reader that subscribed before a line was stored gets it live, with the
+// number and text a reader of the records gets (past the log's cap, the
+// records' last line and nothing after it).
 func (l *logWriter) store(lines []string) {
 	kept := lines[:0]
 	for _, line := range lines {
@@ -92,13 +93,13 @@ func (l *logWriter) store(lines []string) {
 	if len(kept) == 0 {
 		return
 	}
-	if err := l.s.cfg.Records.AppendLog(l.ctx, l.id, strings.Join(kept, "\n")); err != nil && !l.failed {
+	stored, err := l.s.cfg.Records.AppendLog(l.ctx, l.id, strings.Join(kept, "\n"))
+	if err != nil && !l.failed {
 		l.failed = true
 		l.log.Error("storing build log lines failed; later lines may be missing", "error", err)
 	}
-	for _, line := range kept {
-		l.seq++
-		l.s.hub.publish(l.id, records.LogLine{Seq: l.seq, Text: line})
+	for _, line := range stored {
+		l.s.hub.publish(l.id, line)
 	}
 }
 
@@ -118,8 +119,8 @@ type reader struct {
 
 // event is a log line, or the build's end (State set).
 type event struct {
-	Line  records.LogLine
-	State records.State
+	Line  buildrecord.LogLine
+	State buildrecord.State
 }
 
 // readerBuffer is how many events a reader may fall behind by.
@@ -154,12 +155,12 @@ func (h *hub) unsubscribe(id string, rd *reader) {
 	}
 }
 
-func (h *hub) publish(id string, line records.LogLine) {
+func (h *hub) publish(id string, line buildrecord.LogLine) {
 	h.send(id, event{Line: line}, false)
 }
 
 // finish sends the end and lets the build's readers go.
-func (h *hub) finish(id string, state records.State) {
+func (h *hub) finish(id string, state buildrecord.State) {
 	h.send(id, event{State: state}, true)
 }
 

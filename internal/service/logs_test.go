@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 func TestLogWriterLines(t *testing.T) {
@@ -45,7 +45,7 @@ func TestHubDropsASlowReader(t *testing.T) {
 	h := newHub()
 	slow := h.subscribe("b1")
 	for i := range readerBuffer + 1 {
-		h.publish("b1", records.LogLine{Seq: int64(i + 1), Text: "x"})
+		h.publish("b1", buildrecord.LogLine{Seq: int64(i + 1), Text: "x"})
 	}
 	n := 0
 	for range slow.ch {

@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/queue"
-	"github.com/kilnbuild/kiln/internal/records"
 )
 
 // metrics are the service's Prometheus metrics, on a registry it owns
@@ -57,9 +57,9 @@ func newMetrics(reg *prometheus.Registry, q *queue.Queue) (*metrics, error) {
 }
 
 // observe records a finished build's outcome and phases.
-func (m *metrics) observe(state records.State, p records.Phases) {
+func (m *metrics) observe(state buildrecord.State, p buildrecord.Phases) {
 	m.builds.WithLabelValues(string(state)).Inc()
-	for phase, d := range map[string]records.Duration{
+	for phase, d := range map[string]buildrecord.Duration{
 		"queue_wait": p.QueueWait, "source_fetch": p.SourceFetch, "compile": p.Compile,
 		"layer": p.Layer, "push": p.Push, "sign": p.Sign,
 	} {

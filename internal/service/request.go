@@ -140,20 +140,20 @@ func (u *upload) Read(p []byte) (int, error) {
 }
 
 // save stores an uploaded archive through Sources, answering the
-// client's errors as such.
-func (s *Service) save(r *http.Request, body io.Reader) (string, error) {
+// client's errors as such; created is false when it was stored already.
+func (s *Service) save(r *http.Request, body io.Reader) (id string, created bool, err error) {
 	u := &upload{r: body, limit: s.cfg.MaxUpload}
-	id, err := s.cfg.Sources.SaveUpload(r.Context(), u)
+	id, created, err = s.cfg.Sources.SaveUpload(r.Context(), u)
 	var mbe *http.MaxBytesError
 	switch {
 	case err == nil:
-		return id, nil
+		return id, created, nil
 	case u.tooLarge || errors.As(u.readErr, &mbe):
-		return "", errorf(http.StatusRequestEntityTooLarge, "the archive is larger than the server's limit of %d bytes", s.cfg.MaxUpload)
+		return "", false, errorf(http.StatusRequestEntityTooLarge, "the archive is larger than the server's limit of %d bytes", s.cfg.MaxUpload)
 	case u.readErr != nil:
-		return "", errorf(http.StatusBadRequest, "reading the archive: %s", u.readErr)
+		return "", false, errorf(http.StatusBadRequest, "reading the archive: %s", u.readErr)
 	case errors.Is(err, source.ErrInvalid):
-		return "", errorf(http.StatusBadRequest, "%s", oneLine(err))
+		return "", false, errorf(http.StatusBadRequest, "%s", oneLine(err))
 	}
-	return "", fmt.Errorf("saving an upload: %w", err)
+	return "", false, fmt.Errorf("saving an upload: %w", err)
 }

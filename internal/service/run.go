@@ -12,13 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/queue"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/source"
 )
 
 // job is b's place in the queue.
-func (s *Service) job(b *records.Build) queue.Job {
+func (s *Service) job(b *buildrecord.Build) queue.Job {
 	timeout := s.cfg.BuildTimeout
 	if req, err := parseRequest(b.Request, s.cfg.BuildTimeout); err == nil {
 		timeout = req.Timeout
@@ -29,10 +29,10 @@ func (s *Service) job(b *records.Build) queue.Job {
 
 // outcome is how a build ended.
 type outcome struct {
-	state   records.State
-	results []records.Result
-	phases  records.Phases
-	err     *records.Error
+	state   buildrecord.State
+	results []buildrecord.Result
+	phases  buildrecord.Phases
+	err     *buildrecord.Error
 }
 
 // run is one build, from queued to its end; its ctx is the queue's.
@@ -40,8 +40,8 @@ func (s *Service) run(ctx context.Context, id string) {
 	log := s.log.With("build", id)
 	store := context.WithoutCancel(ctx) // the records outlive a cancel
 	started := s.cfg.Now()
-	b, err := s.cfg.Records.Transition(store, id, records.Running, started, func(b *records.Build) {
-		b.Phases.QueueWait = records.Duration(started.Sub(b.Times[records.Queued]))
+	b, err := s.cfg.Records.Transition(store, id, buildrecord.Running, started, func(b *buildrecord.Build) {
+		b.Phases.QueueWait = buildrecord.Duration(started.Sub(b.Times[buildrecord.Queued]))
 		b.ServerVersion = s.cfg.Version // the server that runs it
 	})
 	if err != nil {
@@ -62,7 +62,7 @@ func (s *Service) run(ctx context.Context, id string) {
 	lw.line(msg)
 
 	s.m.observe(out.state, out.phases)
-	_, err = s.cfg.Records.Transition(store, id, out.state, s.cfg.Now(), func(b *records.Build) {
+	_, err = s.cfg.Records.Transition(store, id, out.state, s.cfg.Now(), func(b *buildrecord.Build) {
 		b.Results, b.Phases, b.Error = out.results, out.phases, out.err
 	})
 	if err != nil {
@@ -74,22 +74,22 @@ func (s *Service) run(ctx context.Context, id string) {
 
 // execute fetches the source into a fresh directory and runs the build.
 // A panic in it fails the build instead of the server.
-func (s *Service) execute(ctx context.Context, b *records.Build, lw *logWriter, log *slog.Logger) (out outcome) {
+func (s *Service) execute(ctx context.Context, b *buildrecord.Build, lw *logWriter, log *slog.Logger) (out outcome) {
 	defer func() {
 		if p := recover(); p != nil {
 			log.Error("build panicked", "panic", p, "stack", string(debug.Stack()))
-			out = outcome{state: records.Failed, phases: out.phases, err: &records.Error{Message: "internal error in the build service"}}
+			out = outcome{state: buildrecord.Failed, phases: out.phases, err: &buildrecord.Error{Message: "internal error in the build service"}}
 		}
 	}()
 	req, err := parseRequest(b.Request, time.Duration(1<<63-1))
 	if err != nil {
 		log.Error("a stored build request does not parse", "error", err)
-		return outcome{state: records.Failed, err: &records.Error{Message: "internal error: the stored request does not parse"}}
+		return outcome{state: buildrecord.Failed, err: &buildrecord.Error{Message: "internal error: the stored request does not parse"}}
 	}
 	dir, release, err := buildDir(ctx, s.cfg.TempDir, log)
 	if err != nil {
 		log.Error("making the build directory failed", "error", err)
-		return outcome{state: records.Failed, err: &records.Error{Message: "internal error: no build directory"}}
+		return outcome{state: buildrecord.Failed, err: &buildrecord.Error{Message: "internal error: no build directory"}}
 	}
 	defer release() // after the removal below
 	defer func() {
@@ -102,7 +102,7 @@ func (s *Service) execute(ctx context.Context, b *records.Build, lw *logWriter, 
 	lw.line(fmt.Sprintf("fetching %s source %s", b.Source.Kind, b.Source.Ref))
 	start := time.Now()
 	moduleDir, err := s.cfg.Sources.Fetch(ctx, b.Source, dir)
-	out.phases.SourceFetch = records.Duration(time.Since(start))
+	out.phases.SourceFetch = buildrecord.Duration(time.Since(start))
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, source.ErrInvalid) {
 			log.Error("fetching the source failed", "error", err)
@@ -120,26 +120,26 @@ func (s *Service) execute(ctx context.Context, b *records.Build, lw *logWriter, 
 // (cancel, timeout, shutdown), else by err.
 func (s *Service) end(ctx context.Context, out outcome, err error, dir string) outcome {
 	if err == nil && ctx.Err() == nil {
-		out.state = records.Succeeded
+		out.state = buildrecord.Succeeded
 		return out
 	}
 	out.results = nil
 	if ctx.Err() != nil {
 		switch cause := context.Cause(ctx); {
 		case errors.Is(cause, queue.ErrCancelled):
-			out.state, out.err = records.Cancelled, &records.Error{Message: "build cancelled"}
+			out.state, out.err = buildrecord.Cancelled, &buildrecord.Error{Message: "build cancelled"}
 			return out
 		case errors.Is(cause, queue.ErrTimeout):
-			out.state, out.err = records.TimedOut, &records.Error{Message: "build timed out: ask for a longer timeout, up to the server's --build-timeout"}
+			out.state, out.err = buildrecord.TimedOut, &buildrecord.Error{Message: "build timed out: ask for a longer timeout, up to the server's --build-timeout"}
 			return out
 		case errors.Is(cause, queue.ErrShutdown):
-			out.state, out.err = records.Interrupted, &records.Error{Message: "the server shut down during the build: retry it"}
+			out.state, out.err = buildrecord.Interrupted, &buildrecord.Error{Message: "the server shut down during the build: retry it"}
 			return out
 		}
 	}
 	text := strings.TrimSpace(strings.ReplaceAll(err.Error(), dir, "."))
 	first, rest, _ := strings.Cut(text, "\n")
-	out.state, out.err = records.Failed, &records.Error{Message: first, Output: strings.TrimSpace(rest)}
+	out.state, out.err = buildrecord.Failed, &buildrecord.Error{Message: first, Output: strings.TrimSpace(rest)}
 	return out
 }
 

@@ -15,38 +15,46 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/queue"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/source"
 )
 
 // Records keeps builds and their logs; *records.DB satisfies it. A missing
-// build is an error matching errNotFound, a refused state change one
-// matching errTransition.
+// build is an error matching buildrecord.ErrNotFound, a refused state
+// change one matching buildrecord.ErrTransition.
 type Records interface {
 	// Create stores a new build: it sets ID, State (queued) and Times.
-	Create(ctx context.Context, b *records.Build) error
-	Get(ctx context.Context, id string) (*records.Build, error)
-	List(ctx context.Context, f records.Filter) (records.Page, error)
+	Create(ctx context.Context, b *buildrecord.Build) error
+	Get(ctx context.Context, id string) (*buildrecord.Build, error)
+	List(ctx context.Context, f buildrecord.Filter) (buildrecord.Page, error)
 	// Transition moves a build to state to at a time, applying update
 	// to the record in the same step.
-	Transition(ctx context.Context, id string, to records.State, at time.Time, update func(*records.Build)) (*records.Build, error)
+	Transition(ctx context.Context, id string, to buildrecord.State, at time.Time, update func(*buildrecord.Build)) (*buildrecord.Build, error)
 	// Recover marks running builds interrupted and returns them, and the
 	// queued ones oldest first.
-	Recover(ctx context.Context, at time.Time) (queued, interrupted []*records.Build, err error)
+	Recover(ctx context.Context, at time.Time) (queued, interrupted []*buildrecord.Build, err error)
 	// AppendLog adds lines (joined by "\n", none empty, no trailing
-	// newline) to a build's log; Log returns the lines after seq after.
-	AppendLog(ctx context.Context, id, text string) error
-	Log(ctx context.Context, id string, after int64) ([]records.LogLine, error)
+	// newline) to a build's log and returns the lines it stored, as
+	// stored (past the log's cap: none, or its last line saying so);
+	// Log returns the lines after seq after.
+	AppendLog(ctx context.Context, id, text string) ([]buildrecord.LogLine, error)
+	Log(ctx context.Context, id string, after int64) ([]buildrecord.LogLine, error)
 	Ping(ctx context.Context) error
 }
 
 // Sources resolves and fetches a build's code; *source.Fetcher satisfies
 // it. Errors matching source.ErrInvalid are the client's.
 type Sources interface {
-	Resolve(ctx context.Context, spec source.Spec) (records.Source, error)
-	Fetch(ctx context.Context, src records.Source, dir string) (moduleDir string, err error)
-	SaveUpload(ctx context.Context, r io.Reader) (id string, err error)
+	Resolve(ctx context.Context, spec source.Spec) (buildrecord.Source, error)
+	Fetch(ctx context.Context, src buildrecord.Source, dir string) (moduleDir string, err error)
+	// SaveUpload stores an archive; created is false when it was
+	// stored already. DeleteUpload removes one.
+	SaveUpload(ctx context.Context, r io.Reader) (id string, created bool, err error)
+	DeleteUpload(id string) error
+	// Config returns the source's .ko.yaml when its tree is known at
+	// submission (workspaces and uploads), nil otherwise.
+	Config(ctx context.Context, src buildrecord.Source) (*source.ConfigFile, error)
 }
 
 // ErrInvalid marks a build request the Runner refuses as bad input.
@@ -58,17 +66,14 @@ type Runner interface {
 	// (everything but "source" and "timeout") strictly, unknown fields
 	// refused; bad input wraps ErrInvalid. It returns the packages.
 	Check(build json.RawMessage) (packages []string, err error)
+	// CheckConfig applies the build rule of kiln build (no -toolexec,
+	// cgo or foreign GOFLAGS…) to a source's config as the request
+	// would build with it, before anything is queued; a refusal wraps
+	// ErrInvalid.
+	CheckConfig(build json.RawMessage, cfg source.ConfigFile) error
 	// Run builds in moduleDir, writing progress lines to log.
-	Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]records.Result, records.Phases, error)
+	Run(ctx context.Context, build json.RawMessage, moduleDir string, log io.Writer) ([]buildrecord.Result, buildrecord.Phases, error)
 }
-
-// The errors Records returns for a missing build and a refused state
-// change. TODO(lead): records.ErrNotFound and records' transition error
-// once internal/records lands.
-var (
-	errNotFound   = errors.New("build not found")
-	errTransition = errors.New("build state change not allowed")
-)
 
 // Defaults of Config.
 const (
@@ -174,7 +179,7 @@ func (s *Service) recover(ctx context.Context) error {
 	}
 	for _, b := range interrupted {
 		s.log.Warn("build was running when the server stopped: marked interrupted", "build", b.ID)
-		s.m.builds.WithLabelValues(string(records.Interrupted)).Inc()
+		s.m.builds.WithLabelValues(string(buildrecord.Interrupted)).Inc()
 	}
 	jobs := make([]queue.Job, 0, len(queued))
 	for _, b := range queued {
@@ -214,7 +219,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		// that could not.
 		b, err := s.cfg.Records.Get(context.WithoutCancel(ctx), id)
 		if err == nil && !b.State.Final() {
-			_, err = s.cfg.Records.Transition(context.WithoutCancel(ctx), id, records.Interrupted, s.cfg.Now(), nil)
+			_, err = s.cfg.Records.Transition(context.WithoutCancel(ctx), id, buildrecord.Interrupted, s.cfg.Now(), nil)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("marking build %s interrupted: %w", id, err))

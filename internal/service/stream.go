@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 // buildLog is GET /builds/{id}/log: the stored lines as text, or with
@@ -109,11 +109,11 @@ func lastEventID(r *http.Request) (int64, error) {
 	return n, nil
 }
 
-func writeLine(w io.Writer, l records.LogLine) {
+func writeLine(w io.Writer, l buildrecord.LogLine) {
 	fmt.Fprintf(w, "id: %d\ndata: %s\n\n", l.Seq, l.Text)
 }
 
-func writeEnd(w http.ResponseWriter, id string, state records.State) {
+func writeEnd(w http.ResponseWriter, id string, state buildrecord.State) {
 	data, _ := json.Marshal(map[string]string{"id": id, "state": string(state)})
 	fmt.Fprintf(w, "event: end\ndata: %s\n\n", data)
 	http.NewResponseController(w).Flush()

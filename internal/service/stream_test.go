@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
 type sse struct {
@@ -86,7 +86,7 @@ func (s *events) until(sub string) []sse {
 // resume, writes "three" and succeeds.
 func pausedRunner(e *env) (paused, resume chan struct{}) {
 	paused, resume = make(chan struct{}), make(chan struct{})
-	e.run.run = func(ctx context.Context, log io.Writer) ([]records.Result, error) {
+	e.run.run = func(ctx context.Context, log io.Writer) ([]buildrecord.Result, error) {
 		fmt.Fprintln(log, "one")
 		fmt.Fprint(log, "tw")
 		fmt.Fprintln(log, "o")
@@ -160,7 +160,7 @@ func TestLogStreamOfAQueuedBuild(t *testing.T) {
 	if got[0].data != "fetching module source example.com/app@v1.0.0" {
 		t.Errorf("first event %+v", got[0])
 	}
-	e.rec.wait(first.ID, records.Succeeded)
+	e.rec.wait(first.ID, buildrecord.Succeeded)
 }
 
 // A reader of a build cancelled while queued gets the end.
@@ -182,7 +182,7 @@ func TestLogStreamOfACancelledQueuedBuild(t *testing.T) {
 func TestLogText(t *testing.T) {
 	e := newEnv(t, nil)
 	b := e.mustSubmit(okRequest)
-	e.rec.wait(b.ID, records.Succeeded)
+	e.rec.wait(b.ID, buildrecord.Succeeded)
 	resp, body := e.do("GET", "/api/v1/builds/"+b.ID+"/log", "", nil)
 	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 		t.Errorf("Content-Type %q", ct)

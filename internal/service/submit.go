@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 	"github.com/kilnbuild/kiln/internal/oneline"
 	"github.com/kilnbuild/kiln/internal/queue"
-	"github.com/kilnbuild/kiln/internal/records"
 	"github.com/kilnbuild/kiln/internal/source"
 )
 
@@ -75,7 +75,7 @@ func nextPart(mr *multipart.Reader, name string) (*multipart.Part, error) {
 // accept checks a request, holds a place in the queue, saves the archive
 // of a multipart request (mr), resolves the source, and stores and queues
 // the build.
-func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr *multipart.Reader) error {
+func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr *multipart.Reader) (err error) {
 	req, err := parseRequest(raw, s.cfg.BuildTimeout)
 	if err != nil {
 		return err
@@ -96,30 +96,69 @@ func (s *Service) accept(w http.ResponseWriter, r *http.Request, raw []byte, mr 
 	}
 	defer ticket.Release()
 	if mr != nil {
-		part, err := nextPart(mr, "archive")
-		if err != nil {
-			return err
+		part, perr := nextPart(mr, "archive")
+		if perr != nil {
+			return perr
 		}
-		if req.Source.Upload, err = s.save(r, part); err != nil {
-			return err
+		id, created, serr := s.save(r, part)
+		if serr != nil {
+			return serr
+		}
+		req.Source.Upload = id
+		if created {
+			// A refusal from here on leaves nothing on disk.
+			defer func() {
+				if err != nil { // accept's result
+					s.cfg.Sources.DeleteUpload(id)
+				}
+			}()
 		}
 		if _, err := mr.NextPart(); !errors.Is(err, io.EOF) {
 			return errorf(http.StatusBadRequest, "the multipart body has parts after the archive: send only request and archive")
 		}
 	}
-	src, err := s.cfg.Sources.Resolve(r.Context(), req.Source)
-	if errors.Is(err, source.ErrInvalid) {
-		return errorf(http.StatusBadRequest, "%s", oneLine(err))
-	}
+	src, err := s.resolve(r.Context(), &req)
 	if err != nil {
-		return fmt.Errorf("resolving a source: %w", err)
+		return err
 	}
 	stored, err := req.encode()
 	if err != nil {
 		return err
 	}
-	b := &records.Build{Request: stored, Packages: packages, Source: src}
+	b := &buildrecord.Build{Request: stored, Packages: packages, Source: src}
 	return s.enqueue(w, r, ticket, b)
+}
+
+// resolve pins the request's source and, when its tree is known now
+// (workspaces and uploads), checks its .ko.yaml against the build rule,
+// so that a -toolexec there is a 400 and not a failed build. Git and
+// module sources are checked when the build has fetched them.
+func (s *Service) resolve(ctx context.Context, req *request) (buildrecord.Source, error) {
+	src, err := s.cfg.Sources.Resolve(ctx, req.Source)
+	if errors.Is(err, source.ErrInvalid) {
+		return src, errorf(http.StatusBadRequest, "%s", oneLine(err))
+	}
+	if err != nil {
+		return src, fmt.Errorf("resolving a source: %w", err)
+	}
+	cfg, err := s.cfg.Sources.Config(ctx, src)
+	if errors.Is(err, source.ErrInvalid) {
+		return src, errorf(http.StatusBadRequest, "%s", oneLine(err))
+	}
+	if err != nil {
+		return src, fmt.Errorf("reading a source's config: %w", err)
+	}
+	if cfg == nil {
+		return src, nil
+	}
+	err = s.cfg.Runner.CheckConfig(req.Build, *cfg)
+	if errors.Is(err, ErrInvalid) {
+		return src, errorf(http.StatusBadRequest, "%s", oneLine(err))
+	}
+	if err != nil {
+		return src, fmt.Errorf("checking a source's config: %w", err)
+	}
+	return src, nil
 }
 
 // reserve holds a place in the queue, or answers why not.
@@ -140,7 +179,7 @@ func (s *Service) reserve(w http.ResponseWriter) (*queue.Ticket, error) {
 
 // enqueue stores b and puts it in the ticket's place, answering 202 with
 // the record.
-func (s *Service) enqueue(w http.ResponseWriter, r *http.Request, t *queue.Ticket, b *records.Build) error {
+func (s *Service) enqueue(w http.ResponseWriter, r *http.Request, t *queue.Ticket, b *buildrecord.Build) error {
 	b.ServerVersion = s.cfg.Version
 	if err := s.cfg.Records.Create(r.Context(), b); err != nil {
 		return fmt.Errorf("creating a build record: %w", err)
@@ -158,7 +197,7 @@ func (s *Service) enqueue(w http.ResponseWriter, r *http.Request, t *queue.Ticke
 // uploadSource is POST /sources: a tar.gz body, saved for a later build.
 func (s *Service) uploadSource(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUpload+1)
-	id, err := s.save(r, r.Body)
+	id, _, err := s.save(r, r.Body)
 	if err != nil {
 		return err
 	}
@@ -188,17 +227,17 @@ func (s *Service) retry(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer ticket.Release()
-	b := &records.Build{Request: old.Request, Packages: old.Packages, Source: old.Source, RetryOf: old.ID}
+	b := &buildrecord.Build{Request: old.Request, Packages: old.Packages, Source: old.Source, RetryOf: old.ID}
 	return s.enqueue(w, r, ticket, b)
 }
 
 // get reads one record; a malformed or unknown ID is not found.
-func (s *Service) get(ctx context.Context, id string) (*records.Build, error) {
+func (s *Service) get(ctx context.Context, id string) (*buildrecord.Build, error) {
 	if !validID(id) {
 		return nil, errorf(http.StatusNotFound, "no build %q", id)
 	}
 	b, err := s.cfg.Records.Get(ctx, id)
-	if errors.Is(err, errNotFound) {
+	if errors.Is(err, buildrecord.ErrNotFound) {
 		return nil, errorf(http.StatusNotFound, "no build %q", id)
 	}
 	if err != nil {

@@ -28,7 +28,7 @@ func BenchmarkSaveUpload(b *testing.B) {
 	f := &Fetcher{UploadDir: b.TempDir()}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := f.SaveUpload(context.Background(), bytes.NewReader(data)); err != nil {
+		if _, _, err := f.SaveUpload(context.Background(), bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -39,7 +39,7 @@ func BenchmarkSaveUpload(b *testing.B) {
 func BenchmarkFetchUpload(b *testing.B) {
 	data := benchArchive(b)
 	f := &Fetcher{UploadDir: b.TempDir()}
-	id, err := f.SaveUpload(context.Background(), bytes.NewReader(data))
+	id, _, err := f.SaveUpload(context.Background(), bytes.NewReader(data))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kilnbuild/kiln/internal/records"
+	"github.com/kilnbuild/kiln/internal/buildrecord"
 )
 
-// Kinds of source, as records.Source.Kind names them.
+// Kinds of source, as buildrecord.Source.Kind names them.
 const (
 	KindWorkspace = "workspace"
 	KindUpload    = "upload"
@@ -33,6 +33,10 @@ type Limits struct {
 	// MaxRatio bounds unpacked bytes per archive byte read so far, past
 	// the first MiB (default 100): a gzip bomb is refused early.
 	MaxRatio int64
+	// MaxSource bounds the bytes a build's git checkout (with its .git
+	// while it is fetched, and the pack as received), module or
+	// workspace copy writes into the build's directory (default 1 GiB).
+	MaxSource int64
 }
 
 // Default limits.
@@ -41,6 +45,7 @@ const (
 	DefaultMaxUnpacked = 1 << 30
 	DefaultMaxFiles    = 20000
 	DefaultMaxRatio    = 100
+	DefaultMaxSource   = 1 << 30
 	// ratioSlack is unpacked bytes allowed before MaxRatio applies: tar
 	// headers of a few small files compress far better than 100:1.
 	ratioSlack = 1 << 20
@@ -58,6 +63,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxRatio <= 0 {
 		l.MaxRatio = DefaultMaxRatio
+	}
+	if l.MaxSource <= 0 {
+		l.MaxSource = DefaultMaxSource
 	}
 	return l
 }
@@ -79,14 +87,20 @@ type Fetcher struct {
 	// GOTOOLCHAIN, HOME… Nothing is taken from the process.
 	GoEnv []string
 	// HTTP is the client for git over http(s) (nil: http.DefaultClient).
+	// Its redirects are held to GitAllow too.
 	HTTP *http.Client
+	// GitAllow are the hosts git sources may name, as path.Match globs
+	// over the URL's host ("example.com", "*.example.com", "*" for any;
+	// with a ":port" the port must match too). Empty turns git sources
+	// off.
+	GitAllow []string
 }
 
 // Resolved is a source resolved at submission: what records keep. It
 // holds nothing else, so one rebuilt from a stored record.Source fetches
 // the same content.
 type Resolved struct {
-	records.Source
+	buildrecord.Source
 }
 
 // invalidf returns an error wrapping ErrInvalid. Messages name only what
@@ -156,9 +170,14 @@ func localPath(p string) bool {
 // Fetch copies r's content into dir, a fresh empty directory owned by the
 // build, and returns the module root inside it (dir joined with Subdir).
 // Content is checked again as it is copied: a workspace or upload that
-// changed for the worse since Resolve is refused with ErrInvalid.
-func (f *Fetcher) Fetch(ctx context.Context, r Resolved, dir string) (string, error) {
-	var err error
+// changed for the worse since Resolve is refused with ErrInvalid. A fetch
+// that fails leaves dir empty.
+func (f *Fetcher) Fetch(ctx context.Context, r Resolved, dir string) (root string, err error) {
+	defer func() {
+		if err != nil {
+			emptyDir(dir)
+		}
+	}()
 	switch r.Kind {
 	case KindWorkspace:
 		err = f.fetchWorkspace(r, dir)
@@ -174,7 +193,7 @@ func (f *Fetcher) Fetch(ctx context.Context, r Resolved, dir string) (string, er
 	if err != nil {
 		return "", err
 	}
-	root := dir
+	root = dir
 	if r.Subdir != "" {
 		if !localPath(r.Subdir) {
 			return "", invalidf("subdir %q must be a clean relative path inside the tree", r.Subdir)
@@ -189,6 +208,14 @@ func (f *Fetcher) Fetch(ctx context.Context, r Resolved, dir string) (string, er
 		return "", err
 	}
 	return root, nil
+}
+
+// emptyDir removes what dir holds, not dir itself.
+func emptyDir(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // errNotLocal is the cause of a refused escape, for errors.Is in tests.

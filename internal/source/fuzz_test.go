@@ -20,7 +20,7 @@ func FuzzSaveUpload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		fe := &Fetcher{UploadDir: t.TempDir(), Limits: testLimits}
-		id, err := fe.SaveUpload(ctx, bytes.NewReader(data))
+		id, _, err := fe.SaveUpload(ctx, bytes.NewReader(data))
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("refused without ErrInvalid: %v", err)

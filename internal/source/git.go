@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -39,40 +41,99 @@ var errUnpeeled = errors.New("tag not peeled")
 
 var fullHash = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
-// checkGitURL allows http and https without credentials.
-func checkGitURL(raw string) error {
+// checkGitURL allows http and https URLs without credentials to the
+// hosts of GitAllow.
+func (f *Fetcher) checkGitURL(raw string) error {
+	if len(f.GitAllow) == 0 {
+		return invalidf("git sources are off: start the server with --git-allow HOST, or upload an archive")
+	}
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || u.Opaque != "" {
 		return invalidf("git URL %q is not an http(s) URL: use https://host/repo.git", raw)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return invalidf("git URL scheme %q is not supported: use http or https (ssh, git and file are refused)", u.Scheme)
+		return invalidf("git URL scheme %q is not supported: use http or https (ssh, git, file and ext are refused)", u.Scheme)
 	}
 	if u.User != nil {
 		return invalidf("git URL %s carries credentials: they would be stored in the record; use a public repository", u.Redacted())
 	}
+	if !hostAllowed(f.GitAllow, u) {
+		return invalidf("git host %s is not one this server clones from (--git-allow)", u.Host)
+	}
 	return nil
+}
+
+// hostAllowed matches u's host against the patterns: without a port a
+// pattern matches the host name, with one the host and port.
+func hostAllowed(patterns []string, u *url.URL) bool {
+	host := strings.ToLower(u.Hostname())
+	hostPort := host
+	if p := u.Port(); p != "" {
+		hostPort = net.JoinHostPort(host, p)
+	}
+	for _, pat := range patterns {
+		pat = strings.ToLower(pat)
+		name := host
+		if _, _, err := net.SplitHostPort(pat); err == nil {
+			name = hostPort
+		}
+		if ok, _ := path.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckGitAllow refuses a --git-allow pattern that can never match.
+func CheckGitAllow(patterns []string) error {
+	for _, p := range patterns {
+		if _, err := path.Match(p, ""); err != nil || p == "" || strings.ContainsAny(p, "/@") {
+			return fmt.Errorf("%q is not a host glob: give one like example.com, *.example.com, 127.0.0.1:8080 or *", p)
+		}
+	}
+	return nil
+}
+
+// httpClient is the client for git: Fetcher.HTTP (or the default) with
+// every redirect held to the same rules as the URL it leaves.
+func (f *Fetcher) httpClient() *http.Client {
+	c := http.DefaultClient
+	if f.HTTP != nil {
+		c = f.HTTP
+	}
+	cc := *c
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if err := f.checkGitURL(req.URL.String()); err != nil {
+			return fmt.Errorf("git redirect: %w", err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
 }
 
 // remote is one listing of a git remote.
 type remote struct {
 	sess transport.UploadPackSession
 	ar   *packp.AdvRefs
+	b    *budget // the pack's bytes as received count against it
 }
 
-func (f *Fetcher) openRemote(ctx context.Context, rawURL string) (*remote, error) {
-	if err := checkGitURL(rawURL); err != nil {
+func (f *Fetcher) openRemote(ctx context.Context, rawURL string, b *budget) (*remote, error) {
+	if err := f.checkGitURL(rawURL); err != nil {
 		return nil, err
 	}
 	ep, err := transport.NewEndpoint(rawURL)
 	if err != nil {
 		return nil, invalidf("git URL %q: %v", rawURL, err)
 	}
-	c := f.HTTP
-	if c == nil {
-		c = http.DefaultClient
-	}
-	sess, err := githttp.NewClient(c).NewUploadPackSession(ep, nil)
+	sess, err := githttp.NewClient(f.httpClient()).NewUploadPackSession(ep, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening git remote %s: %w", rawURL, err)
 	}
@@ -87,11 +148,14 @@ func (f *Fetcher) openRemote(ctx context.Context, rawURL string) (*remote, error
 	case errors.Is(err, transport.ErrEmptyRemoteRepository):
 		sess.Close()
 		return nil, invalidf("git repository %s is empty", rawURL)
+	case errors.Is(err, ErrInvalid): // a redirect refused
+		sess.Close()
+		return nil, invalidf("git repository %s redirects where this server does not clone from", rawURL)
 	case err != nil:
 		sess.Close()
 		return nil, fmt.Errorf("listing git remote %s: %w", rawURL, err)
 	}
-	return &remote{sess: sess, ar: ar}, nil
+	return &remote{sess: sess, ar: ar, b: b}, nil
 }
 
 // commit resolves ref ("" is HEAD; a branch, a tag, a full ref name or a
@@ -193,7 +257,10 @@ func (r *remote) fetchObject(ctx context.Context, st storage.Storer, commit plum
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	if err := packfile.UpdateObjectStorage(st, pack); err != nil {
+	if err := packfile.UpdateObjectStorage(st, r.b.reader(pack)); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return err
+		}
 		return fmt.Errorf("fetching git commit %s: %w", commit, err)
 	}
 	return nil
@@ -223,7 +290,7 @@ func (r *remote) peel(ctx context.Context, h plumbing.Hash) (plumbing.Hash, erro
 }
 
 func (f *Fetcher) resolveGit(ctx context.Context, g Git, subdir string) (Resolved, error) {
-	r, err := f.openRemote(ctx, g.URL)
+	r, err := f.openRemote(ctx, g.URL, f.newBudget())
 	if err != nil {
 		return Resolved{}, err
 	}
@@ -251,7 +318,8 @@ func (f *Fetcher) fetchGit(ctx context.Context, res Resolved, dir string) error 
 	if !fullHash.MatchString(res.Revision) {
 		return invalidf("git revision %q is not a full commit hash", res.Revision)
 	}
-	r, err := f.openRemote(ctx, res.Ref)
+	b := f.newBudget() // the pack as received, and all written into dir
+	r, err := f.openRemote(ctx, res.Ref, b)
 	if err != nil {
 		return err
 	}
@@ -259,11 +327,11 @@ func (f *Fetcher) fetchGit(ctx context.Context, res Resolved, dir string) error 
 	commit := plumbing.NewHash(res.Revision)
 	gitDir := filepath.Join(dir, ".git")
 	defer os.RemoveAll(gitDir)
-	st := filesystem.NewStorage(osfs.New(gitDir, osfs.WithBoundOS()), cache.NewObjectLRUDefault())
+	st := filesystem.NewStorage(budgetFS{osfs.New(gitDir, osfs.WithBoundOS()), b}, cache.NewObjectLRUDefault())
 	if err := r.fetch(ctx, st, commit, r.advertised(commit)); err != nil {
 		return err
 	}
-	repo, err := git.Init(st, osfs.New(dir, osfs.WithBoundOS()))
+	repo, err := git.Init(st, budgetFS{osfs.New(dir, osfs.WithBoundOS()), b})
 	if err != nil {
 		return fmt.Errorf("checking out %s: %w", commit, err)
 	}
@@ -272,6 +340,9 @@ func (f *Fetcher) fetchGit(ctx context.Context, res Resolved, dir string) error 
 		return fmt.Errorf("checking out %s: %w", commit, err)
 	}
 	if err := wt.Checkout(&git.CheckoutOptions{Hash: commit, Force: true}); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return err
+		}
 		return fmt.Errorf("checking out %s: %w", commit, err)
 	}
 	if err := st.Close(); err != nil {

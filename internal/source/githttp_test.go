@@ -20,7 +20,7 @@ func TestGitHTTPBackend(t *testing.T) {
 	third := repo.Commit(map[string]string{"three.go": "package main\n"}, "three")
 	repo.Git("tag", "-a", "-m", "v1", "v1.0.0", second)
 	srv, url := repo.Serve("repo")
-	f := &Fetcher{HTTP: srv.Client()}
+	f := &Fetcher{HTTP: srv.Client(), GitAllow: []string{"127.0.0.1"}}
 	ctx := context.Background()
 	for _, c := range []struct {
 		ref, want, file, absent string

@@ -23,7 +23,7 @@ import (
 
 // download is what `go mod download -json` prints for one module.
 type download struct {
-	Path, Version, Error, Dir, Sum string
+	Path, Version, Error, Dir, Sum, Zip string
 }
 
 // parseModule splits and checks path@version; the version must be exact.
@@ -99,6 +99,11 @@ func (f *Fetcher) resolveModule(ctx context.Context, s string) (Resolved, error)
 	if err != nil {
 		return Resolved{}, err
 	}
+	// The go command bounds a module zip itself (500 MiB); a smaller
+	// --max-source is checked here, and again on the copy.
+	if fi, err := os.Stat(d.Zip); err == nil && fi.Size() > f.Limits.withDefaults().MaxSource {
+		return Resolved{}, invalidf("module %s@%s is larger than the server's limit of %d bytes", path, version, f.Limits.withDefaults().MaxSource)
+	}
 	r := Resolved{}
 	r.Kind, r.Ref, r.Revision, r.Hash = KindModule, s, d.Version, d.Sum
 	return r, nil
@@ -116,7 +121,7 @@ func (f *Fetcher) fetchModule(ctx context.Context, r Resolved, dir string) error
 	if err != nil {
 		return err
 	}
-	if err := copyTree(d.Dir, dir, f.Limits.withDefaults().MaxFiles); err != nil {
+	if err := copyTree(d.Dir, dir, f.Limits.withDefaults().MaxFiles, f.newBudget()); err != nil {
 		return fmt.Errorf("copying module %s@%s: %w", path, r.Revision, err)
 	}
 	got, err := dirhash.HashDir(dir, path+"@"+r.Revision, dirhash.Hash1)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +68,7 @@ func newFixture(t *testing.T) *fixture {
 		Limits:    testLimits,
 		Go:        goBin,
 		GoEnv:     goEnv(t, mods.proxy.URL, mods.vkey+" "+mods.sumdb.URL),
+		GitAllow:  []string{"127.0.0.1"},
 	}
 	return fx
 }
@@ -81,7 +84,19 @@ func TestRefusesBadInput(t *testing.T) {
 		spec   Spec
 		upload []byte
 		f      *Fetcher
+		// fetch: Resolve with fx.f, then Fetch with f, which refuses.
+		fetch bool
 	}
+	with := func(change func(f *Fetcher)) *Fetcher {
+		f := *fx.f
+		change(&f)
+		return &f
+	}
+	tiny := with(func(f *Fetcher) { f.Limits.MaxSource = 16 })
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(fx.gitURL, "127.0.0.1", "localhost", 1)+strings.TrimPrefix(r.URL.Path, "/repo.git")+"?"+r.URL.RawQuery, http.StatusFound)
+	}))
+	t.Cleanup(redirect.Close)
 	cases := []tc{
 		{name: "no kind", spec: Spec{}},
 		{name: "two kinds", spec: Spec{Workspace: "app", Module: "example.com/good@v1.0.0"}},
@@ -110,7 +125,19 @@ func TestRefusesBadInput(t *testing.T) {
 		{name: "git ssh URL", spec: Spec{Git: &Git{URL: "ssh://git@example.com/repo.git"}}},
 		{name: "git file URL", spec: Spec{Git: &Git{URL: "file:///etc"}}},
 		{name: "git scp-like URL", spec: Spec{Git: &Git{URL: "git@example.com:repo.git"}}},
-		{name: "git URL with credentials", spec: Spec{Git: &Git{URL: "https://user:pw@example.com/repo.git"}}},
+		{name: "git URL with credentials", spec: Spec{Git: &Git{URL: "https://user:pw@127.0.0.1/repo.git"}}},
+		{name: "git ext:: URL", spec: Spec{Git: &Git{URL: "ext::sh -c evil"}}},
+		{name: "git git:// URL", spec: Spec{Git: &Git{URL: "git://127.0.0.1/repo.git"}}},
+		{name: "git local path", spec: Spec{Git: &Git{URL: "/srv/repos/app.git"}}},
+		{name: "git relative path", spec: Spec{Git: &Git{URL: "../app.git"}}},
+		{name: "git host not allowed", spec: Spec{Git: &Git{URL: "https://example.com/repo.git"}}},
+		{name: "git host allowed on another port only", spec: Spec{Git: &Git{URL: fx.gitURL}}, f: with(func(f *Fetcher) { f.GitAllow = []string{"127.0.0.1:1"} })},
+		{name: "git sources off without an allow-list", spec: Spec{Git: &Git{URL: fx.gitURL}}, f: with(func(f *Fetcher) { f.GitAllow = nil })},
+		{name: "git redirect to a host not allowed", spec: Spec{Git: &Git{URL: redirect.URL + "/repo.git"}}},
+		{name: "git checkout larger than MaxSource", spec: Spec{Git: &Git{URL: fx.gitURL}}, f: tiny, fetch: true},
+		{name: "module larger than MaxSource", spec: Spec{Module: "example.com/good@v1.0.0"}, f: tiny, fetch: true},
+		{name: "module zip larger than MaxSource", spec: Spec{Module: "example.com/good@v1.0.0"}, f: tiny},
+		{name: "workspace larger than MaxSource", spec: Spec{Workspace: "app"}, f: tiny, fetch: true},
 	}
 	for name, data := range badArchives(t) {
 		cases = append(cases, tc{name: name, upload: data})
@@ -122,10 +149,21 @@ func TestRefusesBadInput(t *testing.T) {
 				f = c.f
 			}
 			var err error
-			if c.upload != nil {
-				_, err = f.SaveUpload(ctx, bytes.NewReader(c.upload))
-			} else {
+			dir := t.TempDir()
+			switch {
+			case c.upload != nil:
+				_, _, err = f.SaveUpload(ctx, bytes.NewReader(c.upload))
+			case c.fetch:
+				r, rerr := fx.f.Resolve(ctx, c.spec)
+				if rerr != nil {
+					t.Fatal(rerr)
+				}
+				_, err = f.Fetch(ctx, r, dir)
+			default:
 				_, err = f.Resolve(ctx, c.spec)
+			}
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("left in the build directory: %v", left)
 			}
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("got %v, want an error wrapping ErrInvalid", err)
@@ -137,7 +175,7 @@ func TestRefusesBadInput(t *testing.T) {
 			if left, _ := os.ReadDir(fx.uploads); len(left) != 0 {
 				t.Errorf("left in the upload dir: %v", left)
 			}
-			if c.spec.Module != "" && strings.Contains(c.spec.Module, "@v") {
+			if c.spec.Module != "" && strings.Contains(c.spec.Module, "@v") && c.f != tiny { // a module refused for its size is downloaded first
 				if _, err := os.Stat(filepath.Join(fx.modcache(), filepath.FromSlash(c.spec.Module))); err == nil {
 					t.Errorf("the refused module %s was extracted into the module cache", c.spec.Module)
 				}
@@ -151,7 +189,7 @@ func TestRefusesBadInput(t *testing.T) {
 func TestFetchEachKind(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
-	id, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
+	id, _, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +284,7 @@ func TestFetchRefusesWhatChangedOrHides(t *testing.T) {
 		t.Errorf("workspace that gained a symlink out: got %v, want ErrInvalid", err)
 	}
 
-	id, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
+	id, _, err := fx.f.SaveUpload(ctx, bytes.NewReader(goodArchive(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,10 @@
 // into the build's own directory when it runs.
 //
 // A Fetcher holds the server's side: the workspace root, the upload
-// directory, the archive budgets (Limits), the go command's environment
-// and the HTTP client for git. Resolve refuses bad input with an error
+// directory, the budgets (Limits: archives, and the bytes any fetch may
+// write), the go command's environment, and for git the HTTP client and
+// the hosts allowed (GitAllow; none: git is off; redirects are held to
+// it too). Resolve refuses bad input with an error
 // wrapping ErrInvalid whose one-line message names only what the client
 // sent; Fetch checks the content again as it copies it, and every fetched
 // tree is walked once more so that no symlink in it leaves it.

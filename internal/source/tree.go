@@ -72,8 +72,8 @@ func kindOf(m fs.FileMode) string {
 // os.Root so that no read leaves it. Directories named .git are left out;
 // files are written owner-writable (0644, or 0755 when executable);
 // symlinks are copied as they are after checkLink; at most maxFiles
-// entries.
-func copyTree(src, dst string, maxFiles int) error {
+// entries, and the bytes written count against b.
+func copyTree(src, dst string, maxFiles int, b *budget) error {
 	real, err := filepath.EvalSymlinks(src)
 	if err != nil {
 		return fmt.Errorf("opening the source tree: %w", err)
@@ -102,7 +102,7 @@ func copyTree(src, dst string, maxFiles int) error {
 			}
 			return os.Mkdir(out, 0o755)
 		case t.IsRegular():
-			return copyFile(root, rel, out)
+			return copyFile(root, rel, out, b)
 		case t&fs.ModeSymlink != 0:
 			if err := checkLink(real, filepath.Join(real, filepath.FromSlash(rel)), rel); err != nil {
 				return err
@@ -118,7 +118,7 @@ func copyTree(src, dst string, maxFiles int) error {
 	})
 }
 
-func copyFile(root *os.Root, rel, out string) (err error) {
+func copyFile(root *os.Root, rel, out string, b *budget) (err error) {
 	in, err := root.Open(rel)
 	if err != nil {
 		return fmt.Errorf("copying %s: %w", rel, err)
@@ -144,7 +144,7 @@ func copyFile(root *os.Root, rel, out string) (err error) {
 			err = fmt.Errorf("copying %s: %w", rel, cerr)
 		}
 	}()
-	if _, err := io.Copy(w, in); err != nil {
+	if _, err := io.Copy(b.writer(w), in); err != nil {
 		return fmt.Errorf("copying %s: %w", rel, err)
 	}
 	return nil
@@ -197,7 +197,7 @@ func (f *Fetcher) fetchWorkspace(r Resolved, dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := copyTree(src, dir, f.Limits.withDefaults().MaxFiles); err != nil {
+	if err := copyTree(src, dir, f.Limits.withDefaults().MaxFiles, f.newBudget()); err != nil {
 		return fmt.Errorf("workspace path %q: %w", r.Ref, err)
 	}
 	return nil

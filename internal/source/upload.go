@@ -27,17 +27,19 @@ import (
 
 // SaveUpload stores the tar.gz read from r and returns its ID. Every entry
 // is checked as it is read (see readArchive); a refused archive leaves
-// nothing behind. Saving the same archive twice gives the same ID.
-func (f *Fetcher) SaveUpload(ctx context.Context, r io.Reader) (id string, err error) {
+// nothing behind. Saving the same archive twice gives the same ID; created
+// is false when it was already stored, so that a caller that refuses
+// the build afterwards removes only what it added.
+func (f *Fetcher) SaveUpload(ctx context.Context, r io.Reader) (id string, created bool, err error) {
 	if f.UploadDir == "" {
-		return "", errors.New("saving an upload: the server has no upload directory configured")
+		return "", false, errors.New("saving an upload: the server has no upload directory configured")
 	}
 	if err := os.MkdirAll(f.UploadDir, 0o755); err != nil {
-		return "", fmt.Errorf("saving an upload: %w", err)
+		return "", false, fmt.Errorf("saving an upload: %w", err)
 	}
 	tmp, err := os.CreateTemp(f.UploadDir, ".upload-*")
 	if err != nil {
-		return "", fmt.Errorf("saving an upload: %w", err)
+		return "", false, fmt.Errorf("saving an upload: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -48,19 +50,25 @@ func (f *Fetcher) SaveUpload(ctx context.Context, r io.Reader) (id string, err e
 	h := sha256.New()
 	tee := io.TeeReader(ctxReader{ctx, r}, io.MultiWriter(tmp, h))
 	if err := readArchive(tee, f.Limits.withDefaults(), func(e entry) error { return nil }); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if err := tmp.Sync(); err != nil {
-		return "", fmt.Errorf("saving an upload: %w", err)
+		return "", false, fmt.Errorf("saving an upload: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("saving an upload: %w", err)
+		return "", false, fmt.Errorf("saving an upload: %w", err)
 	}
 	id = hex.EncodeToString(h.Sum(nil))
-	if err := os.Rename(tmp.Name(), f.uploadPath(id)); err != nil {
-		return "", fmt.Errorf("saving an upload: %w", err)
+	// A link, not a rename, tells whether the archive was there already.
+	err = os.Link(tmp.Name(), f.uploadPath(id))
+	os.Remove(tmp.Name())
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return id, false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("saving an upload: %w", err)
 	}
-	return id, nil
+	return id, true, nil
 }
 
 // DeleteUpload removes an upload; a missing one is not an error.
