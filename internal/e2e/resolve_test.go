@@ -242,7 +242,7 @@ func TestResolveDifferential(t *testing.T) {
 		{"selector", []string{"-l", "app=y"}, false, true},
 		{"selector-x", []string{"-l", "app=x"}, true, true},
 		{"image-refs", []string{"--image-refs", "{out}/refs.txt"}, true, true},
-		{"image-flags", []string{"--image-label", "k=v", "--image-user", "1000"}, true, true},
+		{"image-flags", []string{"--image-label", "k=v", "--image-annotation", "note=hi", "--image-user", "1000"}, true, true},
 		{"no-push-tarball", []string{"--push=false", "--tarball", "{out}/images.tar"}, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -277,7 +277,7 @@ func TestResolveDifferential(t *testing.T) {
 			switch tt.name {
 			case "image-flags":
 				for _, c := range koConfigs {
-					if c.User != "1000" || c.Labels["k"] != "v" {
+					if c.User != "1000" || c.Labels["k"] != "v" || c.Annotations["note"] != "hi" {
 						t.Errorf("ko did not apply the image flags: %+v", c)
 					}
 				}
