@@ -60,7 +60,7 @@ serve: build ## start the build service on 127.0.0.1:8080 (data in $XDG_DATA_HOM
 	exec $(BIN)/server --addr 127.0.0.1:8080 --data $$data
 
 bench: build ## kiln vs ko vs go build, kiln vs podman after an edit, the registry vs crane (numbers to stdout)
-	$(call TOOLS_ENV,ko crane podman debootstrap) && bash scripts/bench.sh && bash scripts/bench-registry.sh && \
+	$(call TOOLS_ENV,ko crane podman debootstrap) && bash scripts/bench.sh && bash scripts/bench-registry.sh && bash scripts/bench-resolve.sh && \
 	out=$$(mktemp -d) && bash scripts/compare.sh $$out && sed -n '/^| build/,/plain multi-stage build/p' $$out/comparison.md && rm -rf $$out
 
 compare: build ## build Dockerfile.reference (podman) and ./cmd/server (kiln), write docs/comparison.{md,html,json}

@@ -186,6 +186,18 @@ func TestResolveBadInput(t *testing.T) {
 	dir := t.TempDir()
 	testutil.WriteFiles(t, dir, map[string]string{"go.mod": "module example.com/m\n", "syntax.yaml": "a: 1\nb: [\n", "plain.yaml": "a: ko://example.com/m/x\n  folded\n"})
 	testutil.WriteFiles(t, dir, map[string]string{"k/ok/kustomization.yaml": "resources: []\n", "k/broken/kustomization.yaml": "resources: [missing.yaml]\n"})
+	testutil.WriteFiles(t, dir, map[string]string{
+		"lib/lib.go":         "package lib\n",
+		"unknown.yaml":       "kind: Pod\nimage: ko://example.com/m/nope\n",
+		"lib.yaml":           "a: 1\n---\nimage: ko://example.com/m/lib\n",
+		"cfg/ok.yaml":        "a: 1\n",
+		"cfg/late/deep.yaml": "a: 1\n",
+	})
+	// An unreadable file inside a directory: a link to nothing (root reads
+	// any mode, so a chmod would not do).
+	if err := os.Symlink("nowhere.yaml", filepath.Join(dir, "cfg", "gone.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	env := testEnv(t)
 	for _, tt := range []struct {
 		name string
@@ -194,7 +206,13 @@ func TestResolveBadInput(t *testing.T) {
 	}{
 		{"no input", []string{"resolve"}, "no input: name files"},
 		{"missing file", []string{"resolve", "-f", "nope.yaml"}, "-f nope.yaml: no such file or directory"},
-		{"syntax", []string{"resolve", "-f", "syntax.yaml"}, "syntax.yaml:"},
+		{"syntax", []string{"resolve", "-f", "syntax.yaml"}, "syntax.yaml:2:"},
+		{"unknown ko://", []string{"resolve", "-f", "unknown.yaml"}, "unknown.yaml:2: ko://example.com/m/nope: package example.com/m/nope not found"},
+		{"not main", []string{"resolve", "-f", "lib.yaml"}, "lib.yaml:3: ko://example.com/m/lib: package example.com/m/lib is package lib, not main"},
+		{"unreadable file in a directory", []string{"resolve", "-f", "cfg"}, "-f cfg: cfg/gone.yaml: "},
+		// --tag-only with several platforms is no error: ko v0.19.1 pushes
+		// the index under the tag, and kiln does the same (see
+		// TestKoFlagsDifferential in internal/e2e).
 		{"folded reference", []string{"resolve", "-f", "plain.yaml"}, "plain.yaml:1: ko://example.com/m/x folded: the reference is folded"},
 		{"bad selector", []string{"resolve", "-f", "syntax.yaml", "-l", "a in b"}, "bad label selector"},
 		{"not strict", []string{"resolve", "-f", "syntax.yaml", "--strict=false"}, "replaces only ko:// strings"},

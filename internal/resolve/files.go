@@ -60,11 +60,16 @@ func ReadInputs(names []string, recursive bool, dir string, stdin io.Reader) ([]
 					return nil
 				}
 			}
+			rel, _ := filepath.Rel(root, p)
 			data, err := os.ReadFile(p)
 			if err != nil {
+				if p != root {
+					// Name the file in the directory: "-f DIR" alone
+					// does not say which one failed.
+					return fmt.Errorf("%s: %w", filepath.Join(n, rel), unwrapPath(err))
+				}
 				return err
 			}
-			rel, _ := filepath.Rel(root, p)
 			inputs = append(inputs, Input{Name: filepath.Join(n, rel), Data: data})
 			return nil
 		})
