@@ -16,11 +16,8 @@ for t in ko crane /usr/bin/time; do command -v "$t" >/dev/null || { echo "bench-
 work=$(mktemp -d)
 cleanup() { kill "$regpid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-crane registry serve --address "127.0.0.1:$port" >"$work/registry.log" 2>&1 &
-regpid=$!
-reg="127.0.0.1:$port"
-for _ in $(seq 50); do curl -fs "http://$reg/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+source scripts/registry.sh
+start_registry "$work/registry.log"
 "$KILN" base push static "$reg/base/static:latest" >/dev/null
 
 # The tree: five main packages, one file per package under config/, one of
