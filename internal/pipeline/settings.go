@@ -57,9 +57,12 @@ func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(f
 	if len(b.Flags) > 0 {
 		flags = b.Flags
 	}
+	// kiln's default strips symbols and DWARF (ko adds no ldflags); a
+	// debugger needs them: --debug, or flags that disable optimizations
+	// (--disable-optimizations), keep them.
 	ldflags := []string{"-s", "-w"}
-	if r.opts.Debugger != nil {
-		ldflags = nil // a debugger needs the symbols and DWARF that -s -w drop
+	if r.opts.Debugger != nil || disablesOptimizations(flags) {
+		ldflags = nil
 	}
 	if len(c.DefaultLdflags) > 0 {
 		ldflags = c.DefaultLdflags
@@ -93,6 +96,30 @@ func (r *buildRun) buildSettings(pkg gobuild.Package, b config.Build, git func(f
 		}
 	}
 	return s, nil
+}
+
+// disablesOptimizations reports whether flags pass the compiler -N, as
+// --disable-optimizations does: -gcflags=[pattern=]args or -gcflags args.
+func disablesOptimizations(flags []string) bool {
+	for i, f := range flags {
+		v, ok := strings.CutPrefix(f, "-gcflags=")
+		if !ok && (f == "-gcflags" || f == "--gcflags") && i+1 < len(flags) {
+			v, ok = flags[i+1], true
+		}
+		if !ok {
+			v, ok = strings.CutPrefix(f, "--gcflags=")
+		}
+		if !ok {
+			continue
+		}
+		if pat, args, found := strings.Cut(v, "="); found && !strings.HasPrefix(pat, "-") {
+			v = args
+		}
+		if slices.Contains(strings.Fields(v), "-N") {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *buildRun) extraFiles(s config.Image) ([]image.File, error) {
