@@ -13,6 +13,7 @@ import (
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/image"
+	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/platform"
 	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/testutil"
@@ -72,6 +73,7 @@ func TestBaseDigestAnnotation(t *testing.T) {
 				Builder:   &gobuild.Builder{Runner: newFakeGo(t, dir, 1<<10)},
 				Naming:    Naming{Repo: LocalRepo},
 				Publisher: &publish.ToLayout{Dir: t.TempDir()},
+				Compress:  &layer.Compression{Algorithm: layer.None}, // the layers are not what is tested
 				Platforms: platform.Spec{Platforms: tc.plats},
 			}, []string{"./cmd/big"})
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/config"
 	"github.com/kilnbuild/kiln/internal/gobuild"
+	"github.com/kilnbuild/kiln/internal/layer"
 	"github.com/kilnbuild/kiln/internal/publish"
 	"github.com/kilnbuild/kiln/internal/testutil"
 )
@@ -39,6 +40,7 @@ func TestDisableOptimizationsKeepsSymbols(t *testing.T) {
 				Builder:   &gobuild.Builder{Runner: fake},
 				Naming:    Naming{Repo: LocalRepo},
 				Publisher: &publish.ToLayout{Dir: t.TempDir()},
+				Compress:  &layer.Compression{Algorithm: layer.None}, // the layers are not what is tested
 			}, []string{"./cmd/big"})
 			if err != nil {
 				t.Fatal(err)
