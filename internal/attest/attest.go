@@ -28,6 +28,7 @@ type Options struct {
 	Jobs        int
 	Created     time.Time
 	KoDataTime  time.Time // kodata's mtime when set apart from Created (KO_DATA_DATE_EPOCH)
+	Debug       bool      // the image holds Delve (--debug)
 }
 
 // Result signs res's image (and each platform's manifest for an index) and
@@ -106,6 +107,7 @@ func (o Options) provenance(res pipeline.Result) provenance.Predicate {
 		Package: res.ImportPath, Platforms: rec.Platforms, Flags: rec.Flags, Ldflags: rec.Ldflags,
 		Env: rec.EnvNames, GOFLAGS: rec.GOFLAGS, Base: rec.BaseRef, SourceDateEpoch: o.Created.Unix(),
 		Compression: string(rec.Compression.Algorithm), CompressionLevel: rec.Compression.EffectiveLevel(),
+		Debug: o.Debug,
 	}
 	if !o.KoDataTime.IsZero() {
 		t := o.KoDataTime.Unix()

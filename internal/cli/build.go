@@ -199,7 +199,7 @@ func buildPackages(ctx context.Context, inv Invocation, f *buildFlags, pkgs []st
 }
 
 // loadConfig finds .ko.yaml (KO_CONFIG_PATH, else the working directory)
-// and applies KO_DEFAULTBASEIMAGE.
+// and applies KO_DEFAULTBASEIMAGE and koBuildDefaults.
 func loadConfig(inv Invocation) (*config.Config, error) {
 	path, err := config.Find(inv.getenv("KO_CONFIG_PATH"), inv.Dir)
 	if err != nil {
@@ -214,7 +214,7 @@ func loadConfig(inv Invocation) (*config.Config, error) {
 	if b := inv.getenv("KO_DEFAULTBASEIMAGE"); b != "" {
 		cfg.DefaultBaseImage = b
 	}
-	return cfg, nil
+	return cfg, koBuildDefaults(inv, cfg)
 }
 
 func sourceDateEpoch(s string) (time.Time, error) {

@@ -26,6 +26,9 @@ import (
 //	KO_DOCKER_REPO=ko.local[/…]   load into the local podman or docker (as -L)
 //	KO_DOCKER_REPO=kind.local[/…] load into kind (KIND_CLUSTER_NAME, default kind)
 //	KO_DEFAULTPLATFORMS           platforms when --platform gives none (over .ko.yaml)
+//	KO_DEFAULTENV                 .ko.yaml's defaultEnv (see koBuildDefaults)
+//	KO_DEFAULTFLAGS               .ko.yaml's defaultFlags
+//	KO_DEFAULTLDFLAGS             .ko.yaml's defaultLdflags
 //	GOOS, GOARCH, GOARM           the platform when nothing else gives one
 //	KO_DATA_DATE_EPOCH            mtime of kodata's files
 //	KO_DATA_PATH_ALLOWED_ROOT     where kodata's symlinks may point
@@ -79,6 +82,31 @@ func koPlatforms(inv Invocation, flag []string, cfg *config.Config) ([]string, e
 		}
 	}
 	return ps, nil
+}
+
+// koBuildDefaults applies KO_DEFAULTENV, KO_DEFAULTFLAGS and
+// KO_DEFAULTLDFLAGS over .ko.yaml's defaultEnv, defaultFlags and
+// defaultLdflags, as ko's configuration reader does with its environment:
+// the value is split at white space (so one entry cannot hold a space),
+// it replaces the config's list, and an empty value counts as unset. A
+// build entry's own flags and ldflags still replace these defaults (its
+// env adds to them, kiln's rule for defaultEnv).
+func koBuildDefaults(inv Invocation, cfg *config.Config) error {
+	if s := strings.Fields(inv.getenv("KO_DEFAULTENV")); len(s) > 0 {
+		for _, e := range s {
+			if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
+				return fmt.Errorf("KO_DEFAULTENV: %q is not NAME=VALUE; separate entries with spaces", e)
+			}
+		}
+		cfg.DefaultEnv = s
+	}
+	if s := strings.Fields(inv.getenv("KO_DEFAULTFLAGS")); len(s) > 0 {
+		cfg.DefaultFlags = s
+	}
+	if s := strings.Fields(inv.getenv("KO_DEFAULTLDFLAGS")); len(s) > 0 {
+		cfg.DefaultLdflags = s
+	}
+	return nil
 }
 
 // koData reads KO_DATA_DATE_EPOCH and KO_DATA_PATH_ALLOWED_ROOT (relative

@@ -61,6 +61,15 @@ func runRemote(cmd *cobra.Command, inv Invocation, f *buildFlags, pkgs []string)
 	if err := f.ko.apply(&req.Build); err != nil {
 		return err
 	}
+	// The platforms a local build would take from the environment go with
+	// the request: the service does not see this environment.
+	cfg, err := loadConfig(inv)
+	if err != nil {
+		return err
+	}
+	if req.Platforms, err = koPlatforms(inv, req.Platforms, cfg); err != nil {
+		return err
+	}
 	if cmd.Flags().Changed("jobs") {
 		req.Jobs = f.jobs
 	}

@@ -143,13 +143,17 @@ func (r *buildRun) buildPackage(ctx context.Context, idx int, pattern string) (R
 				return gctx.Err()
 			}
 			meta.once.Do(func() { meta.labels, meta.annotations = b.metadata(bs) })
+			annotations, err := platformAnnotations(meta.annotations, bs, baseImg)
+			if err != nil {
+				return err
+			}
 			defer b.layers.since(time.Now())
 			layers := append(append([]image.Layer{}, shared...), image.Layer{Layer: bl, CreatedBy: "kiln build " + pkg.ImportPath, Comment: "binary"})
 			if dl != nil {
 				layers = append(layers, *dl)
 			}
 			img, err := image.Assemble(baseImg, layers, image.Config{
-				Name: b.binName, Entrypoint: entrypoint, Env: b.image.Env, Labels: meta.labels, Annotations: meta.annotations,
+				Name: b.binName, Entrypoint: entrypoint, Env: b.image.Env, Labels: meta.labels, Annotations: annotations,
 				Args: b.image.Args, User: b.image.User, Workdir: b.image.Workdir,
 				Created: o.Created, Platform: p,
 			})

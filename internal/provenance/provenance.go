@@ -46,6 +46,10 @@ type ExternalParameters struct {
 	// KoDataDateEpoch is the kodata layer's mtime when it is not
 	// SourceDateEpoch (ko's KO_DATA_DATE_EPOCH).
 	KoDataDateEpoch *int64 `json:"koDataDateEpoch,omitempty"`
+
+	// Debug says the image holds Delve and starts the program under it
+	// (kiln build --debug).
+	Debug bool `json:"debug,omitempty"`
 }
 
 // InternalParameters are builder details that do not change the result.

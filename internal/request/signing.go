@@ -45,6 +45,7 @@ type signing struct {
 	jobs     int
 	format   sign.Format
 	keyPath  string
+	debug    bool
 	pubCache string // where the key's public half is remembered; "" for nowhere
 
 	decrypting sync.Once
@@ -87,7 +88,7 @@ func newSigning(env Env, b Build, cfg *config.Config) (*signing, error) {
 		return nil, fmt.Errorf("reading private key: %w", err)
 	}
 	s := &signing{
-		env: env, cfg: cfg, jobs: b.Jobs, format: format, keyPath: keyPath,
+		env: env, cfg: cfg, jobs: b.Jobs, debug: b.Debug, format: format, keyPath: keyPath,
 		pubCache: publicKeyCache(env.CacheDir, keyFile),
 		ready:    make(chan loaded, 1),
 		skipped:  map[string]bool{},
@@ -141,7 +142,7 @@ func (s *signing) before(ctx context.Context, results []pipeline.Result) error {
 	s.opts = attest.Options{
 		Signer: sign.New(l.sv).WithFormat(s.format), Store: s.env.Signatures, KilnVersion: s.env.KilnVersion,
 		Dir: s.env.Dir, ConfigPath: s.cfg.Path, Jobs: s.jobs, Created: s.env.Created,
-		KoDataTime: s.env.KoData.ModTime,
+		KoDataTime: s.env.KoData.ModTime, Debug: s.debug,
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kilnbuild/kiln/internal/config"
+	"github.com/kilnbuild/kiln/internal/delve"
 	"github.com/kilnbuild/kiln/internal/gobuild"
 	"github.com/kilnbuild/kiln/internal/image"
 	"github.com/kilnbuild/kiln/internal/layer"
@@ -90,26 +91,19 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	out, err := os.MkdirTemp("", "kiln-rebuild-*")
+	work, err := os.MkdirTemp("", "kiln-rebuild-*")
 	if err != nil {
 		return RebuildResult{}, err
 	}
-	defer os.RemoveAll(out)
-	env := append(append([]string{}, o.Env...), "GOFLAGS="+p.GOFLAGS)
-	var kodata image.KoData
-	if p.KoDataDateEpoch != nil {
-		kodata.ModTime = time.Unix(*p.KoDataDateEpoch, 0).UTC()
+	defer os.RemoveAll(work)
+	out := filepath.Join(work, "layout")
+	if err := os.Mkdir(out, 0o700); err != nil {
+		return RebuildResult{}, err
 	}
-	res, err := pipeline.Run(ctx, pipeline.Options{
-		Dir: dir, Env: env, Config: cfg, Platforms: spec, Jobs: 2,
-		Compress:  &layer.Compression{Algorithm: alg, Level: p.CompressionLevel},
-		Created:   time.Unix(p.SourceDateEpoch, 0).UTC(),
-		Naming:    pipeline.Naming{Repo: pipeline.LocalRepo, Bare: true},
-		Publisher: &publish.ToLayout{Dir: out},
-		Builder:   &gobuild.Builder{Env: env},
-		CacheDir:  o.CacheDir,
-		KoData:    kodata,
-	}, []string{p.Package})
+	opts := rebuildOptions(p, o, dir, work, cfg)
+	opts.Platforms = spec
+	opts.Compress = &layer.Compression{Algorithm: alg, Level: p.CompressionLevel}
+	res, err := pipeline.Run(ctx, opts, []string{p.Package})
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuilding %s at %s: %w", p.Package, commit, err)
 	}
@@ -118,6 +112,31 @@ func Rebuild(ctx context.Context, o RebuildOptions) (RebuildResult, error) {
 		return RebuildResult{}, err
 	}
 	return RebuildResult{Match: got == o.Want, Got: got, Source: strings.TrimPrefix(src.URI, "git+") + "@" + commit}, nil
+}
+
+// rebuildOptions are the pipeline's options that repeat p: its time,
+// GOFLAGS, kodata mtime and debugger. The build lands in the layout
+// work/layout; without a cache, Delve is built under work.
+func rebuildOptions(p provenance.ExternalParameters, o RebuildOptions, dir, work string, cfg *config.Config) pipeline.Options {
+	env := append(append([]string{}, o.Env...), "GOFLAGS="+p.GOFLAGS)
+	var kodata image.KoData
+	if p.KoDataDateEpoch != nil {
+		kodata.ModTime = time.Unix(*p.KoDataDateEpoch, 0).UTC()
+	}
+	builder := &gobuild.Builder{Env: env}
+	opts := pipeline.Options{
+		Dir: dir, Env: env, Config: cfg, Jobs: 2,
+		Created:   time.Unix(p.SourceDateEpoch, 0).UTC(),
+		Naming:    pipeline.Naming{Repo: pipeline.LocalRepo, Bare: true},
+		Publisher: &publish.ToLayout{Dir: filepath.Join(work, "layout")},
+		Builder:   builder,
+		CacheDir:  o.CacheDir,
+		KoData:    kodata,
+	}
+	if p.Debug {
+		opts.Debugger = &delve.Builder{Go: builder, CacheDir: o.CacheDir, TempDir: work}
+	}
+	return opts
 }
 
 // worktree checks commit out into a temporary git worktree of the
