@@ -90,17 +90,7 @@ func (k *Kind) Publish(ctx context.Context, a Artifact, repo string, tags []stri
 
 // Close implements Publisher: it writes the archive and runs kind load.
 func (k *Kind) Close(ctx context.Context) error {
-	if len(k.staged.archive.items) == 0 {
-		return nil
-	}
-	tool, err := k.tool()
-	if err != nil {
-		return err
-	}
-	dir, file, err := k.staged.write(ctx, k.TempDir, "kiln-kind-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	return runTool(ctx, k.Env, tool, "load", "image-archive", file, "--name", k.cluster())
+	return k.staged.handOver(ctx, k.Env, k.TempDir, "kiln-kind-*", k.tool, func(file string) []string {
+		return []string{"load", "image-archive", file, "--name", k.cluster()}
+	})
 }

@@ -68,22 +68,27 @@ func (s *localImages) publish(ctx context.Context, e Engine, a Artifact, repo st
 	return ref, nil
 }
 
-// write writes the staged archive into a new directory under tempDir and
-// returns the file; the caller removes dir. "" when nothing was staged.
-func (s *localImages) write(ctx context.Context, tempDir, prefix string) (dir, file string, err error) {
+// handOver writes the staged archive into a new directory under tempDir,
+// runs the tool that find names with args(file), and removes the
+// directory. With nothing staged nothing runs.
+func (s *localImages) handOver(ctx context.Context, env []string, tempDir, prefix string, find func() (string, error), args func(file string) []string) error {
 	if len(s.archive.items) == 0 {
-		return "", "", nil
+		return nil
 	}
-	dir, err = os.MkdirTemp(tempDir, prefix)
+	tool, err := find()
 	if err != nil {
-		return "", "", err
+		return err
 	}
+	dir, err := os.MkdirTemp(tempDir, prefix)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	s.archive.File = filepath.Join(dir, "images.tar")
 	if err := s.archive.Close(ctx); err != nil {
-		os.RemoveAll(dir)
-		return "", "", err
+		return err
 	}
-	return dir, s.archive.File, nil
+	return runTool(ctx, env, tool, args(s.archive.File)...)
 }
 
 // PlatformImage is a as one image: a itself when it is an image, else the
@@ -143,23 +148,11 @@ func (l *Load) Publish(ctx context.Context, a Artifact, repo string, tags []stri
 
 // Close implements Publisher: it writes the archive and runs `TOOL load`.
 func (l *Load) Close(ctx context.Context) error {
-	if len(l.staged.archive.items) == 0 {
-		return nil
-	}
-	tool, err := l.tool()
-	if err != nil {
-		return err
-	}
-	dir, file, err := l.staged.write(ctx, l.TempDir, "kiln-load-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	return runTool(ctx, l.Env, tool, "load", "-i", file)
+	return l.staged.handOver(ctx, l.Env, l.TempDir, "kiln-load-*", l.tool, func(file string) []string {
+		return []string{"load", "-i", file}
+	})
 }
 
-// runTool runs tool with args and env (nil: inherit); a failure carries
-// the tool's output.
 func runTool(ctx context.Context, env []string, tool string, args ...string) error {
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = env
