@@ -34,6 +34,7 @@ type koFlags struct {
 	annotations   []string
 	user          string
 	disableOpt    bool
+	ldflags       []string
 	insecure      bool
 	verbose       bool
 	sbom          string
@@ -51,6 +52,7 @@ func (k *koFlags) register(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&k.annotations, "image-annotation", nil, "annotations KEY=VALUE[,KEY=VALUE] to add to the manifest, over .ko.yaml's; repeatable")
 	fl.StringVar(&k.user, "image-user", "", "the user the image runs as (NAME, UID or UID:GID), over .ko.yaml's")
 	fl.BoolVar(&k.disableOpt, "disable-optimizations", false, "compile with -gcflags=all=-N -l, for a debugger")
+	fl.StringSliceVar(&k.ldflags, "ldflags", nil, "ldflags for go build, replacing .ko.yaml's (may be repeated), as ko")
 	fl.BoolVar(&k.insecure, "insecure-registry", false, "do not verify registries' TLS certificates, and use plain http where a registry speaks it (pushes, bases, signatures)")
 	fl.BoolVarP(&k.verbose, "verbose", "v", false, "also log every registry call on stderr")
 	fl.StringVar(&k.sbom, "sbom", "spdx", "the unsigned SBOM attached to every image pushed (cosign's sha256-<hex>.sbom tag), as ko: spdx, cyclonedx (1.5 JSON), go.version-m or none")
@@ -74,7 +76,7 @@ func (k *koFlags) apply(b *request.Build) error {
 	if b.Annotations, err = keyValues("--image-annotation", k.annotations); err != nil {
 		return err
 	}
-	b.User, b.DisableOptimizations = k.user, k.disableOpt
+	b.User, b.DisableOptimizations, b.Ldflags = k.user, k.disableOpt, k.ldflags
 	b.SBOM, b.Debug = k.sbom, k.debug
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 // CompileSettings are a build entry's flags, ldflags and env over the
 // config's defaults, before templates are expanded: the entry's flags
 // (else defaultFlags), its ldflags (else defaultLdflags, else kiln's
-// -s -w), and defaultEnv followed by its env. b is the zero Build for a
+// -s -w), and its env (else defaultEnv). b is the zero Build for a
 // package without an entry. ko adds no ldflags; kiln strips symbols and
 // DWARF unless a debugger needs them: for debug (--debug), or when the
 // flags disable optimizations (--disable-optimizations).
@@ -26,7 +26,10 @@ func (c *Config) CompileSettings(b Build, debug bool) (flags, ldflags, env []str
 	if len(b.Ldflags) > 0 {
 		ldflags = b.Ldflags
 	}
-	env = append(append([]string{}, c.DefaultEnv...), b.Env...)
+	env = append([]string{}, c.DefaultEnv...)
+	if len(b.Env) > 0 {
+		env = append([]string{}, b.Env...) // a build's env replaces defaultEnv, as in ko
+	}
 	return flags, ldflags, env
 }
 

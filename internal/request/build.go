@@ -54,6 +54,10 @@ type Build struct {
 	// DisableOptimizations compiles with -gcflags=all=-N -l, as ko's
 	// --disable-optimizations, for a debugger.
 	DisableOptimizations bool `json:"disableOptimizations,omitempty"`
+	// Ldflags, when set, replace every ldflags of .ko.yaml (its defaults
+	// and each build's), as ko's --ldflags; templates and the build rule
+	// apply as to .ko.yaml's.
+	Ldflags []string `json:"ldflags,omitempty"`
 	// SBOM is the unsigned SBOM attached to every image pushed, as ko's
 	// --sbom: spdx, cyclonedx, go.version-m or none ("" is none).
 	SBOM string `json:"sbom,omitempty"`

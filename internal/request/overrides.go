@@ -41,7 +41,7 @@ func (b Build) overrideImage(img config.Image) config.Image {
 // flags applied, sharing nothing that it changed with cfg; cfg itself when
 // the request asks for none.
 func (b Build) applyOverrides(cfg *config.Config) *config.Config {
-	if len(b.Labels) == 0 && len(b.Annotations) == 0 && b.User == "" && !b.DisableOptimizations {
+	if len(b.Labels) == 0 && len(b.Annotations) == 0 && b.User == "" && !b.DisableOptimizations && len(b.Ldflags) == 0 {
 		return cfg
 	}
 	c := *cfg
@@ -61,6 +61,13 @@ func (b Build) applyOverrides(cfg *config.Config) *config.Config {
 			if len(c.Builds[i].Flags) > 0 {
 				c.Builds[i].Flags = append(append([]string{}, c.Builds[i].Flags...), disableOptimizationsFlag)
 			}
+		}
+	}
+	if len(b.Ldflags) > 0 {
+		c.DefaultLdflags = b.Ldflags
+		c.Builds = append([]config.Build{}, c.Builds...)
+		for i := range c.Builds {
+			c.Builds[i].Ldflags = b.Ldflags
 		}
 	}
 	return &c

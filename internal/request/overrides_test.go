@@ -53,6 +53,14 @@ func TestApplyOverrides(t *testing.T) {
 	if cfg.Kiln.Defaults.Labels["team"] != "a" || cfg.Kiln.Builds["own"].User != "2000" || len(cfg.DefaultFlags) != 1 || len(cfg.Builds[0].Flags) != 1 {
 		t.Errorf("applyOverrides changed its input: %+v", cfg)
 	}
+	// --ldflags replaces .ko.yaml's everywhere, as ko's.
+	lf := Build{Ldflags: []string{"-X main.v=flag"}}.applyOverrides(cfg)
+	if !slices.Equal(lf.DefaultLdflags, []string{"-X main.v=flag"}) || !slices.Equal(lf.Builds[0].Ldflags, []string{"-X main.v=flag"}) || !slices.Equal(lf.Builds[1].Ldflags, []string{"-X main.v=flag"}) {
+		t.Errorf("ldflags: defaults %q, builds %q %q; want the request's", lf.DefaultLdflags, lf.Builds[0].Ldflags, lf.Builds[1].Ldflags)
+	}
+	if cfg.Builds[0].Ldflags != nil && slices.Contains(cfg.Builds[0].Ldflags, "-X main.v=flag") {
+		t.Error("applyOverrides changed the caller's ldflags")
+	}
 	if same := (Build{}).applyOverrides(cfg); same != cfg {
 		t.Error("a request without overrides copied the config")
 	}
