@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -131,4 +132,36 @@ func removeUnlocked(dir string) (bool, error) {
 		return false, nil // in use: kept
 	}
 	return true, os.RemoveAll(dir)
+}
+
+// privateLink links the cached binary bin into this run's temporary
+// directory while the cache entry's lock is held, and returns the link.
+// The entry is shared: once the lock is released another build of the
+// same package may link it again, and the layer must read the binary this
+// build linked, not a file that changes under it. go build replaces its
+// output file rather than rewriting it, so the link keeps this build's
+// bytes. Across file systems it copies.
+func (r *buildRun) privateLink(bin string) (string, error) {
+	dir, err := os.MkdirTemp(r.tmp, "bin-*")
+	if err != nil {
+		return "", fmt.Errorf("build cache: %w", err)
+	}
+	p := filepath.Join(dir, filepath.Base(bin))
+	if err := os.Link(bin, p); err == nil {
+		return p, nil
+	}
+	in, err := os.Open(bin)
+	if err != nil {
+		return "", fmt.Errorf("build cache: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", fmt.Errorf("build cache: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", fmt.Errorf("build cache: %w", err)
+	}
+	return p, out.Close()
 }

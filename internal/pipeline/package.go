@@ -275,6 +275,11 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 		}
 		return compiled{}, fmt.Errorf("%s: go build wrote no Go executable for %s: %v", b.pkg.ImportPath, platform.String(p), err)
 	}
+	if r.opts.CacheDir != "" {
+		if bin, err = r.privateLink(bin); err != nil {
+			return compiled{}, err
+		}
+	}
 	return compiled{bin: bin, buildID: buildID, took: took}, nil
 }
 
