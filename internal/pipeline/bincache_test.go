@@ -86,3 +86,33 @@ func TestLockBinaryAfterPrune(t *testing.T) {
 		t.Fatalf("lockBinary after the entry was pruned: %v", err)
 	}
 }
+
+// TestPrivateLinkKeepsTheBytesThisBuildLinked: once a build has its
+// private link, another build relinking the shared cache entry (go build
+// replaces the file) changes nothing the first one reads.
+func TestPrivateLinkKeepsTheBytesThisBuildLinked(t *testing.T) {
+	cache, tmp := t.TempDir(), t.TempDir()
+	bin := filepath.Join(cache, "hello")
+	if err := os.WriteFile(bin, []byte("first link"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &buildRun{tmp: tmp}
+	p, err := r.privateLink(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := filepath.Join(cache, ".hello.new")
+	if err := os.WriteFile(next, []byte("second, longer link"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, bin); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != "first link" {
+		t.Errorf("private link reads %q (%v), want the first build's bytes", got, err)
+	}
+	if filepath.Dir(filepath.Dir(p)) != tmp {
+		t.Errorf("private link %s is not under the run's temporary directory %s", p, tmp)
+	}
+}
