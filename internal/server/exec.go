@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -17,6 +18,12 @@ import (
 // runs on, for minutes on a big package, after the build was cancelled.)
 // If the server itself dies, the go command is killed too (Pdeathsig); a
 // compile it had started finishes its one package and exits.
+//
+// Pdeathsig fires when the thread that started the child ends, not the
+// process, and goroutines that lock their thread and return end it (vcs's
+// idle git runs, signing). So the go command is started and waited for on
+// a thread locked to this goroutine: no other goroutine can end it while
+// the command runs.
 type groupRunner struct{}
 
 var _ gobuild.Runner = groupRunner{}
@@ -28,6 +35,8 @@ func (groupRunner) Run(ctx context.Context, dir string, env []string, name strin
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Run(); err != nil {
 		return stdout.Bytes(), &gobuild.CommandError{Err: err, Output: strings.TrimSpace(stderr.String())}
 	}
