@@ -3,7 +3,8 @@
 # package, the same base (kiln's static base, pushed to a loopback registry),
 # warm caches, runs alternating. Also times bare `go build` (the floor) and
 # reports the bytes of each tool's image. Needs bin/kiln, ko, crane on PATH.
-# Usage: scripts/bench.sh [RUNS]   (default 5; BENCH_ONLY=edit: the edit loop alone)
+# Usage: scripts/bench.sh [RUNS]   (default 5; BENCH_ONLY=edit: the edit loop alone;
+#   BENCH_RECEIVER=kiln: push to bin/server --registry-only instead of crane's registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
@@ -69,7 +70,7 @@ edit_loop() {
   rm -f "$editfile"
   local g k a o; g=$(median "$set.go"); k=$(median "$set.kiln"); a=$(median "$set.auto"); o=$(median "$set.ko")
   echo; echo "edit loop: $title"
-  echo "  one-line edit -> rebuild -> push to a loopback registry, $RUNS runs each alternating, medians (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "  one-line edit -> rebuild -> push to a loopback registry (${BENCH_RECEIVER:-crane}), $RUNS runs each alternating, medians (load: $(cut -d' ' -f1-3 /proc/loadavg))"
   echo "  | after a one-line edit | time | ratio |"
   echo "  | --- | ---: | ---: |"
   awk -v g="$g" -v k="$k" -v a="$a" -v o="$o" 'BEGIN {
