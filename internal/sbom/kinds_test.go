@@ -19,6 +19,7 @@ import (
 
 	"github.com/kilnbuild/kiln/internal/base"
 	"github.com/kilnbuild/kiln/internal/sbom"
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 func TestParseKind(t *testing.T) {
@@ -293,10 +294,7 @@ func TestRenderSPDX(t *testing.T) {
 // TestGoVersionM compares with the go command's own output for this test
 // binary, with the binary's path replaced as ko replaces it.
 func TestGoVersionM(t *testing.T) {
-	goCmd, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command")
-	}
+	goCmd := testutil.RequireTool(t, "go")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
