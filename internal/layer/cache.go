@@ -18,14 +18,11 @@ import (
 // again. It wraps Build; the caller names the content with a key (for a Go
 // binary, its build ID) and the cache adds the options that shape the bytes.
 //
-//	DIR/<sha256>.layer   the compressed layer (none for an uncompressed one)
+//	DIR/<sha256>.layer   the compressed layer
 //	DIR/<sha256>.json    its digest, diffID, size and media type
 //
 // Both files are renamed into place whole; the .json is written last, so
-// its presence means the layer is complete. An uncompressed layer is kept
-// as its .json alone: a hit makes its bytes again from the entries of the
-// current build (see rawLayer), which must be the same size, and every read
-// of it checks them against the cached digest.
+// its presence means the layer is complete.
 type Cache struct {
 	Dir string
 }
@@ -49,9 +46,6 @@ func (c *Cache) Build(ctx context.Context, key string, entries []Entry, opts Opt
 	}
 	id := c.id(key, entries, opts)
 	base := filepath.Join(c.Dir, id)
-	if opts.Compression.Algorithm == None {
-		return c.buildRaw(ctx, base, entries, opts)
-	}
 	if l, ok := c.lookup(base); ok {
 		return l, nil
 	}
@@ -67,50 +61,18 @@ func (c *Cache) Build(ctx context.Context, key string, entries []Entry, opts Opt
 		return Build(ctx, entries, opts)
 	}
 	fl.path = base + ".layer"
-	c.store(base, cacheEntry{Digest: fl.digest, DiffID: fl.diffID, Size: fl.size, MediaType: fl.mediaType, Algorithm: fl.algorithm})
+	meta, _ := json.Marshal(cacheEntry{Digest: fl.digest, DiffID: fl.diffID, Size: fl.size, MediaType: fl.mediaType, Algorithm: fl.algorithm})
+	renameio.WriteFile(base+".json", meta, 0o600, renameio.WithTempDir(c.Dir)) // unwritten: built again next time
 	return fl, nil
 }
 
-// buildRaw returns the uncompressed layer of entries, hashing it only when
-// the cache holds no digest for it at its current size.
-func (c *Cache) buildRaw(ctx context.Context, base string, entries []Entry, opts Options) (v1.Layer, error) {
-	sorted, err := normalize(entries)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := planTar(sorted, modTime(opts.ModTime))
-	if err != nil {
-		return nil, err
-	}
-	if e, ok := c.entry(base); ok && e.Algorithm == None && e.Size == plan.size && e.Digest == e.DiffID {
-		return &rawLayer{plan: plan, digest: e.Digest}, nil
-	}
-	l, err := hashRaw(ctx, plan)
-	if err != nil {
-		return nil, err
-	}
-	c.store(base, cacheEntry{Digest: l.digest, DiffID: l.digest, Size: plan.size, MediaType: types.OCIUncompressedLayer, Algorithm: None})
-	return l, nil
-}
-
-// store writes an entry's metadata; unwritten, it is built again next time.
-func (c *Cache) store(base string, e cacheEntry) {
-	meta, _ := json.Marshal(e)
-	renameio.WriteFile(base+".json", meta, 0o600, renameio.WithTempDir(c.Dir))
-}
-
-func (c *Cache) entry(base string) (cacheEntry, bool) {
-	var e cacheEntry
-	raw, err := os.ReadFile(base + ".json")
-	if err != nil || json.Unmarshal(raw, &e) != nil {
-		return e, false
-	}
-	return e, true
-}
-
 func (c *Cache) lookup(base string) (v1.Layer, bool) {
-	e, ok := c.entry(base)
-	if !ok {
+	raw, err := os.ReadFile(base + ".json")
+	if err != nil {
+		return nil, false
+	}
+	var e cacheEntry
+	if json.Unmarshal(raw, &e) != nil {
 		return nil, false
 	}
 	st, err := os.Stat(base + ".layer")

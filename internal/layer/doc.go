@@ -1,2 +1,2 @@
-// Package layer makes deterministic tar layers: a compressed one is written in one streaming pass, an uncompressed one is made again from its files at each read and checked against its digest.
+// Package layer writes deterministic tar layers, compressed or not, in one streaming pass.
 package layer

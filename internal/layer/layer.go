@@ -111,30 +111,19 @@ type Options struct {
 	Compression Compression
 	// ModTime is every entry's mtime (SOURCE_DATE_EPOCH, or the Unix epoch).
 	ModTime time.Time
-	// Dir is where a compressed layer's file is kept; it must exist. An
-	// uncompressed layer writes no file.
+	// Dir is where the compressed layer file is kept; it must exist.
 	Dir string
 }
 
-// Build makes entries, sorted by path and with missing parent directories
-// added (0755, root), into one tar layer (Auto must be resolved first).
-// Compressed, the layer is a file under opts.Dir; the tar, its diffID and
-// the compressed digest are computed in a single pass. Uncompressed (None),
-// nothing is written: the tar is hashed once (its digest is its diffID) and
-// made again from the entries whenever it is read, so its source files must
-// not change until the last read (see rawLayer). File sources are
-// streamed, never held whole in memory.
+// Build writes entries, sorted by path and with missing parent directories
+// added (0755, root), as one tar file under opts.Dir, compressed unless the
+// algorithm is None (Auto must be resolved first). The tar, its diffID and
+// the compressed digest are computed in a single pass (one hash when
+// uncompressed); file sources are streamed, never held whole in memory.
 func Build(ctx context.Context, entries []Entry, opts Options) (v1.Layer, error) {
 	sorted, err := normalize(entries)
 	if err != nil {
 		return nil, err
-	}
-	if opts.Compression.Algorithm == None {
-		plan, err := planTar(sorted, modTime(opts.ModTime))
-		if err != nil {
-			return nil, err
-		}
-		return hashRaw(ctx, plan)
 	}
 	f, err := os.CreateTemp(opts.Dir, "layer-*.tmp")
 	if err != nil {
@@ -163,8 +152,13 @@ func Build(ctx context.Context, entries []Entry, opts Options) (v1.Layer, error)
 		}
 	}()
 	mtime := modTime(opts.ModTime)
-	diffHash := sha256.New()
-	tw := tar.NewWriter(io.MultiWriter(comp, diffHash))
+	diffHash := compHash // uncompressed, the tar is hashed once: digest = diffID
+	tarOut := io.Writer(comp)
+	if opts.Compression.Algorithm != None {
+		diffHash = sha256.New()
+		tarOut = io.MultiWriter(comp, diffHash)
+	}
+	tw := tar.NewWriter(tarOut)
 	for _, e := range sorted {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -269,8 +263,7 @@ func tarMode(m fs.FileMode) int64 {
 	return mode
 }
 
-// header is e's tar header, without the size of a file's data.
-func header(e Entry, mtime time.Time) (*tar.Header, error) {
+func writeEntry(ctx context.Context, tw *tar.Writer, e Entry, mtime time.Time) error {
 	hdr := &tar.Header{
 		Name:       strings.TrimPrefix(e.Path, "/"),
 		Mode:       tarMode(e.Mode),
@@ -286,59 +279,52 @@ func header(e Entry, mtime time.Time) (*tar.Header, error) {
 	case Dir:
 		hdr.Typeflag = tar.TypeDir
 		hdr.Name += "/"
+		return tw.WriteHeader(hdr)
 	case Symlink:
 		hdr.Typeflag = tar.TypeSymlink
 		hdr.Linkname = e.Linkname
+		return tw.WriteHeader(hdr)
 	case File:
 		hdr.Typeflag = tar.TypeReg
-		hdr.Size = int64(len(e.Data)) // a source's size is taken when it is opened
-	default:
-		return nil, fmt.Errorf("layer entry %s: unknown kind %d", e.Path, e.Kind)
-	}
-	return hdr, nil
-}
-
-func writeEntry(ctx context.Context, tw *tar.Writer, e Entry, mtime time.Time) error {
-	hdr, err := header(e, mtime)
-	if err != nil {
-		return err
-	}
-	if e.Kind != File || e.Source == "" {
+		if e.Source == "" {
+			hdr.Size = int64(len(e.Data))
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			_, err := tw.Write(e.Data)
+			return err
+		}
+		src, err := os.Open(e.Source)
+		if err != nil {
+			return fmt.Errorf("layer entry %s: %w", e.Path, err)
+		}
+		defer src.Close()
+		st, err := src.Stat()
+		if err != nil {
+			return fmt.Errorf("layer entry %s: %w", e.Path, err)
+		}
+		if !st.Mode().IsRegular() {
+			return fmt.Errorf("layer entry %s: source %s is not a regular file", e.Path, e.Source)
+		}
+		hdr.Size = st.Size()
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		_, err := tw.Write(e.Data[:hdr.Size])
-		return err
+		r := &ctxReader{ctx: ctx, r: src}
+		n, err := io.CopyN(tw, r, hdr.Size)
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("layer entry %s: %s changed size while being read (%d of %d bytes)", e.Path, e.Source, n, hdr.Size)
+		}
+		if err != nil {
+			return fmt.Errorf("layer entry %s: reading %s: %w", e.Path, e.Source, err)
+		}
+		// A file that grew would otherwise be cut silently at its old size.
+		if m, _ := r.Read(make([]byte, 1)); m > 0 {
+			return fmt.Errorf("layer entry %s: %s changed size while being read (more than %d bytes)", e.Path, e.Source, hdr.Size)
+		}
+		return nil
 	}
-	src, err := os.Open(e.Source)
-	if err != nil {
-		return fmt.Errorf("layer entry %s: %w", e.Path, err)
-	}
-	defer src.Close()
-	st, err := src.Stat()
-	if err != nil {
-		return fmt.Errorf("layer entry %s: %w", e.Path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("layer entry %s: source %s is not a regular file", e.Path, e.Source)
-	}
-	hdr.Size = st.Size()
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	r := &ctxReader{ctx: ctx, r: src}
-	n, err := io.CopyN(tw, r, hdr.Size)
-	if errors.Is(err, io.EOF) {
-		return &changedError{fmt.Sprintf("layer entry %s: %s changed size while being read (%d of %d bytes)", e.Path, e.Source, n, hdr.Size)}
-	}
-	if err != nil {
-		return fmt.Errorf("layer entry %s: reading %s: %w", e.Path, e.Source, err)
-	}
-	// A file that grew would otherwise be cut silently at its old size.
-	if m, _ := r.Read(make([]byte, 1)); m > 0 {
-		return &changedError{fmt.Sprintf("layer entry %s: %s changed size while being read (more than %d bytes)", e.Path, e.Source, hdr.Size)}
-	}
-	return nil
+	return fmt.Errorf("layer entry %s: unknown kind %d", e.Path, e.Kind)
 }
 
 func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
@@ -356,12 +342,16 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, error) {
 	case Zstd:
 		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(c.EffectiveLevel())), zstd.WithEncoderConcurrency(1))
 	case None:
-		return nil, errors.New("internal error: an uncompressed layer has no compressor (Build makes it a rawLayer)")
+		return nopCloser{w}, nil
 	case Auto:
 		return nil, errors.New("internal error: compression auto was not resolved for a destination (Compression.Resolve)")
 	}
 	return nil, fmt.Errorf("unknown compression %q: use gzip, zstd, none or auto", c.Algorithm)
 }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 // ctxReader stops a long file copy when ctx is done.
 type ctxReader struct {
@@ -383,7 +373,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// fileLayer is a compressed v1.Layer whose bytes live in a file on disk.
+// fileLayer is a v1.Layer whose compressed bytes live in a file on disk.
 type fileLayer struct {
 	path      string
 	digest    v1.Hash
@@ -406,6 +396,8 @@ func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	switch l.algorithm {
+	case None:
+		return f, nil
 	case Zstd:
 		zr, err := zstd.NewReader(f)
 		if err != nil {

@@ -284,8 +284,6 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 }
 
 // binaryLayer layers the binary, from the cache when its build ID was seen.
-// Uncompressed, the layer reads bin again when it is published: bin is this
-// run's own file (privateLink, or under r.tmp), unchanged until the run ends.
 func (b *pkgBuild) binaryLayer(ctx context.Context, bin, buildID string, p v1.Platform) (v1.Layer, error) {
 	start := time.Now()
 	defer b.layers.since(start)
