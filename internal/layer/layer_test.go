@@ -667,12 +667,10 @@ func removeLayer(b *testing.B, dir string) {
 	}
 }
 
-var benchBinary = flag.String("binary", "", "the Go binary BenchmarkCompression layers (default: this test binary)")
+var benchBinary = flag.String("binary", "", "the Go binary BenchmarkCompression and BenchmarkUncompressedEditLoop layer (default: this test binary)")
 
-// BenchmarkCompression compares the algorithms on a real Go binary (this
-// test binary, or -binary FILE), reporting throughput and
-// compressed/uncompressed ratio.
-func BenchmarkCompression(b *testing.B) {
+// benchEntries is a layer of the -binary file (or this test binary) and its stat.
+func benchEntries(b *testing.B) ([]layer.Entry, os.FileInfo) {
 	exe, err := os.Executable()
 	if *benchBinary != "" {
 		exe, err = *benchBinary, nil
@@ -684,7 +682,14 @@ func BenchmarkCompression(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	entries := []layer.Entry{{Path: "/ko-app/app", Kind: layer.File, Mode: 0o555, Source: exe}}
+	return []layer.Entry{{Path: "/ko-app/app", Kind: layer.File, Mode: 0o555, Source: exe}}, st
+}
+
+// BenchmarkCompression compares the algorithms on a real Go binary (this
+// test binary, or -binary FILE), reporting throughput and
+// compressed/uncompressed ratio.
+func BenchmarkCompression(b *testing.B) {
+	entries, st := benchEntries(b)
 	for _, tc := range []struct {
 		name string
 		c    layer.Compression
