@@ -257,7 +257,12 @@ func (r *remote) fetchObject(ctx context.Context, st storage.Storer, commit plum
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	if err := packfile.UpdateObjectStorage(st, r.b.reader(pack)); err != nil {
+	spooled, err := spoolPack(r.b.reader(pack), r.b)
+	if err != nil {
+		return err
+	}
+	defer dropPack(spooled)
+	if err := packfile.UpdateObjectStorage(st, spooled); err != nil {
 		if errors.Is(err, ErrInvalid) {
 			return err
 		}
