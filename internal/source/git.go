@@ -332,7 +332,7 @@ func (f *Fetcher) fetchGit(ctx context.Context, res Resolved, dir string) error 
 	commit := plumbing.NewHash(res.Revision)
 	gitDir := filepath.Join(dir, ".git")
 	defer os.RemoveAll(gitDir)
-	st := filesystem.NewStorage(budgetFS{osfs.New(gitDir, osfs.WithBoundOS()), b}, cache.NewObjectLRUDefault())
+	st := filesystem.NewStorageWithOptions(budgetFS{osfs.New(gitDir, osfs.WithBoundOS()), b}, cache.NewObjectLRUDefault(), filesystem.Options{LargeObjectThreshold: largeObject})
 	if err := r.fetch(ctx, st, commit, r.advertised(commit)); err != nil {
 		return err
 	}

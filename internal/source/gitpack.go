@@ -123,3 +123,7 @@ func (d *deltaHead) targetSize() (uint64, bool) {
 	t, k2 := binary.Uvarint(b[k:])
 	return t, k2 > 0
 }
+
+// largeObject is the size past which a checkout streams a blob from the
+// pack into its file instead of reading it whole into memory first.
+const largeObject = 1 << 20
