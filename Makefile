@@ -52,12 +52,28 @@ run: build ## build ./cmd/server with kiln into the local store and print how to
 	echo "  $(PODMAN_RUN) --network host kiln.local/server:dev --addr 127.0.0.1:8080" && \
 	echo "  curl http://127.0.0.1:8080/healthz"
 
-serve: build ## start the build service on 127.0.0.1:8080 (data in $XDG_DATA_HOME/kiln/serve) and print how to use it
+# make serve's settings: GIT_ALLOW (host globs, space-separated, git sources may
+# name), WORKSPACE (a directory whose subdirectories builds may name), SIGNING_KEY
+# (a cosign key for "sign": true; password from COSIGN_PASSWORD), SERVE_ARGS (any
+# other server flags). All off when empty.
+GIT_ALLOW ?=
+WORKSPACE ?=
+SIGNING_KEY ?=
+SERVE_ARGS ?=
+
+serve: build ## start the build service on 127.0.0.1:8080 (data in $XDG_DATA_HOME/kiln/serve; GIT_ALLOW=HOSTS WORKSPACE=DIR SIGNING_KEY=FILE SERVE_ARGS=...) and print how to use it
 	@data=$${XDG_DATA_HOME:-$$HOME/.local/share}/kiln/serve && mkdir -p $$data && \
+	set -- --addr 127.0.0.1:8080 --data "$$data" && \
+	for h in $(GIT_ALLOW); do set -- "$$@" --git-allow "$$h"; done && \
+	if [ -n '$(WORKSPACE)' ]; then set -- "$$@" --workspace '$(WORKSPACE)'; fi && \
+	if [ -n '$(SIGNING_KEY)' ]; then set -- "$$@" --signing-key '$(SIGNING_KEY)'; fi && \
 	echo "build service: http://127.0.0.1:8080/api/v1/builds  registry: 127.0.0.1:8080  ready: http://127.0.0.1:8080/readyz  metrics: http://127.0.0.1:8080/metrics" && \
 	echo "data: $$data" && \
+	echo "git sources: $(if $(strip $(GIT_ALLOW)),from $(strip $(GIT_ALLOW)),off (GIT_ALLOW='git.example.com *.example.com' make serve))" && \
+	echo "workspace sources: $(if $(strip $(WORKSPACE)),{\"workspace\": \"DIR\"} under $(WORKSPACE),off (WORKSPACE=DIR make serve))" && \
+	echo "signing: $(if $(strip $(SIGNING_KEY)),with $(SIGNING_KEY),off (SIGNING_KEY=cosign.key make serve))" && \
 	echo "build on it:  $(BIN)/kiln build --remote http://127.0.0.1:8080 ./cmd/server" && \
-	exec $(BIN)/server --addr 127.0.0.1:8080 --data $$data
+	exec $(BIN)/server "$$@" $(SERVE_ARGS)
 
 bench: build ## kiln vs ko vs go build, kiln vs podman after an edit, the registry vs crane (numbers to stdout)
 	$(call TOOLS_ENV,ko crane podman debootstrap) && bash scripts/bench.sh && bash scripts/bench-registry.sh && bash scripts/bench-resolve.sh && \

@@ -121,6 +121,46 @@ func PruneBinaries(cacheDir string, keep int, usedBefore time.Time) (int, error)
 	return removed, nil
 }
 
+// The binary cache's bound. The CLI and the service apply it after each
+// build (request.Run): a package built again with the same settings finds
+// its binary up to date and is not linked again, so the cache holds one
+// entry per package directory, platform and settings, and each new
+// package, flag set or worktree adds one. The entries beyond the
+// DefaultKeepBinaries most recently used are removed, except those used
+// within DefaultBinaryGrace: a build reads its binary (to layer it) just
+// after the compile, and a running build's entry must not go. 32 entries
+// cover e.g. 2 service slots × 8 services × 2 platforms; a miss costs one
+// link (a second or so).
+const (
+	DefaultKeepBinaries = 32
+	DefaultBinaryGrace  = 10 * time.Minute
+)
+
+// BinaryBound is a bound on the binary cache: Keep entries, and any used
+// within Grace; zero fields mean the defaults.
+type BinaryBound struct {
+	Keep  int
+	Grace time.Duration
+}
+
+// Prune applies the bound to the binary cache under cacheDir ("" is no
+// cache). On a cache within Keep it reads the directory and stats each
+// entry's lock, nothing more: a rebuild that changed nothing pays a few
+// dozen stat calls.
+func (b BinaryBound) Prune(cacheDir string) (int, error) {
+	if cacheDir == "" {
+		return 0, nil
+	}
+	keep, grace := b.Keep, b.Grace
+	if keep <= 0 {
+		keep = DefaultKeepBinaries
+	}
+	if grace <= 0 {
+		grace = DefaultBinaryGrace
+	}
+	return PruneBinaries(cacheDir, keep, time.Now().Add(-grace))
+}
+
 // removeUnlocked removes an entry unless a build holds its lock.
 func removeUnlocked(dir string) (bool, error) {
 	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_RDWR, 0)

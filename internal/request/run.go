@@ -3,6 +3,7 @@ package request
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"time"
@@ -114,6 +115,9 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 	}
 	opts.AfterPublish = chainAfter(after...)
 	results, err := pipeline.Run(ctx, opts, b.Packages)
+	if _, perr := env.Binaries.Prune(env.CacheDir); perr != nil {
+		fmt.Fprintf(env.Progress, "kiln: %v (the build is not affected)\n", perr)
+	}
 	if err != nil {
 		return nil, err
 	}

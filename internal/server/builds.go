@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,39 +37,10 @@ type builder struct {
 	cacheDir string
 	version  string
 	// keepBinaries and binaryGrace bound kiln's binary cache under
-	// cacheDir (see pruneBinaries); 0 means the default.
+	// cacheDir, pruned after each build (pipeline.BinaryBound); 0 means
+	// the default.
 	keepBinaries int
 	binaryGrace  time.Duration
-	log          *slog.Logger // nil: discard
-}
-
-// The bound of the service's binary cache. Each build fetches its source
-// into its worker slot's directory (service.buildDir), so a package built
-// again in the same slot finds its binary up to date and is not linked
-// again; the cache holds one entry per slot, package, platform and
-// settings. After each build the entries beyond the defaultKeepBinaries
-// most recently used are removed, except those used within
-// defaultBinaryGrace: a build reads its binary (to layer it) just after
-// the compile, and a running build's entry must not go. 32 entries cover
-// e.g. 2 slots × 8 services × 2 platforms; a miss costs one link (a
-// second or so).
-const (
-	defaultKeepBinaries = 32
-	defaultBinaryGrace  = 10 * time.Minute
-)
-
-// pruneBinaries applies the bound.
-func (b *builder) pruneBinaries() {
-	keep, grace := b.keepBinaries, b.binaryGrace
-	if keep <= 0 {
-		keep = defaultKeepBinaries
-	}
-	if grace <= 0 {
-		grace = defaultBinaryGrace
-	}
-	if _, err := pipeline.PruneBinaries(b.cacheDir, keep, time.Now().Add(-grace)); err != nil && b.log != nil {
-		b.log.Warn("pruning the binary cache failed", "error", err)
-	}
 }
 
 // buildFields are a request's build fields: kiln build's, and the
@@ -148,11 +118,11 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		Signatures: &sign.RegistryStore{Transport: tr},
 		Key:        b.key,
 		CacheDir:   b.cacheDir, Progress: log, KilnVersion: b.version,
+		Binaries: pipeline.BinaryBound{Keep: b.keepBinaries, Grace: b.binaryGrace},
 		// A cancelled build stops its compiler too.
 		Builder: &gobuild.Builder{Env: b.env, Runner: groupRunner{}},
 	}
 	outcomes, err := request.Run(ctx, env, f.Build)
-	b.pruneBinaries()
 	if err != nil {
 		if errors.Is(err, request.ErrInvalid) {
 			err = fmt.Errorf("%w: %s", service.ErrInvalid, err.Error())

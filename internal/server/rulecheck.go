@@ -19,9 +19,9 @@ import (
 // builds entry of each requested package over the defaults, or the
 // defaults alone. It refuses what the build
 // would refuse whatever the package (-toolexec, cgo, a C linker, foreign
-// GOFLAGS or env…), so that the client gets a 400 and nothing is queued.
-// What needs the fetched tree is left to the build: flags naming files
-// (-overlay, -modfile, -pkgdir, -pgo), and templates that use git.
+// GOFLAGS or env…), so that the client gets a 400 and nothing is queued,
+// and flags naming files that are outside the tree or missing from it
+// (checkPathFlags). Templates that use git are left to the build.
 func (b *builder) CheckConfig(raw json.RawMessage, f source.ConfigFile) error {
 	req, err := b.decode(raw)
 	if err != nil {
@@ -45,7 +45,7 @@ func (b *builder) CheckConfig(raw json.RawMessage, f source.ConfigFile) error {
 			return fmt.Errorf("%w: the source's %s (%s): %s", service.ErrInvalid, f.Name, what, oneline.First(err.Error()))
 		}
 	}
-	return nil
+	return checkPathFlags(cfg, f, req.Packages, b.env)
 }
 
 // entriesFor are the builds entries the packages (as requested) build
@@ -54,19 +54,7 @@ func (b *builder) CheckConfig(raw json.RawMessage, f source.ConfigFile) error {
 // dir and main (a path, "./" implied) in the tree; here only what is
 // sure without it counts: packages requested as relative paths.
 func entriesFor(cfg *config.Config, packages []string) []config.Build {
-	byPath := map[string]config.Build{}
-	allRelative := true
-	for _, e := range cfg.Builds {
-		main := e.Main
-		if main == "" {
-			main = "."
-		}
-		if path.IsAbs(main) || path.IsAbs(e.Dir) {
-			allRelative = false // refused by the build's confinement anyway
-			continue
-		}
-		byPath[path.Join(e.Dir, main)] = e
-	}
+	byPath, allRelative := entryIndex(cfg)
 	if len(cfg.Builds) == 0 {
 		return []config.Build{{}} // the defaults apply to every package
 	}
@@ -88,20 +76,49 @@ func entriesFor(cfg *config.Config, packages []string) []config.Build {
 	return out
 }
 
-// target is what the pipeline's buildSettings checks for entry e, with
-// templates expanded without git, go env or a platform and the flags that
-// name files left out; ok is false when a template needs what only the
-// build knows.
-func target(cfg *config.Config, e config.Build, environ []string) (gobuild.Target, bool) {
-	flags, ldflags, env := cfg.CompileSettings(e, false)
+// entryIndex maps the builds entries by their package's path (dir and
+// main joined); allRelative is false when an entry has an absolute one,
+// so that which entry a package builds with is not sure.
+func entryIndex(cfg *config.Config) (byPath map[string]config.Build, allRelative bool) {
+	byPath, allRelative = map[string]config.Build{}, true
+	for _, e := range cfg.Builds {
+		main := e.Main
+		if main == "" {
+			main = "."
+		}
+		if path.IsAbs(main) || path.IsAbs(e.Dir) {
+			allRelative = false // refused by the build's confinement anyway
+			continue
+		}
+		byPath[path.Join(e.Dir, main)] = e
+	}
+	return byPath, allRelative
+}
+
+// expandedSettings are entry e's flags, ldflags and env with their
+// templates expanded without git, go env or a platform; ok is false when
+// a template needs what only the build knows.
+func expandedSettings(cfg *config.Config, e config.Build, environ []string) (flags, ldflags, env []string, ok bool) {
+	flags, ldflags, env = cfg.CompileSettings(e, false)
 	data, err := gobuild.NewTemplateData(gobuild.TemplateInput{Environ: environ, BuildEnv: env, Date: time.Unix(0, 0)})
 	if err != nil {
-		return gobuild.Target{}, false
+		return nil, nil, nil, false
 	}
 	if flags, err = gobuild.Expand(flags, data); err != nil {
-		return gobuild.Target{}, false
+		return nil, nil, nil, false
 	}
 	if ldflags, err = gobuild.Expand(ldflags, data); err != nil {
+		return nil, nil, nil, false
+	}
+	return flags, ldflags, env, true
+}
+
+// target is what the pipeline's buildSettings checks for entry e, with
+// templates expanded (expandedSettings) and the flags that name files
+// left out.
+func target(cfg *config.Config, e config.Build, environ []string) (gobuild.Target, bool) {
+	flags, ldflags, env, ok := expandedSettings(cfg, e, environ)
+	if !ok {
 		return gobuild.Target{}, false
 	}
 	for i, kv := range env {
@@ -112,24 +129,13 @@ func target(cfg *config.Config, e config.Build, environ []string) (gobuild.Targe
 	return gobuild.Target{Env: env, Flags: withoutPathFlags(flags, false), Ldflags: ldflags}, true
 }
 
-// pathFlags are go build's flags whose value names a file, which gobuild
+// pathFlagNames are go build's flags whose value names a file, which gobuild
 // checks against the package's module on disk.
-var pathFlags = map[string]bool{"overlay": true, "modfile": true, "pkgdir": true, "pgo": true}
+var pathFlagNames = map[string]bool{"overlay": true, "modfile": true, "pkgdir": true, "pgo": true}
 
-// withoutPathFlags drops pathFlags from args: "-f=v", and "-f v" unless
-// in GOFLAGS, where every argument is one flag.
+// withoutPathFlags drops the flags that name files from args (see
+// splitPathFlags).
 func withoutPathFlags(args []string, goflags bool) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || !pathFlags[name] {
-			out = append(out, a)
-			continue
-		}
-		if !hasValue && !goflags && i+1 < len(args) {
-			i++ // its value
-		}
-	}
-	return out
+	kept, _ := splitPathFlags(args, goflags)
+	return kept
 }

@@ -149,7 +149,7 @@ func startBuilds(ctx context.Context, f *flags, ln net.Listener, reg http.Handle
 		Sources: sources{fetcher},
 		Runner: &builder{
 			env: goEnv, registry: name, local: inProcess{h: reg, token: pushToken},
-			key: key, cacheDir: dirs["cache"], version: Version, log: log,
+			key: key, cacheDir: dirs["cache"], version: Version,
 		},
 		Logger: log, TempDir: dirs["builds"], Tokens: tokens, PublicRead: b.publicRead,
 		MaxRunning: b.maxBuilds, MaxQueue: b.maxQueue, BuildTimeout: b.buildTimeout, ShutdownGrace: b.shutdownGrace,

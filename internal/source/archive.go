@@ -161,11 +161,20 @@ func checkPlace(seen map[string]byte, name string, typ byte) error {
 // the kernel would after extraction, and refuses it if it leaves the
 // tree or loops.
 func resolveLink(links map[string]string, name string) error {
-	cur := strings.Split(path.Dir(name), "/")
+	_, err := resolvePath(links, name, path.Dir(name), links[name])
+	return err
+}
+
+// resolvePath follows target from the directory dir through the
+// archive's links, as the kernel would after extraction, and returns the
+// archive path it ends at ("." for the root); it refuses a path that
+// leaves the tree or loops. name is what the error calls the path.
+func resolvePath(links map[string]string, name, dir, target string) (string, error) {
+	cur := strings.Split(dir, "/")
 	if cur[0] == "." {
 		cur = nil
 	}
-	todo := strings.Split(links[name], "/")
+	todo := strings.Split(target, "/")
 	for hops := 0; len(todo) > 0; {
 		c := todo[0]
 		todo = todo[1:]
@@ -173,7 +182,7 @@ func resolveLink(links map[string]string, name string) error {
 		case "", ".":
 		case "..":
 			if len(cur) == 0 {
-				return fmt.Errorf("%w: symlink %s -> %s %w: make it point inside the tree", ErrInvalid, name, links[name], errNotLocal)
+				return "", fmt.Errorf("%w: symlink %s -> %s %w: make it point inside the tree", ErrInvalid, name, target, errNotLocal)
 			}
 			cur = cur[:len(cur)-1]
 		default:
@@ -183,13 +192,16 @@ func resolveLink(links map[string]string, name string) error {
 				continue
 			}
 			if hops++; hops > 40 {
-				return invalidf("symlink %s loops: fix its target", name)
+				return "", invalidf("symlink %s loops: fix its target", name)
 			}
 			cur = cur[:len(cur)-1]
 			todo = append(strings.Split(t, "/"), todo...)
 		}
 	}
-	return nil
+	if len(cur) == 0 {
+		return ".", nil
+	}
+	return strings.Join(cur, "/"), nil
 }
 
 // archiveErr classifies a read error: a budget exceeded or a malformed

@@ -22,9 +22,22 @@ func (f *Fetcher) newBudget() *budget {
 
 func (b *budget) spend(n int) error {
 	if b.used.Add(int64(n)) > b.max {
-		return invalidf("the source is larger than the server's limit of %d bytes: build a smaller module, or ask for a larger --max-source", b.max)
+		return b.tooLarge()
 	}
 	return nil
+}
+
+// fits refuses n more bytes when they would pass the budget, spending
+// nothing: for sizes declared before anything is written.
+func (b *budget) fits(n int64) error {
+	if n > b.max-b.used.Load() {
+		return b.tooLarge()
+	}
+	return nil
+}
+
+func (b *budget) tooLarge() error {
+	return invalidf("the source is larger than the server's limit of %d bytes: build a smaller module, or ask for a larger --max-source", b.max)
 }
 
 // writer counts what it writes through w.

@@ -16,6 +16,8 @@ import (
 type ConfigFile struct {
 	Name string
 	Data []byte
+	// Tree is the source's tree, for the files the config names.
+	Tree Tree
 }
 
 // MaxConfig bounds a config file read at submission.
@@ -29,9 +31,11 @@ var configNames = []string{".ko.yaml", ".ko.yml"}
 // known at submission: a workspace, or an upload (read from the stored
 // archive through readArchive's checks). It returns nil when the tree has
 // none, and for git and module sources, whose trees are fetched only when
-// the build runs; also for a config that is a link, which the build
-// checks when it runs. A config larger than MaxConfig, or one that is not
-// a regular file, is refused with ErrInvalid.
+// the build runs. A config that is a symlink (or a hard link) is read
+// through it, as kiln build reads it; one that points nowhere or out of
+// the tree is refused, as the fetch would refuse it. A config larger than
+// MaxConfig, or one that is not a regular file, is refused with
+// ErrInvalid. The ConfigFile's Tree answers for the rest of the tree.
 func (f *Fetcher) Config(ctx context.Context, r Resolved) (*ConfigFile, error) {
 	switch r.Kind {
 	case KindWorkspace:
@@ -60,9 +64,13 @@ func (f *Fetcher) workspaceConfig(p string) (*ConfigFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading workspace path %q's %s: %w", p, name, err)
 		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// Followed as kiln build follows it, if it stays in the tree.
+			if fi, err = root.Stat(name); err != nil {
+				return nil, fmt.Errorf("%w: symlink %s in workspace path %q points to nothing inside the tree or %w: fix its target", ErrInvalid, name, p, errNotLocal)
+			}
+		}
 		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return nil, nil
 		case !fi.Mode().IsRegular():
 			return nil, invalidf("%s in workspace path %q is not a regular file", name, p)
 		case fi.Size() > MaxConfig:
@@ -77,7 +85,7 @@ func (f *Fetcher) workspaceConfig(p string) (*ConfigFile, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &ConfigFile{Name: name, Data: data}, nil
+		return &ConfigFile{Name: name, Data: data, Tree: workspaceTree{dir}}, nil
 	}
 	return nil, nil
 }
@@ -98,6 +106,13 @@ func readConfig(r io.Reader, name string) ([]byte, error) {
 // has been read.
 var errConfigFound = errors.New("config found")
 
+// foundConfig is a config's entry in an archive, and its bytes when it
+// is a regular file.
+type foundConfig struct {
+	entry
+	data []byte
+}
+
 func (f *Fetcher) uploadConfig(ctx context.Context, r Resolved) (*ConfigFile, error) {
 	if _, err := f.resolveUpload(r.Ref, r.Subdir); err != nil {
 		return nil, err
@@ -108,20 +123,20 @@ func (f *Fetcher) uploadConfig(ctx context.Context, r Resolved) (*ConfigFile, er
 	}
 	defer file.Close()
 	// got[i] is configNames[i] as the archive has it: nil when absent,
-	// Data nil when it is not a regular file.
-	var got [2]*ConfigFile
+	// data nil when it is not a regular file.
+	var got [2]*foundConfig
 	err = readArchive(ctxReader{ctx, file}, f.Limits.withDefaults(), func(e entry) error {
 		for i, name := range configNames {
 			if e.Name != path.Join(r.Subdir, name) {
 				continue
 			}
-			got[i] = &ConfigFile{Name: name}
+			got[i] = &foundConfig{entry: e}
 			if e.Type == tar.TypeReg {
 				data, err := readConfig(e.Body, name)
 				if err != nil {
 					return err
 				}
-				got[i].Data = data
+				got[i].data = data
 			}
 			if i == 0 { // the first name wins: the rest does not matter
 				return errConfigFound
@@ -132,13 +147,21 @@ func (f *Fetcher) uploadConfig(ctx context.Context, r Resolved) (*ConfigFile, er
 	if err != nil && !errors.Is(err, errConfigFound) {
 		return nil, fmt.Errorf("reading upload %s: %w", r.Ref, err)
 	}
-	for _, c := range got {
-		if c != nil && c.Data != nil {
-			return c, nil
+	tree := &uploadTree{f: f, r: r}
+	for i, c := range got {
+		switch {
+		case c == nil:
+			continue
+		case c.data != nil:
+			return &ConfigFile{Name: configNames[i], Data: c.data, Tree: tree}, nil
+		case c.Type == tar.TypeDir:
+			return nil, invalidf("%s in the upload is not a regular file", configNames[i])
 		}
-		if c != nil {
-			return nil, nil // a link: checked when the build runs
+		data, err := tree.linkedConfig(c.entry, configNames[i])
+		if err != nil {
+			return nil, err
 		}
+		return &ConfigFile{Name: configNames[i], Data: data, Tree: tree}, nil
 	}
 	return nil, nil
 }

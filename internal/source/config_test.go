@@ -51,6 +51,9 @@ func TestConfig(t *testing.T) {
 	linked := upload(ent{name: "real", body: "x\n"}, ent{name: ".ko.yaml", typ: tar.TypeSymlink, link: "real"})
 	hard := upload(ent{name: "real", body: "x\n"}, ent{name: ".ko.yaml", typ: tar.TypeLink, link: "real"})
 	bigUp := upload(ent{name: ".ko.yaml", body: big})
+	chain := upload(ent{name: "svc/.ko.yaml", typ: tar.TypeSymlink, link: "../conf/ko"}, ent{name: "conf/ko", typ: tar.TypeSymlink, link: "shared.yaml"}, ent{name: "conf/shared.yaml", body: "shared\n"})
+	dangling := upload(ent{name: ".ko.yaml", typ: tar.TypeSymlink, link: "missing.yaml"})
+	toDir := upload(ent{name: "d/x", body: "x"}, ent{name: ".ko.yaml", typ: tar.TypeSymlink, link: "d"})
 
 	cases := []struct {
 		name string
@@ -62,15 +65,18 @@ func TestConfig(t *testing.T) {
 		{name: "workspace .ko.yml", src: buildrecord.Source{Kind: KindWorkspace, Ref: "yml"}, want: ".ko.yml:defaultFlags: [-a]\n"},
 		{name: "workspace: .ko.yaml wins", src: buildrecord.Source{Kind: KindWorkspace, Ref: "both"}, want: ".ko.yaml:yaml\n"},
 		{name: "workspace without a config", src: buildrecord.Source{Kind: KindWorkspace, Ref: "none"}},
-		{name: "workspace config a symlink: the build checks it", src: buildrecord.Source{Kind: KindWorkspace, Ref: "linked"}},
+		{name: "workspace config a symlink: read through it, as kiln build does", src: buildrecord.Source{Kind: KindWorkspace, Ref: "linked"}, want: ".ko.yaml:defaultFlags: [-toolexec=x]\n"},
 		{name: "workspace config too large", src: buildrecord.Source{Kind: KindWorkspace, Ref: "big"}, bad: true},
 		{name: "workspace config a directory", src: buildrecord.Source{Kind: KindWorkspace, Ref: "cfgdir"}, bad: true},
 		{name: "workspace outside", src: buildrecord.Source{Kind: KindWorkspace, Ref: "../x"}, bad: true},
 		{name: "upload root", src: buildrecord.Source{Kind: KindUpload, Ref: withConfig}, want: ".ko.yaml:top\n"},
 		{name: "upload subdir: .ko.yaml wins over an earlier .ko.yml", src: buildrecord.Source{Kind: KindUpload, Ref: withConfig, Subdir: "svc"}, want: ".ko.yaml:sub\n"},
 		{name: "upload subdir without a config", src: buildrecord.Source{Kind: KindUpload, Ref: withConfig, Subdir: "other"}},
-		{name: "upload config a symlink", src: buildrecord.Source{Kind: KindUpload, Ref: linked}},
-		{name: "upload config a hard link", src: buildrecord.Source{Kind: KindUpload, Ref: hard}},
+		{name: "upload config a symlink", src: buildrecord.Source{Kind: KindUpload, Ref: linked}, want: ".ko.yaml:x\n"},
+		{name: "upload config a hard link", src: buildrecord.Source{Kind: KindUpload, Ref: hard}, want: ".ko.yaml:x\n"},
+		{name: "upload config a symlink to a symlink out of the subdir", src: buildrecord.Source{Kind: KindUpload, Ref: chain, Subdir: "svc"}, want: ".ko.yaml:shared\n"},
+		{name: "upload config a symlink to nothing", src: buildrecord.Source{Kind: KindUpload, Ref: dangling}, bad: true},
+		{name: "upload config a symlink to a directory", src: buildrecord.Source{Kind: KindUpload, Ref: toDir}, bad: true},
 		{name: "upload config too large", src: buildrecord.Source{Kind: KindUpload, Ref: bigUp}, bad: true},
 		{name: "upload unknown", src: buildrecord.Source{Kind: KindUpload, Ref: strings.Repeat("ab", 32)}, bad: true},
 		{name: "git: fetched when the build runs", src: buildrecord.Source{Kind: KindGit, Ref: "https://example.invalid/r.git"}},

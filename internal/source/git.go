@@ -257,7 +257,12 @@ func (r *remote) fetchObject(ctx context.Context, st storage.Storer, commit plum
 	case req.Capabilities.Supports(capability.Sideband):
 		pack = sideband.NewDemuxer(sideband.Sideband, resp)
 	}
-	if err := packfile.UpdateObjectStorage(st, r.b.reader(pack)); err != nil {
+	spooled, err := spoolPack(r.b.reader(pack), r.b)
+	if err != nil {
+		return err
+	}
+	defer dropPack(spooled)
+	if err := packfile.UpdateObjectStorage(st, spooled); err != nil {
 		if errors.Is(err, ErrInvalid) {
 			return err
 		}
@@ -327,7 +332,7 @@ func (f *Fetcher) fetchGit(ctx context.Context, res Resolved, dir string) error 
 	commit := plumbing.NewHash(res.Revision)
 	gitDir := filepath.Join(dir, ".git")
 	defer os.RemoveAll(gitDir)
-	st := filesystem.NewStorage(budgetFS{osfs.New(gitDir, osfs.WithBoundOS()), b}, cache.NewObjectLRUDefault())
+	st := filesystem.NewStorageWithOptions(budgetFS{osfs.New(gitDir, osfs.WithBoundOS()), b}, cache.NewObjectLRUDefault(), filesystem.Options{LargeObjectThreshold: largeObject})
 	if err := r.fetch(ctx, st, commit, r.advertised(commit)); err != nil {
 		return err
 	}
