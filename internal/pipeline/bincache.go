@@ -10,6 +10,8 @@ import (
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/kilnbuild/kiln/internal/layer"
 )
 
 // The binary cache, CacheDir/bin: one entry per package directory, import
@@ -121,33 +123,36 @@ func PruneBinaries(cacheDir string, keep int, usedBefore time.Time) (int, error)
 	return removed, nil
 }
 
-// The binary cache's bound. The CLI and the service apply it after each
-// build (request.Run): a package built again with the same settings finds
-// its binary up to date and is not linked again, so the cache holds one
+// The caches' bound. The CLI and the service apply it after each build
+// (request.Run). A package built again with the same settings finds its
+// binary up to date and is not linked again, so the binary cache holds one
 // entry per package directory, platform and settings, and each new
-// package, flag set or worktree adds one. The entries beyond the
+// package, flag set or worktree adds one; the layer cache gains a layer
+// for every new binary (each edit). The entries of each beyond the
 // DefaultKeepBinaries most recently used are removed, except those used
 // within DefaultBinaryGrace: a build reads its binary (to layer it) just
-// after the compile, and a running build's entry must not go. 32 entries
-// cover e.g. 2 service slots × 8 services × 2 platforms; a miss costs one
-// link (a second or so).
+// after the compile and its layer until it is published, and a running
+// build's entries must not go. 32 entries cover e.g. 2 service slots × 8
+// services × 2 platforms; a miss costs one link (a second or so) or one
+// compression.
 const (
 	DefaultKeepBinaries = 32
 	DefaultBinaryGrace  = 10 * time.Minute
 )
 
-// BinaryBound is a bound on the binary cache: Keep entries, and any used
-// within Grace; zero fields mean the defaults.
-type BinaryBound struct {
+// CacheBound is a bound on the binary and layer caches under a CacheDir:
+// Keep entries of each, and any used within Grace; zero fields mean the
+// defaults.
+type CacheBound struct {
 	Keep  int
 	Grace time.Duration
 }
 
-// Prune applies the bound to the binary cache under cacheDir ("" is no
-// cache). On a cache within Keep it reads the directory and stats each
-// entry's lock, nothing more: a rebuild that changed nothing pays a few
-// dozen stat calls.
-func (b BinaryBound) Prune(cacheDir string) (int, error) {
+// Prune applies the bound to the caches under cacheDir ("" is no cache)
+// and returns how many binaries and layer files it removed. On caches
+// within Keep it reads two directories and stats their entries, nothing
+// more: a rebuild that changed nothing pays a few dozen stat calls.
+func (b CacheBound) Prune(cacheDir string) (int, error) {
 	if cacheDir == "" {
 		return 0, nil
 	}
@@ -158,7 +163,10 @@ func (b BinaryBound) Prune(cacheDir string) (int, error) {
 	if grace <= 0 {
 		grace = DefaultBinaryGrace
 	}
-	return PruneBinaries(cacheDir, keep, time.Now().Add(-grace))
+	usedBefore := time.Now().Add(-grace)
+	bins, berr := PruneBinaries(cacheDir, keep, usedBefore)
+	layers, lerr := layerCache(cacheDir).Prune(keep, usedBefore)
+	return bins + layers, errors.Join(berr, lerr)
 }
 
 // removeUnlocked removes an entry unless a build holds its lock.
@@ -204,4 +212,9 @@ func (r *buildRun) privateLink(bin string) (string, error) {
 		return "", fmt.Errorf("build cache: %w", err)
 	}
 	return p, out.Close()
+}
+
+// layerCache is the layer cache under a CacheDir.
+func layerCache(cacheDir string) *layer.Cache {
+	return &layer.Cache{Dir: filepath.Join(cacheDir, "layers")}
 }

@@ -22,7 +22,7 @@ func BenchmarkPruneAtBound(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		if n, err := (BinaryBound{}).Prune(cache); err != nil || n != 0 {
+		if n, err := (CacheBound{}).Prune(cache); err != nil || n != 0 {
 			b.Fatal(n, err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -148,7 +147,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 
 	r := &buildRun{opts: opts, tmp: tmp, sem: make(chan struct{}, opts.Jobs), bases: map[string]*future[*base.Base]{}, p: &progress{w: opts.Progress}, started: time.Now()}
 	if opts.CacheDir != "" {
-		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
+		r.layers = layerCache(opts.CacheDir)
 	}
 	// What every package may need starts now and is waited for only where
 	// it is used, so the first compile starts as early as it can.

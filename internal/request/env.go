@@ -43,9 +43,9 @@ type Env struct {
 	KoData      image.KoData // kodata's allowed symlink root and mtime (KO_DATA_PATH_ALLOWED_ROOT, KO_DATA_DATE_EPOCH)
 	Progress    io.Writer    // the build's log; nil discards
 	KilnVersion string       // recorded in SBOMs and provenance
-	// Binaries bounds CacheDir's linked binaries: Run prunes them after
+	// Caches bounds CacheDir's linked binaries and layers: Run prunes them after
 	// each build. The zero value is pipeline's default bound.
-	Binaries pipeline.BinaryBound
+	Caches pipeline.CacheBound
 	// Builder runs the go command; nil means the real one with Env.
 	Builder *gobuild.Builder
 	// Transport carries the calls to registries for bases; nil means

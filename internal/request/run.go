@@ -115,7 +115,7 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 	}
 	opts.AfterPublish = chainAfter(after...)
 	results, err := pipeline.Run(ctx, opts, b.Packages)
-	if _, perr := env.Binaries.Prune(env.CacheDir); perr != nil {
+	if _, perr := env.Caches.Prune(env.CacheDir); perr != nil {
 		fmt.Fprintf(env.Progress, "kiln: %v (the build is not affected)\n", perr)
 	}
 	if err != nil {

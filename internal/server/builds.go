@@ -37,7 +37,7 @@ type builder struct {
 	cacheDir string
 	version  string
 	// keepBinaries and binaryGrace bound kiln's binary cache under
-	// cacheDir, pruned after each build (pipeline.BinaryBound); 0 means
+	// cacheDir, pruned after each build (pipeline.CacheBound); 0 means
 	// the default.
 	keepBinaries int
 	binaryGrace  time.Duration
@@ -118,7 +118,7 @@ func (b *builder) Run(ctx context.Context, raw json.RawMessage, dir string, log 
 		Signatures: &sign.RegistryStore{Transport: tr},
 		Key:        b.key,
 		CacheDir:   b.cacheDir, Progress: log, KilnVersion: b.version,
-		Binaries: pipeline.BinaryBound{Keep: b.keepBinaries, Grace: b.binaryGrace},
+		Caches: pipeline.CacheBound{Keep: b.keepBinaries, Grace: b.binaryGrace},
 		// A cancelled build stops its compiler too.
 		Builder: &gobuild.Builder{Env: b.env, Runner: groupRunner{}},
 	}
