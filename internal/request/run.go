@@ -104,21 +104,15 @@ func Run(ctx context.Context, env Env, b Build) ([]Outcome, error) {
 		}
 		opts.Debugger = d
 	}
-	var before []func(context.Context, []pipeline.Result) error
 	var after []func(context.Context, pipeline.Result) error
-	if s != nil {
-		before = append(before, s.before) // first: it may stop the run
-	}
 	if sw != nil {
-		before = append(before, sw.before) // starts pushing SBOMs
-		defer sw.stop()
 		after = append(after, sw.after)
 	}
 	if s != nil {
+		opts.BeforePublish = s.before
 		after = append(after, s.after)
 	}
-	opts.BeforePublish = chain(before...)
-	opts.AfterPublish = chain(after...)
+	opts.AfterPublish = chainAfter(after...)
 	results, err := pipeline.Run(ctx, opts, b.Packages)
 	if err != nil {
 		return nil, err
