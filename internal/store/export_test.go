@@ -1,6 +1,10 @@
 package store
 
-import v1 "github.com/google/go-containerregistry/pkg/v1"
+import (
+	"sync/atomic"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
 
 // Index is index.json as the store's writes read it (the empty index when
 // there is none), for tests only: code outside the store reads a layout
@@ -11,4 +15,14 @@ func (l *Layout) Index() (*v1.IndexManifest, error) { return l.readIndex() }
 // writer has to wait for a gc in progress.
 func SetGCHooks(afterMark, writerWaits func()) {
 	gcAfterMarkHook, sweepWaitHook = afterMark, writerWaits
+}
+
+// CountSyncFS counts the syncs of the whole file system from now until
+// the test ends; they still run.
+func CountSyncFS(t interface{ Cleanup(func()) }) *atomic.Int64 {
+	var n atomic.Int64
+	prev := syncFS
+	syncFS = func(fd int) error { n.Add(1); return prev(fd) }
+	t.Cleanup(func() { syncFS = prev })
+	return &n
 }
