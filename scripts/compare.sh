@@ -17,6 +17,9 @@ log() { printf 'compare: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN {printf "%.1f", e-s}'; }
 
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 work=$(mktemp -d)
 # Each run tags its images kiln-compare/NAME:run-PID, so that runs at the same
 # time (make compare, make bench, the end-to-end test) never save each other's
@@ -121,7 +124,8 @@ kcompare --format html --output "$OUT/comparison.html"
 {
   echo "# kiln vs Dockerfile.reference: ./cmd/server"
   echo
-  echo "Made by \`make compare\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(go env GOVERSION), $(podman --version)."
+  echo "Made by \`make compare\` on $(date -u +%Y-%m-%d) at commit $commit, $(nproc) cores, $(go env GOVERSION), $(podman --version)."
+  echo "Load average (1 min): $load_start at the start, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?") at the end: the timings depend on what else runs; the sizes and counts do not."
   [ -n "$standin" ] && echo "The builder image was $standin: no container registry was reachable."
   echo
   echo "Images, in order: naive single-stage (\`--target naive\`), multi-stage (\`FROM scratch\`), kiln on its static base, kiln on scratch."
