@@ -28,7 +28,8 @@ run_tag="run-$$"
 built=(naive multistage)
 tag() { printf 'kiln-compare/%s:%s' "$1" "$run_tag"; }
 cleanup() {
-  for n in naive multistage plain; do "${podman[@]}" untag "$(tag "$n")" >/dev/null 2>&1 || true; done
+  # IMAGE NAME: podman untag with no NAME removes every name of the image.
+  for n in naive multistage plain; do "${podman[@]}" untag "$(tag "$n")" "$(tag "$n")" >/dev/null 2>&1 || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
