@@ -17,8 +17,21 @@ log() { printf 'compare: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN {printf "%.1f", e-s}'; }
 
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
+[ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit (with uncommitted changes)"
 work=$(mktemp -d)
-cleanup() { rm -rf "$work"; }
+# Each run tags its images kiln-compare/NAME:run-PID, so that runs at the same
+# time (make compare, make bench, the end-to-end test) never save each other's
+# image; the saved images get the plain kiln-compare/NAME names at the end.
+run_tag="run-$$"
+built=(naive multistage)
+tag() { printf 'kiln-compare/%s:%s' "$1" "$run_tag"; }
+cleanup() {
+  # IMAGE NAME: podman untag with no NAME removes every name of the image.
+  for n in naive multistage plain; do "${podman[@]}" untag "$(tag "$n")" "$(tag "$n")" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 mkdir -p "$OUT"
 
@@ -74,26 +87,27 @@ printf 'package server\n' >"$src/internal/server/compare_edit.go"
 
 pbuild() { "${podman[@]}" build -q --network=host -f Dockerfile.reference "$@" "$src" >/dev/null; }
 declare -A t
-s=$(now); pbuild --no-cache --target naive -t kiln-compare/naive; t[naive]=$(since "$s")
-s=$(now); pbuild --no-cache -t kiln-compare/multistage; t[ms_cold]=$(since "$s")
+s=$(now); pbuild --no-cache --target naive -t "$(tag naive)"; t[naive]=$(since "$s")
+s=$(now); pbuild --no-cache -t "$(tag multistage)"; t[ms_cold]=$(since "$s")
 # COMPARE_QUICK=1 (the end-to-end test) builds each image once: the sizes
 # and files are the same, and the timing rows it skips read "not measured".
 quick=${COMPARE_QUICK:-}
 t[ms_warm]="not measured"; t[ms_edit]="not measured"; t[plain_edit]="not measured"
 if [ -z "$quick" ]; then
-  s=$(now); pbuild -t kiln-compare/multistage; t[ms_warm]=$(since "$s")
-  edit; s=$(now); pbuild -t kiln-compare/multistage; t[ms_edit]=$(since "$s")
+  s=$(now); pbuild -t "$(tag multistage)"; t[ms_warm]=$(since "$s")
+  edit; s=$(now); pbuild -t "$(tag multistage)"; t[ms_edit]=$(since "$s")
   # The plain reference build: the same multi-stage Dockerfile without its cache
   # mounts, as most Dockerfiles are written. Its layers are warm (go mod download
   # is cached with go.mod), so after an edit go build starts from an empty build
   # cache and compiles every package again.
   sed -E 's/--mount=type=cache,target=[^ ]+ ?//g' Dockerfile.reference >"$work/Dockerfile.plain"
   pbuild_plain() { "${podman[@]}" build -q --network=host -f "$work/Dockerfile.plain" "$@" "$src" >/dev/null; }
-  pbuild_plain -t kiln-compare/plain
-  edit; s=$(now); pbuild_plain -t kiln-compare/plain; t[plain_edit]=$(since "$s")
+  pbuild_plain -t "$(tag plain)"; built+=(plain)
+  edit; s=$(now); pbuild_plain -t "$(tag plain)"; t[plain_edit]=$(since "$s")
 fi
-"${podman[@]}" save -q --format oci-archive -o "$work/naive.tar" kiln-compare/naive
-"${podman[@]}" save -q --format oci-archive -o "$work/multistage.tar" kiln-compare/multistage
+"${podman[@]}" save -q --format oci-archive -o "$work/naive.tar" "$(tag naive)"
+"${podman[@]}" save -q --format oci-archive -o "$work/multistage.tar" "$(tag multistage)"
+for n in "${built[@]}"; do "${podman[@]}" tag "$(tag "$n")" "kiln-compare/$n"; done
 
 kbuild() { (cd "$src" && KO_CONFIG_PATH="$src" "$KILN" build --platform linux/amd64 -B "$@" ./cmd/server >/dev/null 2>"$work/kiln.err") || { cat "$work/kiln.err" >&2; exit 1; }; }
 [ -n "$quick" ] || export GOCACHE="$work/gocache"   # cold: nothing cached (quick: the caller's Go cache)
@@ -111,7 +125,8 @@ kcompare --format html --output "$OUT/comparison.html"
 {
   echo "# kiln vs Dockerfile.reference: ./cmd/server"
   echo
-  echo "Made by \`make compare\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(go env GOVERSION), $(podman --version)."
+  echo "Made by \`make compare\` on $(date -u +%Y-%m-%d) at commit $commit, $(nproc) cores, $(go env GOVERSION), $(podman --version)."
+  echo "Load average (1 min): $load_start at the start, $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?") at the end: the timings depend on what else runs; the sizes and counts do not."
   [ -n "$standin" ] && echo "The builder image was $standin: no container registry was reachable."
   echo
   echo "Images, in order: naive single-stage (\`--target naive\`), multi-stage (\`FROM scratch\`), kiln on its static base, kiln on scratch."

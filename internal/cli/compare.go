@@ -41,9 +41,11 @@ For an index, the linux/amd64 image is read (else the host's), or --platform's.
 For each image: compressed and uncompressed size, layers, files, the largest
 files, and the attack surface: shells, package managers and their databases,
 compilers, setuid/setgid files, world-writable directories, the user it runs
-as, entrypoint, env, and its packages (from an attached SPDX SBOM attestation,
-whose signature is not checked here, else from the dpkg/apk databases and the
-Go build info of its executables), with changes against the baseline in %.
+as, entrypoint, env, and its packages (from an attached SPDX SBOM: an
+attestation, whose signature is not checked here, else the unsigned
+sha256-<hex>.sbom kiln build attaches; without one, from the dpkg/apk
+databases and the Go build info of its executables), with changes against
+the baseline in %.
 
 --max-size and --max-growth make a CI size budget: the report is written, then
 kiln exits 1 when an image other than the baseline exceeds one.

@@ -58,8 +58,7 @@ func openIndex(b checked.Blobs, raw []byte, where, nm, kind string, opt Options,
 	if err != nil {
 		return nil, fmt.Errorf("%v%s", err, where)
 	}
-	s := &Source{Kind: kind, attestation: func(_ context.Context, d v1.Hash) (v1.Image, error) {
-		tag := sign.AttestationTag(d)
+	s := &Source{Kind: kind, attached: func(_ context.Context, tag string) (v1.Image, error) {
 		for i := len(im.Manifests) - 1; i >= 0; i-- {
 			rn := im.Manifests[i].Annotations[specs.AnnotationRefName]
 			if rn == tag || strings.HasSuffix(rn, ":"+tag) {

@@ -39,8 +39,8 @@ func openRemote(ctx context.Context, ref string, opt Options, m *meter) (*Source
 	}
 	repo := r.Context().String()
 	reg := &sign.RegistryStore{Keychain: opt.Keychain, Transport: opt.Transport}
-	s := &Source{Kind: KindRegistry, attestation: func(ctx context.Context, d v1.Hash) (v1.Image, error) {
-		return reg.Get(ctx, repo, sign.AttestationTag(d))
+	s := &Source{Kind: KindRegistry, attached: func(ctx context.Context, tag string) (v1.Image, error) {
+		return reg.Get(ctx, repo, tag)
 	}}
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()

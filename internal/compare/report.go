@@ -56,7 +56,7 @@ type Image struct {
 
 // Where an image's package list came from.
 const (
-	PackagesFromSBOM  = "sbom"  // an attached SPDX SBOM attestation
+	PackagesFromSBOM  = "sbom"  // an attached SPDX SBOM: an attestation or unsigned
 	PackagesFromImage = "image" // dpkg/apk databases and Go build info in the image
 )
 
@@ -123,14 +123,21 @@ type GoBinary struct {
 	Deps      []Package `json:"deps,omitempty"`
 }
 
-// SBOM describes the SPDX SBOM attestation a package list was read from.
+// The forms of an SBOM, SBOM.Form.
+const (
+	SBOMAttestation = "attestation" // a DSSE envelope at sha256-<hex>.att
+	SBOMUnsigned    = "unsigned"    // the document as is, at sha256-<hex>.sbom
+)
+
+// SBOM describes the SPDX SBOM a package list was read from.
 type SBOM struct {
 	Tag         string `json:"tag"`
 	Subject     string `json:"subject"`
 	SPDXVersion string `json:"spdxVersion"`
+	Form        string `json:"form"` // SBOMAttestation or SBOMUnsigned
 	Packages    int    `json:"packages"`
-	// SignatureVerified is always false: compare reads the DSSE payload
-	// without checking its signature.
+	// SignatureVerified is always false: compare reads an attestation's
+	// DSSE payload without checking its signature.
 	SignatureVerified bool   `json:"signatureVerified"`
 	Note              string `json:"note"`
 }

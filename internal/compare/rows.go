@@ -48,6 +48,9 @@ func argvCell(xs []string) string {
 
 func packageSourceText(im *Image) string {
 	if im.PackageSource == PackagesFromSBOM {
+		if im.SBOM != nil && im.SBOM.Form == SBOMUnsigned {
+			return "from the unsigned SBOM attached to the image"
+		}
 		return "from the SBOM attestation, signature not checked"
 	}
 	return "from the image's package databases and Go build info"
@@ -149,6 +152,9 @@ func rows(r *Report) []row {
 	add("sbom", false, func(_ int, im *Image) string {
 		if im.SBOM == nil {
 			return "none attached"
+		}
+		if im.SBOM.Form == SBOMUnsigned {
+			return im.SBOM.SPDXVersion + ", unsigned"
 		}
 		return im.SBOM.SPDXVersion + ", signature not checked"
 	})

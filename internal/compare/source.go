@@ -78,11 +78,11 @@ type Source struct {
 	IndexDigest v1.Hash  // of the index Image was picked from; zero if none
 	Platform    string   // os/arch[/variant] from the config; "" if unset
 
-	// attestation finds the image tagged sha256-<hex>.att next to the
-	// image; nil where there is nowhere to look.
-	attestation func(ctx context.Context, d v1.Hash) (v1.Image, error)
-	cleanup     func() error
-	meter       *meter // the reading budgets Open began with
+	// attached finds the image tagged tag (sha256-<hex>.att, .sbom) next
+	// to the image, or sign.ErrNotFound; nil where there is nowhere to look.
+	attached func(ctx context.Context, tag string) (v1.Image, error)
+	cleanup  func() error
+	meter    *meter // the reading budgets Open began with
 }
 
 // Close removes what Open unpacked (an oci-archive's layout).
