@@ -43,7 +43,8 @@ type Options struct {
 	Base      base.Options // Keychain and Transport; GOROOT and Dir are filled in
 	TempDir   string       // "" means the system temp dir
 	// CacheDir keeps binaries and layers between runs, so an unchanged
-	// package is neither relinked nor recompressed; "" disables it.
+	// package is neither relinked nor recompressed, and what git and go
+	// env answered; "" disables it.
 	CacheDir string
 	// KoData is where kodata symlinks may point and kodata's mtime (ko's
 	// KO_DATA_PATH_ALLOWED_ROOT and KO_DATA_DATE_EPOCH).
@@ -157,12 +158,17 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	// The destination is checked beside the compiles: a refusal stops them,
 	// and nothing is published before every check and build is through.
 	g.Go(func() error { return opts.Publisher.Check(gctx) })
-	// go env runs only for the static base, the one input that needs the
-	// toolchain's root; it waits for the flags' git answers so that on a
-	// small machine the compile starts first.
+	// The toolchain's root is asked only for the static base, the one
+	// input that needs it, and go env runs only when the answer is not
+	// remembered from an earlier run (gobuild.GOROOTMemo); then it waits
+	// for the flags' git answers so that on a small machine the compile
+	// starts first.
+	goroots := gobuild.GOROOTMemo{}
+	if opts.CacheDir != "" {
+		goroots.Dir = filepath.Join(opts.CacheDir, "goroot")
+	}
 	r.goroot = onDemand(func() (string, error) {
-		r.git.waitForFlags()
-		return opts.Builder.GOROOT(gctx, opts.Dir)
+		return goroots.GOROOT(gctx, opts.Builder, opts.Dir, r.git.waitForFlags)
 	})
 	r.goEnv = onDemand(func() (map[string]string, error) { return opts.Builder.GoEnv(gctx, opts.Dir) }) // for {{.GoEnv}}
 	r.builds = goFuture(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
