@@ -153,11 +153,20 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	}
 	// What every package may need starts now and is waited for only where
 	// it is used, so the first compile starts as early as it can.
-	r.git = startGitMemory(ctx, opts)
+	r.beside = newGate()
+	r.git = startGitMemory(ctx, opts, r.beside)
 	g, gctx := errgroup.WithContext(ctx)
-	// The destination is checked beside the compiles: a refusal stops them,
-	// and nothing is published before every check and build is through.
-	g.Go(func() error { return opts.Publisher.Check(gctx) })
+	// The destination is checked beside the compiles, once the first has
+	// started: a refusal stops them, and nothing is published before every
+	// check and build is through.
+	g.Go(func() error {
+		select {
+		case <-r.beside.ch:
+		case <-gctx.Done():
+			return nil // a package failed: its error is the run's
+		}
+		return opts.Publisher.Check(gctx)
+	})
 	// The toolchain's root is asked only for the static base, the one
 	// input that needs it, and go env runs only when the answer is not
 	// remembered from an earlier run (gobuild.GOROOTMemo); then it waits
@@ -183,6 +192,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	results := make([]Result, len(patterns))
 	for i, pat := range patterns {
 		g.Go(func() error {
+			defer r.beside.open() // a package that ends before compiling holds nothing back
 			res, err := r.buildPackage(gctx, i, pat)
 			results[i] = res
 			return err
@@ -244,6 +254,7 @@ type buildRun struct {
 	layers *layer.Cache // nil: no cache
 
 	git    *gitMemory                       // git's answers, remembered between runs
+	beside *gate                            // opened by the first compile
 	goroot *lazy[string]                    // asked only for the static base
 	builds *future[map[string]config.Build] // config builds by import path
 
