@@ -151,8 +151,10 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if opts.CacheDir != "" {
 		r.layers = &layer.Cache{Dir: filepath.Join(opts.CacheDir, "layers")}
 	}
-	// What every package may need starts now and is waited for only where
-	// it is used, so the first compile starts as early as it can.
+	// What every package may need is set up now and waited for only where
+	// it is used; what no compile needs (the destination's check, git's
+	// fingerprint of the checkout) waits for the first compile to start
+	// (r.beside), so that it starts as early as it can.
 	r.beside = newGate()
 	r.git = startGitMemory(ctx, opts, r.beside)
 	g, gctx := errgroup.WithContext(ctx)
