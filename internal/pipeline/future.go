@@ -60,3 +60,18 @@ func (l *lazy[T]) waitIfStarted() {
 		l.fu.wait()
 	}
 }
+
+// gate holds back work that may start late, the destination's check and
+// git's fingerprint of the checkout, until the first compile starts, so
+// that on a small machine it does not take CPU from the path to go build.
+// Whoever must wait for such work opens the gate first, so nothing waits
+// on a gate that no compile will open.
+type gate struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
+
+// open lets the held-back work start; opening it again does nothing.
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }

@@ -38,6 +38,7 @@ type gitMemory struct {
 	stored *gitRecordFile // what git answered last time
 	state  string         // the checkout's vcs.State before git was asked; "" if none
 	guess  *vcs.Git       // the remembered answers for the flags, if any
+	late   *gate          // held back until the first compile or the first question
 }
 
 // startGitMemory gets the git answers under way. With answers remembered
@@ -45,11 +46,13 @@ type gitMemory struct {
 // otherwise git is asked first what the flags need, since the compile
 // waits for that unless remembered answers let it start on a guess.
 // Unless the compile waits for git, git runs with what CPU the compile
-// leaves. The labels' questions follow, and the rest only when a Result's
-// SourceGit asks. ctx is the run's: provenance asks for the rest of the
-// git state after the builds are done.
-func startGitMemory(ctx context.Context, o Options) *gitMemory {
-	m := &gitMemory{ready: make(chan struct{}), stored: loadGitRecordFile(o.CacheDir, o.Dir)}
+// leaves, and, unless the compile waits for git, only from when late
+// opens: the first compile has started or someone asks git. The labels'
+// questions follow, and the rest only when a Result's SourceGit asks. ctx
+// is the run's: provenance asks for the rest of the git state after the
+// builds are done.
+func startGitMemory(ctx context.Context, o Options, late *gate) *gitMemory {
+	m := &gitMemory{ready: make(chan struct{}), stored: loadGitRecordFile(o.CacheDir, o.Dir), late: late}
 	m.first, m.uses = gitFields(configTemplates(o.Config))
 	if !m.uses {
 		m.first = nil
@@ -70,6 +73,7 @@ func startGitMemory(ctx context.Context, o Options) *gitMemory {
 	go func() {
 		defer close(m.ready)
 		if !waits {
+			<-late.ch
 			if state, ok := vcs.State(o.Dir); ok {
 				m.state = state
 				if known, ok := m.stored.known(state); ok {
@@ -88,6 +92,7 @@ func startGitMemory(ctx context.Context, o Options) *gitMemory {
 // ask is git's answer to the named fields (see vcs.Reader.Wait): never a
 // guess.
 func (m *gitMemory) ask(fields ...string) vcs.Git {
+	m.late.open()
 	<-m.ready
 	return m.reader.Wait(fields...)
 }
@@ -156,6 +161,7 @@ func (m *gitMemory) remember() {
 
 // waitIdle blocks until no git command the memory started is running.
 func (m *gitMemory) waitIdle() {
+	m.late.open()
 	<-m.ready
 	m.reader.Settle()
 }

@@ -248,6 +248,7 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 		return compiled{}, ctx.Err()
 	}
 	defer func() { <-r.sem }()
+	defer r.beside.open() // also when it fails before go build starts
 	t := gobuild.Target{Package: b.pkg, Platform: p, Env: s.env, Flags: s.flags, Ldflags: s.ldflags}
 	bin, unlock, err := r.binaryPath(b.idx, i, b.binName, b.pkg, p, t.Env, t.Flags, t.Ldflags)
 	if err != nil {
@@ -255,6 +256,7 @@ func (b *pkgBuild) compileWith(ctx context.Context, i int, p v1.Platform, s sett
 	}
 	defer unlock()
 	start := time.Now()
+	r.beside.open()
 	err = r.opts.Builder.Build(ctx, t, bin)
 	b.compiles.since(start)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -42,7 +43,8 @@ type Options struct {
 	Base      base.Options // Keychain and Transport; GOROOT and Dir are filled in
 	TempDir   string       // "" means the system temp dir
 	// CacheDir keeps binaries and layers between runs, so an unchanged
-	// package is neither relinked nor recompressed; "" disables it.
+	// package is neither relinked nor recompressed, and what git and go
+	// env answered; "" disables it.
 	CacheDir string
 	// KoData is where kodata symlinks may point and kodata's mtime (ko's
 	// KO_DATA_PATH_ALLOWED_ROOT and KO_DATA_DATE_EPOCH).
@@ -149,19 +151,35 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	if opts.CacheDir != "" {
 		r.layers = layerCache(opts.CacheDir)
 	}
-	// What every package may need starts now and is waited for only where
-	// it is used, so the first compile starts as early as it can.
-	r.git = startGitMemory(ctx, opts)
+	// What every package may need is set up now and waited for only where
+	// it is used; what no compile needs (the destination's check, git's
+	// fingerprint of the checkout) waits for the first compile to start
+	// (r.beside), so that it starts as early as it can.
+	r.beside = newGate()
+	r.git = startGitMemory(ctx, opts, r.beside)
 	g, gctx := errgroup.WithContext(ctx)
-	// The destination is checked beside the compiles: a refusal stops them,
-	// and nothing is published before every check and build is through.
-	g.Go(func() error { return opts.Publisher.Check(gctx) })
-	// go env runs only for the static base, the one input that needs the
-	// toolchain's root; it waits for the flags' git answers so that on a
-	// small machine the compile starts first.
+	// The destination is checked beside the compiles, once the first has
+	// started: a refusal stops them, and nothing is published before every
+	// check and build is through.
+	g.Go(func() error {
+		select {
+		case <-r.beside.ch:
+		case <-gctx.Done():
+			return nil // a package failed: its error is the run's
+		}
+		return opts.Publisher.Check(gctx)
+	})
+	// The toolchain's root is asked only for the static base, the one
+	// input that needs it, and go env runs only when the answer is not
+	// remembered from an earlier run (gobuild.GOROOTMemo); then it waits
+	// for the flags' git answers so that on a small machine the compile
+	// starts first.
+	goroots := gobuild.GOROOTMemo{}
+	if opts.CacheDir != "" {
+		goroots.Dir = filepath.Join(opts.CacheDir, "goroot")
+	}
 	r.goroot = onDemand(func() (string, error) {
-		r.git.waitForFlags()
-		return opts.Builder.GOROOT(gctx, opts.Dir)
+		return goroots.GOROOT(gctx, opts.Builder, opts.Dir, r.git.waitForFlags)
 	})
 	r.goEnv = onDemand(func() (map[string]string, error) { return opts.Builder.GoEnv(gctx, opts.Dir) }) // for {{.GoEnv}}
 	r.builds = goFuture(func() (map[string]config.Build, error) { return r.resolveBuilds(gctx) })
@@ -176,6 +194,7 @@ func Run(ctx context.Context, opts Options, patterns []string) ([]Result, error)
 	results := make([]Result, len(patterns))
 	for i, pat := range patterns {
 		g.Go(func() error {
+			defer r.beside.open() // a package that ends before compiling holds nothing back
 			res, err := r.buildPackage(gctx, i, pat)
 			results[i] = res
 			return err
@@ -237,6 +256,7 @@ type buildRun struct {
 	layers *layer.Cache // nil: no cache
 
 	git    *gitMemory                       // git's answers, remembered between runs
+	beside *gate                            // opened by the first compile
 	goroot *lazy[string]                    // asked only for the static base
 	builds *future[map[string]config.Build] // config builds by import path
 
