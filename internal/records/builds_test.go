@@ -220,18 +220,29 @@ func TestListPagesWhileCreating(t *testing.T) {
 		mustCreate(t, db, newBuild([]string{"git", "module"}[i%2], fmt.Sprintf("./cmd/p%d", i%3)))
 	}
 
-	stop := make(chan struct{})
+	// A writer creates builds beside the pages. Each page is followed by
+	// one build the writer is asked for and has finished, so every run
+	// interleaves creates with paging whatever the scheduler does; the
+	// writer keeps creating freely in between.
+	stop, more, made, done := make(chan struct{}), make(chan struct{}), make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		defer close(done)
 		for i := 0; ; i++ {
+			asked := false
 			select {
 			case <-stop:
 				return
+			case <-more:
+				asked = true
 			default:
 			}
 			if err := db.Create(ctx, newBuild([]string{"git", "module"}[i%2], fmt.Sprintf("./cmd/p%d", i%3))); err != nil {
 				t.Error(err)
 				return
+			}
+			if asked {
+				made <- struct{}{}
 			}
 		}
 	})
@@ -250,6 +261,16 @@ func TestListPagesWhileCreating(t *testing.T) {
 				t.Fatalf("page of %d with next %q, limit %d", len(p.Builds), p.Next, f.Limit)
 			}
 			seen[i] = append(seen[i], ids(p.Builds)...)
+			select {
+			case more <- struct{}{}:
+			case <-done:
+				t.Fatal("the writer stopped")
+			}
+			select {
+			case <-made:
+			case <-done:
+				t.Fatal("the writer stopped")
+			}
 			if p.Next == "" {
 				break
 			}
