@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kilnbuild/kiln/internal/testutil"
 )
 
 // TestCompareScriptNames runs scripts/compare.sh against stand-ins for
@@ -16,9 +18,7 @@ import (
 // and must leave the plain kiln-compare/NAME names on its images (podman
 // untag with no name removes every name of the image).
 func TestCompareScriptNames(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash")
-	}
+	testutil.RequireTool(t, "bash")
 	root := repoRoot(t)
 	bin, out := t.TempDir(), t.TempDir()
 	log := filepath.Join(bin, "podman.log")

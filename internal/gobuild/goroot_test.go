@@ -3,7 +3,6 @@ package gobuild
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -124,9 +123,7 @@ func TestGOROOTMemoWithoutDir(t *testing.T) {
 // TestGOROOTMemoAgreesWithGo runs the real go command: the remembered
 // answer is go's, and a GOROOT given in the environment is answered anew.
 func TestGOROOTMemoAgreesWithGo(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
-	}
+	testutil.RequireTool(t, "go")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/m\n\ngo 1.22\n"), 0o644); err != nil {
 		t.Fatal(err)
