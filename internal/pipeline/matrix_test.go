@@ -466,7 +466,14 @@ func (g *goOnce) Run(ctx context.Context, dir string, env []string, name string,
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(args[out], data, 0o755); err != nil {
+		// As the go command does, the output is a new file renamed into
+		// place, never the old one rewritten: a build that hard-linked
+		// the old binary (privateLink) keeps reading its bytes.
+		tmp := args[out] + ".tmp"
+		if err := os.WriteFile(tmp, data, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, args[out]); err != nil {
 			return nil, err
 		}
 	}
